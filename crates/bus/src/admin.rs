@@ -1,0 +1,199 @@
+//! Bootstrap through Pulsar's admin REST API: tenant, namespace, policies, topics, schemas.
+//!
+//! Every step is idempotent (an existing tenant, namespace or topic is fine; uploading a schema
+//! the registry already holds returns its version), so every service and test calls
+//! [`Admin::bootstrap`] at start-up without coordination.
+
+use std::time::Duration;
+
+use alpes_contracts::{EventType, TENANT_NAMESPACE, events};
+use reqwest::{Method, StatusCode};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::BusError;
+
+/// Schema compatibility the registry enforces: every new schema must be readable by, and able
+/// to read, every earlier one of the topic — the same rule `alpes schema check` applies in CI.
+pub const COMPATIBILITY_STRATEGY: &str = "FULL_TRANSITIVE";
+
+/// How long messages stay after every subscription acknowledged them (and on topics nobody
+/// subscribes to, such as dead letters), so they can be inspected and replayed.
+const RETENTION_MINUTES: u32 = 7 * 24 * 60;
+const RETENTION_MEGABYTES: u32 = 1024;
+
+/// A client of the admin REST API (the broker's web port, e.g. `http://127.0.0.1:8080`).
+#[derive(Clone)]
+pub struct Admin {
+    http: reqwest::Client,
+    base: String,
+}
+
+/// What [`Admin::bootstrap`] set up: each event topic with its registered schema version.
+#[derive(Debug, Clone)]
+pub struct Bootstrapped {
+    pub topics: Vec<(String, i64)>,
+}
+
+#[derive(Deserialize)]
+struct SchemaVersion {
+    version: i64,
+}
+
+impl Admin {
+    /// A client for the admin API at `base_url`.
+    pub fn new(base_url: &str) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("a plain HTTP client always builds");
+        Self {
+            http,
+            base: base_url.trim_end_matches('/').to_owned(),
+        }
+    }
+
+    /// Answers when the broker's admin API does: a readiness check.
+    pub async fn clusters(&self) -> Result<Vec<String>, BusError> {
+        let response = self.call(Method::GET, "/admin/v2/clusters", None).await?;
+        let url = self.url("/admin/v2/clusters");
+        response
+            .json()
+            .await
+            .map_err(|e| admin_error("GET", url, e))
+    }
+
+    /// Creates the tenant and namespace, sets their policies, and registers every event
+    /// topic's schema.
+    pub async fn bootstrap(&self) -> Result<Bootstrapped, BusError> {
+        let (tenant, _) = TENANT_NAMESPACE.split_once('/').expect("tenant/namespace");
+        let clusters = self.clusters().await?;
+        let tenant_info = json!({ "adminRoles": [], "allowedClusters": clusters });
+        self.create(&format!("/admin/v2/tenants/{tenant}"), Some(tenant_info))
+            .await?;
+        let namespace = format!("/admin/v2/namespaces/{TENANT_NAMESPACE}");
+        self.create(&namespace, None).await?;
+        self.call(
+            Method::PUT,
+            &format!("{namespace}/schemaCompatibilityStrategy"),
+            Some(json!(COMPATIBILITY_STRATEGY)),
+        )
+        .await?;
+        let retention = json!({
+            "retentionTimeInMinutes": RETENTION_MINUTES,
+            "retentionSizeInMB": RETENTION_MEGABYTES,
+        });
+        self.call(
+            Method::POST,
+            &format!("{namespace}/retention"),
+            Some(retention),
+        )
+        .await?;
+
+        let mut topics = Vec::new();
+        for ty in events::all() {
+            let topic = ty.topic_name();
+            self.create(
+                &format!("/admin/v2/persistent/{TENANT_NAMESPACE}/{topic}"),
+                None,
+            )
+            .await?;
+            let version = self.upload_schema(&topic, ty).await?;
+            topics.push((ty.topic(), version));
+        }
+        Ok(Bootstrapped { topics })
+    }
+
+    /// Registers `ty`'s Avro schema for `topic` (a short name in the alpes namespace) and
+    /// returns its version. The registry refuses a schema that breaks compatibility with the
+    /// topic's earlier schemas: that is [`BusError::SchemaRefused`].
+    pub async fn upload_schema(&self, topic: &str, ty: &EventType) -> Result<i64, BusError> {
+        self.upload_schema_text(topic, ty.schema_text).await
+    }
+
+    /// Registers an Avro schema given as `.avsc` text for `topic`; see [`Admin::upload_schema`].
+    pub async fn upload_schema_text(&self, topic: &str, avsc: &str) -> Result<i64, BusError> {
+        let path = format!("/admin/v2/schemas/{TENANT_NAMESPACE}/{topic}/schema");
+        let body = json!({ "type": "AVRO", "schema": avsc, "properties": {} });
+        let response = self
+            .http
+            .post(self.url(&path))
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| admin_error("POST", self.url(&path), e))?;
+        match response.status() {
+            status if status.is_success() => {
+                let version: SchemaVersion = response
+                    .json()
+                    .await
+                    .map_err(|e| admin_error("POST", self.url(&path), e))?;
+                Ok(version.version)
+            }
+            StatusCode::CONFLICT => Err(BusError::SchemaRefused {
+                topic: topic.to_owned(),
+                detail: response.text().await.unwrap_or_default(),
+            }),
+            status => Err(admin_error(
+                "POST",
+                self.url(&path),
+                format!("{status}: {}", response.text().await.unwrap_or_default()),
+            )),
+        }
+    }
+
+    /// PUT that treats "already exists" as success.
+    async fn create(&self, path: &str, body: Option<serde_json::Value>) -> Result<(), BusError> {
+        match self.call(Method::PUT, path, body).await {
+            Ok(_) => Ok(()),
+            Err(BusError::Admin { detail, .. }) if detail.starts_with("409") => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<reqwest::Response, BusError> {
+        let url = self.url(path);
+        let name = method_name(&method);
+        let mut request = self.http.request(method, &url);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| admin_error(name, url.clone(), e))?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        Err(admin_error(name, url, format!("{status}: {text}")))
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+fn method_name(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::PUT => "PUT",
+        Method::POST => "POST",
+        Method::DELETE => "DELETE",
+        _ => "HTTP",
+    }
+}
+
+fn admin_error(method: &'static str, url: String, detail: impl ToString) -> BusError {
+    BusError::Admin {
+        method,
+        url,
+        detail: detail.to_string(),
+    }
+}

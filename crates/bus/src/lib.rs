@@ -1,0 +1,86 @@
+//! The one way alpes services publish and consume integration events over Apache Pulsar.
+//!
+//! - [`Bus`] holds two client connections: one for producers and one for consumers, because acks
+//!   sent on a producer's connection stall its sends (see `shared/NOTES-pulsar.md`).
+//! - [`Publisher`] sends an event's Avro bytes with the saga (or visitor) as message key, the
+//!   event's metadata and `traceparent` as message properties, and the event time set. Sends are
+//!   pipelined: [`Publisher::send`] enqueues and hands back the receipt to await later.
+//! - [`Subscription`] consumes one event type with a Key_Shared subscription. Its handler says
+//!   what became of each message ([`Outcome`]): done (ack), retry later (redelivered after a
+//!   growing backoff through a delayed retry topic), or reject (dead-letter topic, with the
+//!   reason). Undecodable bytes are dead-lettered with the decode error.
+//! - [`admin`] bootstraps the tenant, namespace, compatibility strategy, topics and schemas
+//!   through Pulsar's admin REST API.
+//!
+//! Shutdown is a [`Shutdown`] token: cancelling it makes every subscription stop taking
+//! messages, finish the one in hand, and close.
+
+pub mod admin;
+mod envelope;
+mod error;
+mod publisher;
+mod subscription;
+
+use pulsar::{Pulsar, TokioExecutor};
+
+pub use envelope::{Delivery, Outgoing, property};
+pub use error::BusError;
+pub use publisher::{PendingReceipt, Publisher, Receipt};
+pub use subscription::{Backoff, Outcome, StartAt, Subscription, SubscriptionConfig};
+pub use tokio_util::sync::CancellationToken as Shutdown;
+
+/// Connections to one Pulsar cluster: a publishing one and a consuming one.
+#[derive(Clone)]
+pub struct Bus {
+    publisher: Publisher,
+    consumers: Pulsar<TokioExecutor>,
+    service: String,
+}
+
+impl Bus {
+    /// Connects to the broker at `url` (e.g. `pulsar://127.0.0.1:6650`) on behalf of `service`,
+    /// whose name appears in consumer names and in the producer of dead letters.
+    pub async fn connect(url: &str, service: &str) -> Result<Self, BusError> {
+        let connect = |url: &str| {
+            Pulsar::builder(url.to_owned(), TokioExecutor)
+                // Enough room to pipeline; when full, sends wait instead of failing (back-pressure).
+                .with_outbound_channel_size(1_000)
+                .build()
+        };
+        let connect_error = |source| BusError::Connect {
+            url: url.to_owned(),
+            source,
+        };
+        let producers = connect(url).await.map_err(connect_error)?;
+        let consumers = connect(url).await.map_err(connect_error)?;
+        Ok(Self {
+            publisher: Publisher::new(producers),
+            consumers,
+            service: service.to_owned(),
+        })
+    }
+
+    /// The publisher all of this process's sends go through.
+    pub fn publisher(&self) -> &Publisher {
+        &self.publisher
+    }
+
+    /// The service this bus acts for.
+    pub fn service(&self) -> &str {
+        &self.service
+    }
+
+    /// Subscribes to the topic of `E` (and the subscription's retry topic).
+    pub async fn subscribe<E: alpes_contracts::Event>(
+        &self,
+        config: SubscriptionConfig,
+    ) -> Result<Subscription<E>, BusError> {
+        Subscription::open(
+            &self.consumers,
+            self.publisher.clone(),
+            &self.service,
+            config,
+        )
+        .await
+    }
+}

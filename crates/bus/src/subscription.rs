@@ -1,0 +1,431 @@
+//! Consuming one event type: decode, hand to the handler, then ack, retry later or dead-letter.
+//!
+//! A subscription reads two topics with one Key_Shared subscription: the event's topic and the
+//! subscription's own retry topic. A retry is a copy of the message published to the retry topic
+//! with a delivery time (Pulsar's delayed delivery), the attempt count in its properties, and
+//! the original acknowledged once the copy is stored. Nothing is acknowledged before what
+//! replaces it is durable, so a crash at any point redelivers rather than loses.
+//!
+//! A retried message leaves its key's order; handlers must not depend on order across retries
+//! (alpes handlers don't: saga state is a function of the set of events).
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use alpes_contracts::Event;
+use alpes_contracts::codec;
+use apache_avro::Schema;
+use futures::StreamExt;
+use pulsar::consumer::{InitialPosition, Message};
+use pulsar::{Consumer, ConsumerOptions, Pulsar, SubType, TokioExecutor};
+
+use crate::publisher::format_message_id;
+use crate::{BusError, Delivery, Outgoing, Publisher, Shutdown, property};
+
+/// What became of a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Its effect is durable: acknowledge it.
+    Done,
+    /// It could not be handled now (a dependency is down, a conflict): deliver it again after a
+    /// backoff. After the subscription's last attempt it is dead-lettered.
+    Retry(String),
+    /// It can never be handled (failed validation, impossible state): dead-letter it with this
+    /// reason.
+    Reject(String),
+}
+
+/// Delay before the next attempt: `initial`, doubling per attempt, at most `max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    pub initial: Duration,
+    pub max: Duration,
+}
+
+impl Backoff {
+    /// The delay after failed attempt number `attempt` (1-based).
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let factor = 1u32 << attempt.saturating_sub(1).min(20);
+        self.initial.saturating_mul(factor).min(self.max)
+    }
+}
+
+/// How a subscription behaves.
+#[derive(Debug, Clone)]
+pub struct SubscriptionConfig {
+    /// Subscription name, shared by every replica of a service (e.g. `commission`).
+    pub name: String,
+    /// Deliveries before a message that keeps asking for retries is dead-lettered.
+    pub max_attempts: u32,
+    pub backoff: Backoff,
+    /// Messages prefetched per consumer.
+    pub receiver_queue_size: u32,
+    /// Where a subscription that does not exist yet starts reading.
+    pub start_at: StartAt,
+}
+
+/// Where a new subscription starts; an existing one resumes where it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartAt {
+    /// The oldest retained message: a new service replica misses nothing.
+    Earliest,
+    /// Only messages published after subscribing.
+    Latest,
+}
+
+impl SubscriptionConfig {
+    /// Defaults: 5 attempts, backoff from 1 s doubling up to 1 min, new subscriptions start
+    /// at the earliest message.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            max_attempts: 5,
+            backoff: Backoff {
+                initial: Duration::from_secs(1),
+                max: Duration::from_secs(60),
+            },
+            receiver_queue_size: 100,
+            start_at: StartAt::Earliest,
+        }
+    }
+}
+
+/// A Key_Shared consumer of events of type `E`.
+pub struct Subscription<E> {
+    consumer: Consumer<Vec<u8>, TokioExecutor>,
+    publisher: Publisher,
+    config: SubscriptionConfig,
+    topic: String,
+    retry_topic: String,
+    dead_letter_topic: String,
+    /// Writer schemas by the broker's schema version; `None` when it is our current schema.
+    writer_schemas: HashMap<Vec<u8>, Option<Arc<Schema>>>,
+    _event: PhantomData<fn() -> E>,
+}
+
+/// Why a message could not be decoded.
+enum Undecodable {
+    /// It never will be: dead-letter it.
+    Poison(String),
+    /// The writer schema could not be fetched now: try again later.
+    Transient(String),
+}
+
+impl<E: Event> Subscription<E> {
+    pub(crate) async fn open(
+        client: &Pulsar<TokioExecutor>,
+        publisher: Publisher,
+        service: &str,
+        config: SubscriptionConfig,
+    ) -> Result<Self, BusError> {
+        let topic = E::event_type().topic();
+        let retry_topic = format!("{topic}-{}-retry", config.name);
+        let dead_letter_topic = format!("{topic}-{}-dlq", config.name);
+        let consumer = client
+            .consumer()
+            .with_topics([&topic, &retry_topic])
+            .with_subscription(&config.name)
+            .with_subscription_type(SubType::KeyShared)
+            .with_consumer_name(format!("{service}-{}", uuid::Uuid::new_v4().simple()))
+            .with_options(
+                ConsumerOptions::default()
+                    .durable(true)
+                    .with_initial_position(match config.start_at {
+                        StartAt::Earliest => InitialPosition::Earliest,
+                        StartAt::Latest => InitialPosition::Latest,
+                    })
+                    .with_receiver_queue_size(config.receiver_queue_size),
+            )
+            .build()
+            .await
+            .map_err(|source| BusError::Subscribe {
+                subscription: config.name.clone(),
+                topic: topic.clone(),
+                source,
+            })?;
+        Ok(Self {
+            consumer,
+            publisher,
+            config,
+            topic,
+            retry_topic,
+            dead_letter_topic,
+            writer_schemas: HashMap::new(),
+            _event: PhantomData,
+        })
+    }
+
+    /// Where delayed retries of this subscription go.
+    pub fn retry_topic(&self) -> &str {
+        &self.retry_topic
+    }
+
+    /// Where messages this subscription gives up on go, with the reason in
+    /// [`property::DEAD_LETTER_REASON`].
+    pub fn dead_letter_topic(&self) -> &str {
+        &self.dead_letter_topic
+    }
+
+    /// Handles messages until `shutdown` is cancelled: then stops taking new ones, finishes the
+    /// one in hand, and closes the consumer. Unacknowledged prefetched messages go back to the
+    /// broker for other consumers.
+    pub async fn run<F, Fut>(mut self, mut handler: F, shutdown: Shutdown) -> Result<(), BusError>
+    where
+        F: FnMut(Delivery<E>) -> Fut,
+        Fut: Future<Output = Outcome>,
+    {
+        loop {
+            let next = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                next = self.consumer.next() => next,
+            };
+            match next {
+                None => break,
+                Some(Ok(message)) => self.process(message, &mut handler).await,
+                Some(Err(e)) => {
+                    tracing::warn!(subscription = %self.config.name, error = %e, "receive failed");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+        if let Err(e) = self.consumer.close().await {
+            tracing::warn!(subscription = %self.config.name, error = %e, "closing consumer failed");
+        }
+        Ok(())
+    }
+
+    async fn process<F, Fut>(&mut self, message: Message<Vec<u8>>, handler: &mut F)
+    where
+        F: FnMut(Delivery<E>) -> Fut,
+        Fut: Future<Output = Outcome>,
+    {
+        let properties: BTreeMap<String, String> = message
+            .metadata()
+            .properties
+            .iter()
+            .map(|kv| (kv.key.clone(), kv.value.clone()))
+            .collect();
+        let attempt = properties
+            .get(property::ATTEMPT)
+            .and_then(|a| a.parse().ok())
+            .unwrap_or(1u32);
+        let event = match self.decode(&message, &properties).await {
+            Ok(event) => event,
+            Err(Undecodable::Poison(reason)) => {
+                return self.dead_letter(&message, &properties, reason).await;
+            }
+            Err(Undecodable::Transient(reason)) => return self.later(&message, &reason).await,
+        };
+        let delivery = Delivery {
+            event,
+            attempt,
+            topic: message.topic.clone(),
+            message_id: format_message_id(message.message_id()),
+            key: message.metadata().partition_key.clone(),
+            properties: properties.clone(),
+            event_time_ms: message.metadata().event_time.filter(|t| *t > 0),
+        };
+        match handler(delivery).await {
+            Outcome::Done => self.ack(&message).await,
+            Outcome::Retry(reason) if attempt < self.config.max_attempts => {
+                self.retry(&message, &properties, attempt, reason).await;
+            }
+            Outcome::Retry(reason) => {
+                let reason = format!("gave up after {attempt} attempts: {reason}");
+                self.dead_letter(&message, &properties, reason).await;
+            }
+            Outcome::Reject(reason) => self.dead_letter(&message, &properties, reason).await,
+        }
+    }
+
+    async fn decode(
+        &mut self,
+        message: &Message<Vec<u8>>,
+        properties: &BTreeMap<String, String>,
+    ) -> Result<E, Undecodable> {
+        // A retried copy carries its original's schema version in a property.
+        let version = properties
+            .get(property::WRITER_SCHEMA_VERSION)
+            .and_then(|hex| decode_hex(hex))
+            .or_else(|| message.metadata().schema_version.clone());
+        let writer = match version {
+            Some(version) => self.writer_schema(version).await?,
+            None => None,
+        };
+        let data = &message.payload.data;
+        let decoded = match writer {
+            Some(writer) => codec::decode_with_writer::<E>(data, &writer),
+            None => codec::decode::<E>(data),
+        };
+        decoded.map_err(|e| Undecodable::Poison(e.to_string()))
+    }
+
+    async fn writer_schema(
+        &mut self,
+        version: Vec<u8>,
+    ) -> Result<Option<Arc<Schema>>, Undecodable> {
+        if let Some(known) = self.writer_schemas.get(&version) {
+            return Ok(known.clone());
+        }
+        let fetched = self
+            .consumer
+            .get_schema(&self.topic, Some(version.clone()))
+            .await
+            .map_err(|e| Undecodable::Transient(format!("fetching writer schema: {e}")))?;
+        let Some(fetched) = fetched else {
+            return Err(Undecodable::Poison(format!(
+                "schema version {} is unknown to the registry of {}",
+                encode_hex(&version),
+                self.topic
+            )));
+        };
+        let text = String::from_utf8_lossy(&fetched.schema_data);
+        let writer = Schema::parse_str(&text)
+            .map_err(|e| Undecodable::Poison(format!("writer schema is not valid Avro: {e}")))?;
+        let writer = (&writer != E::event_type().schema()).then(|| Arc::new(writer));
+        self.writer_schemas.insert(version, writer.clone());
+        Ok(writer)
+    }
+
+    async fn ack(&mut self, message: &Message<Vec<u8>>) {
+        if let Err(e) = self.consumer.ack(message).await {
+            // The message comes back and the handler's deduplication absorbs it.
+            tracing::warn!(subscription = %self.config.name, error = %e, "ack failed");
+        }
+    }
+
+    /// Leaves the message unacknowledged for a moment, then asks the broker to redeliver it.
+    async fn later(&mut self, message: &Message<Vec<u8>>, reason: &str) {
+        tracing::warn!(subscription = %self.config.name, %reason, "message will be redelivered");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if let Err(e) = self.consumer.nack(message).await {
+            tracing::warn!(subscription = %self.config.name, error = %e, "nack failed");
+        }
+    }
+
+    async fn retry(
+        &mut self,
+        message: &Message<Vec<u8>>,
+        properties: &BTreeMap<String, String>,
+        attempt: u32,
+        reason: String,
+    ) {
+        let delay = self.config.backoff.delay(attempt);
+        let deliver_at = SystemTime::now() + delay;
+        let mut copy = self.copy(message, properties, self.retry_topic.clone());
+        copy.deliver_at_ms = deliver_at
+            .duration_since(UNIX_EPOCH)
+            .ok()
+            .map(|d| d.as_millis() as i64);
+        copy.properties
+            .insert(property::ATTEMPT.to_owned(), (attempt + 1).to_string());
+        copy.properties
+            .insert(property::RETRY_REASON.to_owned(), reason.clone());
+        tracing::info!(subscription = %self.config.name, attempt, ?delay, %reason, "retry scheduled");
+        self.replace(message, copy).await;
+    }
+
+    async fn dead_letter(
+        &mut self,
+        message: &Message<Vec<u8>>,
+        properties: &BTreeMap<String, String>,
+        reason: String,
+    ) {
+        let mut copy = self.copy(message, properties, self.dead_letter_topic.clone());
+        copy.properties
+            .insert(property::DEAD_LETTER_REASON.to_owned(), reason.clone());
+        tracing::warn!(
+            subscription = %self.config.name,
+            topic = %self.dead_letter_topic,
+            %reason,
+            "message dead-lettered"
+        );
+        self.replace(message, copy).await;
+    }
+
+    /// A copy of `message` bound for `topic`, remembering where it came from.
+    fn copy(
+        &self,
+        message: &Message<Vec<u8>>,
+        properties: &BTreeMap<String, String>,
+        topic: String,
+    ) -> Outgoing {
+        let metadata = message.metadata();
+        let mut properties = properties.clone();
+        if !properties.contains_key(property::ORIGINAL_TOPIC) {
+            properties.insert(property::ORIGINAL_TOPIC.to_owned(), message.topic.clone());
+            properties.insert(
+                property::ORIGINAL_MESSAGE_ID.to_owned(),
+                format_message_id(message.message_id()),
+            );
+        }
+        if let Some(version) = &metadata.schema_version {
+            properties
+                .entry(property::WRITER_SCHEMA_VERSION.to_owned())
+                .or_insert_with(|| encode_hex(version));
+        }
+        Outgoing {
+            topic,
+            event_type: None,
+            key: metadata.partition_key.clone().unwrap_or_default(),
+            payload: message.payload.data.clone(),
+            properties,
+            event_time_ms: metadata.event_time.unwrap_or(0),
+            deliver_at_ms: None,
+        }
+    }
+
+    /// Publishes `replacement`, then acknowledges `message`; if the replacement cannot be
+    /// stored, the message stays unacknowledged and comes back.
+    async fn replace(&mut self, message: &Message<Vec<u8>>, replacement: Outgoing) {
+        let stored = match self.publisher.send(replacement).await {
+            Ok(pending) => pending.confirmed().await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        match stored {
+            Ok(()) => self.ack(message).await,
+            Err(e) => self.later(message, &e.to_string()).await,
+        }
+    }
+}
+
+fn encode_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn decode_hex(hex: &str) -> Option<Vec<u8>> {
+    if !hex.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_per_attempt_up_to_its_cap() {
+        let backoff = Backoff {
+            initial: Duration::from_millis(100),
+            max: Duration::from_millis(500),
+        };
+        let delays: Vec<_> = (1..=5).map(|a| backoff.delay(a).as_millis()).collect();
+        assert_eq!(delays, [100, 200, 400, 500, 500]);
+    }
+
+    #[test]
+    fn schema_versions_survive_the_hex_round_trip() {
+        let version = vec![0, 0, 0, 0, 0, 0, 1, 0xff];
+        assert_eq!(decode_hex(&encode_hex(&version)), Some(version));
+        assert_eq!(decode_hex("abc"), None);
+        assert_eq!(decode_hex("zz"), None);
+    }
+}

@@ -1,0 +1,86 @@
+//! Shared set-up for the bus tests: they run against the Apache Pulsar standalone of the local
+//! stack (`scripts/stack.sh up`), located by the same variables the services read.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use alpes_bus::admin::Admin;
+use alpes_bus::{Bus, Delivery, Outcome, StartAt, SubscriptionConfig};
+use alpes_contracts::EventMetadata;
+use alpes_contracts::events::marketing::FraudDetected;
+use tokio::sync::{OnceCell, mpsc};
+
+pub fn pulsar_url() -> String {
+    std::env::var("ALPES_PULSAR_URL").unwrap_or_else(|_| "pulsar://127.0.0.1:6650".into())
+}
+
+pub fn admin_url() -> String {
+    std::env::var("ALPES_PULSAR_ADMIN_URL").unwrap_or_else(|_| "http://127.0.0.1:8080".into())
+}
+
+/// A bus connected to the real broker, after the (idempotent) bootstrap ran once.
+pub async fn bus() -> Bus {
+    static BOOTSTRAPPED: OnceCell<()> = OnceCell::const_new();
+    BOOTSTRAPPED
+        .get_or_init(|| async {
+            Admin::new(&admin_url())
+                .bootstrap()
+                .await
+                .expect("Pulsar bootstrap failed: is the stack up? (scripts/stack.sh up)");
+        })
+        .await;
+    Bus::connect(&pulsar_url(), "bus-tests")
+        .await
+        .expect("cannot connect to Pulsar: is the stack up? (scripts/stack.sh up)")
+}
+
+/// A name no earlier run used.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// A subscription of its own that only sees messages published after it exists.
+pub fn fresh_subscription() -> SubscriptionConfig {
+    let mut config = SubscriptionConfig::new(unique("test"));
+    config.start_at = StartAt::Latest;
+    config
+}
+
+/// A fraud report in saga `saga` whose reason tells messages of one test apart.
+pub fn fraud(saga: &str, reason: &str) -> FraudDetected {
+    FraudDetected {
+        metadata: EventMetadata::new::<FraudDetected>().in_saga(saga),
+        reason: reason.to_owned(),
+        reporter: "bus-tests".to_owned(),
+        score: Some(97),
+    }
+}
+
+/// Waits for the next delivery on `rx`, failing the test after `seconds`.
+pub async fn next<T>(rx: &mut mpsc::UnboundedReceiver<T>, seconds: u64) -> T {
+    tokio::time::timeout(Duration::from_secs(seconds), rx.recv())
+        .await
+        .unwrap_or_else(|_| panic!("nothing arrived within {seconds} s"))
+        .expect("the subscription stopped")
+}
+
+/// A handler that forwards deliveries whose saga starts with `prefix` and acks everything.
+pub fn forward(
+    prefix: String,
+    tx: mpsc::UnboundedSender<Delivery<FraudDetected>>,
+) -> impl FnMut(Delivery<FraudDetected>) -> std::future::Ready<Outcome> {
+    move |delivery| {
+        if delivery
+            .event
+            .metadata
+            .saga_id
+            .as_deref()
+            .unwrap_or("")
+            .starts_with(&prefix)
+        {
+            let _ = tx.send(delivery);
+        }
+        std::future::ready(Outcome::Done)
+    }
+}

@@ -1,0 +1,364 @@
+//! The bus against the real Apache Pulsar standalone broker of the local stack.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use alpes_bus::{Backoff, BusError, Delivery, Outcome, Outgoing, Shutdown, property};
+use alpes_contracts::codec;
+use alpes_contracts::events::marketing::FraudDetected;
+use alpes_contracts::{Event, EventMetadata};
+use common::*;
+use futures::StreamExt;
+use pulsar::consumer::InitialPosition;
+use pulsar::{ConsumerOptions, SubType, TokioExecutor};
+use tokio::sync::mpsc;
+
+#[tokio::test]
+async fn an_event_round_trips_with_all_its_metadata() {
+    let bus = bus().await;
+    let saga = unique("roundtrip");
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let subscription = bus
+        .subscribe::<FraudDetected>(fresh_subscription())
+        .await
+        .unwrap();
+    let shutdown = Shutdown::new();
+    let running = tokio::spawn(subscription.run(forward(saga.clone(), tx), shutdown.clone()));
+
+    let cause = EventMetadata::new::<FraudDetected>();
+    let mut event = fraud(&saga, "chargeback");
+    event.metadata = EventMetadata::caused_by::<FraudDetected>(&cause).in_saga(&saga);
+    event.metadata.traceparent =
+        Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned());
+    event.metadata.tracestate = Some("alpes=1".to_owned());
+    let receipt = bus.publisher().publish(&event).await.unwrap();
+    assert_eq!(receipt.topic, "persistent://alpes/events/fraud-detected-v1");
+
+    let delivery = next(&mut rx, 20).await;
+    assert_eq!(
+        delivery.event, event,
+        "the Avro record, metadata included, is unchanged"
+    );
+    assert_eq!(delivery.attempt, 1);
+    assert_eq!(
+        delivery.key.as_deref(),
+        Some(saga.as_str()),
+        "keyed by saga"
+    );
+    assert_eq!(
+        delivery.event_time_ms,
+        Some(event.metadata.occurred_at.timestamp_millis() as u64)
+    );
+    let p = &delivery.properties;
+    assert_eq!(p[property::EVENT_ID], event.metadata.event_id);
+    assert_eq!(p[property::EVENT_TYPE], "FraudDetected");
+    assert_eq!(p[property::SCHEMA_VERSION], "1");
+    assert_eq!(p[property::PRODUCER], "marketing");
+    assert_eq!(p[property::SAGA_ID], saga);
+    assert_eq!(p[property::CAUSATION_ID], cause.event_id);
+    assert_eq!(
+        p[property::TRACEPARENT],
+        event.metadata.traceparent.clone().unwrap()
+    );
+    assert_eq!(p[property::TRACESTATE], "alpes=1");
+
+    shutdown.cancel();
+    running.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn key_shared_consumers_split_the_keys_and_keep_each_keys_order() {
+    const KEYS: usize = 16;
+    const PER_KEY: usize = 12;
+    let bus = bus().await;
+    let prefix = unique("order");
+    let config = fresh_subscription();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let shutdown = Shutdown::new();
+    let mut running = Vec::new();
+    for consumer in 0..2 {
+        let subscription = bus
+            .subscribe::<FraudDetected>(config.clone())
+            .await
+            .unwrap();
+        let tx = tx.clone();
+        let prefix = prefix.clone();
+        let handler = move |d: Delivery<FraudDetected>| {
+            let saga = d.event.metadata.saga_id.clone().unwrap_or_default();
+            if saga.starts_with(&prefix) {
+                let _ = tx.send((consumer, saga, d.event.reason.parse::<usize>().unwrap()));
+            }
+            std::future::ready(Outcome::Done)
+        };
+        running.push(tokio::spawn(subscription.run(handler, shutdown.clone())));
+    }
+
+    // Pipelined: every send is enqueued before any receipt is awaited.
+    let mut receipts = Vec::new();
+    for seq in 0..PER_KEY {
+        for key in 0..KEYS {
+            let event = fraud(&format!("{prefix}-{key}"), &seq.to_string());
+            let pending = bus.publisher().send(Outgoing::event(&event).unwrap()).await;
+            receipts.push(pending.unwrap());
+        }
+    }
+    for receipt in receipts {
+        receipt.confirmed().await.unwrap();
+    }
+
+    let mut seen: HashMap<String, Vec<usize>> = HashMap::new();
+    let mut consumer_of: HashMap<String, usize> = HashMap::new();
+    let mut per_consumer = [0usize; 2];
+    for _ in 0..KEYS * PER_KEY {
+        let (consumer, saga, seq) = next(&mut rx, 30).await;
+        per_consumer[consumer] += 1;
+        let owner = *consumer_of.entry(saga.clone()).or_insert(consumer);
+        assert_eq!(owner, consumer, "key {saga} moved between consumers");
+        seen.entry(saga).or_default().push(seq);
+    }
+    assert_eq!(seen.len(), KEYS);
+    for (saga, seqs) in &seen {
+        assert_eq!(*seqs, (0..PER_KEY).collect::<Vec<_>>(), "order of {saga}");
+    }
+    assert!(
+        per_consumer.iter().all(|&n| n > 0),
+        "both consumers got keys: {per_consumer:?}"
+    );
+
+    shutdown.cancel();
+    for r in running {
+        r.await.unwrap().unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_retry_comes_back_after_a_growing_backoff_then_succeeds() {
+    let bus = bus().await;
+    let saga = unique("retry");
+    let mut config = fresh_subscription();
+    config.backoff = Backoff {
+        initial: Duration::from_secs(1),
+        max: Duration::from_secs(10),
+    };
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let subscription = bus.subscribe::<FraudDetected>(config).await.unwrap();
+    let shutdown = Shutdown::new();
+    let wanted = saga.clone();
+    let handler = move |d: Delivery<FraudDetected>| {
+        let mine = d.event.metadata.saga_id.as_deref() == Some(wanted.as_str());
+        if mine {
+            let _ = tx.send((Instant::now(), d.attempt, d.topic.clone()));
+        }
+        std::future::ready(match (mine, d.attempt) {
+            (true, 1 | 2) => Outcome::Retry(format!("dependency down (attempt {})", d.attempt)),
+            _ => Outcome::Done,
+        })
+    };
+    let running = tokio::spawn(subscription.run(handler, shutdown.clone()));
+    bus.publisher()
+        .publish(&fraud(&saga, "retry me"))
+        .await
+        .unwrap();
+
+    let (t1, a1, topic1) = next(&mut rx, 20).await;
+    let (t2, a2, topic2) = next(&mut rx, 20).await;
+    let (t3, a3, _) = next(&mut rx, 20).await;
+    assert_eq!((a1, a2, a3), (1, 2, 3));
+    assert!(topic1.ends_with("fraud-detected-v1"));
+    assert!(
+        topic2.ends_with("-retry"),
+        "retries come through the retry topic: {topic2}"
+    );
+    let (first, second) = (t2 - t1, t3 - t2);
+    assert!(
+        first >= Duration::from_millis(950),
+        "first backoff {first:?}"
+    );
+    assert!(
+        second >= Duration::from_millis(1950),
+        "second backoff {second:?}"
+    );
+    assert!(
+        second > first,
+        "the backoff grew: {first:?} then {second:?}"
+    );
+    // Done on attempt 3: nothing more arrives.
+    let extra = tokio::time::timeout(Duration::from_secs(3), rx.recv()).await;
+    assert!(extra.is_err(), "acknowledged message came back: {extra:?}");
+
+    shutdown.cancel();
+    running.await.unwrap().unwrap();
+}
+
+/// Reads everything that arrives on `topic` for a subscription of its own from the start.
+async fn dead_letters(topic: &str, want: usize) -> Vec<pulsar::consumer::Message<Vec<u8>>> {
+    let client = pulsar::Pulsar::builder(pulsar_url(), TokioExecutor)
+        .build()
+        .await
+        .unwrap();
+    let mut consumer: pulsar::Consumer<Vec<u8>, _> = client
+        .consumer()
+        .with_topic(topic)
+        .with_subscription(unique("inspect"))
+        .with_subscription_type(SubType::Exclusive)
+        .with_options(ConsumerOptions::default().with_initial_position(InitialPosition::Earliest))
+        .build()
+        .await
+        .unwrap();
+    let mut messages = Vec::new();
+    while messages.len() < want {
+        let message = tokio::time::timeout(Duration::from_secs(20), consumer.next())
+            .await
+            .expect("dead letter did not arrive")
+            .unwrap()
+            .unwrap();
+        consumer.ack(&message).await.unwrap();
+        messages.push(message);
+    }
+    messages
+}
+
+fn property_of(message: &pulsar::consumer::Message<Vec<u8>>, name: &str) -> Option<String> {
+    message
+        .metadata()
+        .properties
+        .iter()
+        .find(|kv| kv.key == name)
+        .map(|kv| kv.value.clone())
+}
+
+#[tokio::test]
+async fn poison_bytes_are_dead_lettered_with_the_reason_and_the_next_message_goes_through() {
+    let bus = bus().await;
+    let saga = unique("poison");
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let subscription = bus
+        .subscribe::<FraudDetected>(fresh_subscription())
+        .await
+        .unwrap();
+    let dlq = subscription.dead_letter_topic().to_owned();
+    let shutdown = Shutdown::new();
+    let running = tokio::spawn(subscription.run(forward(saga.clone(), tx), shutdown.clone()));
+
+    let poison = Outgoing {
+        topic: FraudDetected::event_type().topic(),
+        event_type: None,
+        key: saga.clone(),
+        payload: vec![0xff, 0xff, 0xff, 0xff, 0x0f, 0x42],
+        properties: [("marker".to_owned(), saga.clone())].into(),
+        event_time_ms: 1,
+        deliver_at_ms: None,
+    };
+    bus.publisher()
+        .send(poison.clone())
+        .await
+        .unwrap()
+        .confirmed()
+        .await
+        .unwrap();
+    let good = fraud(&saga, "after the poison");
+    bus.publisher().publish(&good).await.unwrap();
+
+    assert_eq!(next(&mut rx, 20).await.event, good, "the consumer moved on");
+    let [letter] = <[_; 1]>::try_from(dead_letters(&dlq, 1).await).unwrap();
+    assert_eq!(
+        letter.payload.data, poison.payload,
+        "the bytes are kept as they came"
+    );
+    assert_eq!(property_of(&letter, "marker"), Some(saga.clone()));
+    let reason = property_of(&letter, property::DEAD_LETTER_REASON).unwrap();
+    assert!(reason.contains("cannot decode FraudDetected"), "{reason}");
+    assert!(
+        property_of(&letter, property::ORIGINAL_TOPIC)
+            .unwrap()
+            .ends_with("fraud-detected-v1")
+    );
+
+    shutdown.cancel();
+    running.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn rejected_and_exhausted_messages_are_dead_lettered_with_their_reasons() {
+    let bus = bus().await;
+    let saga = unique("reject");
+    let mut config = fresh_subscription();
+    config.max_attempts = 2;
+    config.backoff = Backoff {
+        initial: Duration::from_millis(200),
+        max: Duration::from_millis(200),
+    };
+    let subscription = bus.subscribe::<FraudDetected>(config).await.unwrap();
+    let dlq = subscription.dead_letter_topic().to_owned();
+    let shutdown = Shutdown::new();
+    let wanted = saga.clone();
+    let handler = move |d: Delivery<FraudDetected>| {
+        let mine = d.event.metadata.saga_id.as_deref() == Some(wanted.as_str());
+        std::future::ready(match (mine, d.event.reason.as_str()) {
+            (true, "invalid") => Outcome::Reject("amount must be positive".to_owned()),
+            (true, _) => Outcome::Retry("still failing".to_owned()),
+            _ => Outcome::Done,
+        })
+    };
+    let running = tokio::spawn(subscription.run(handler, shutdown.clone()));
+    let rejected = fraud(&saga, "invalid");
+    let exhausted = fraud(&saga, "flaky");
+    bus.publisher().publish(&rejected).await.unwrap();
+    bus.publisher().publish(&exhausted).await.unwrap();
+
+    let letters = dead_letters(&dlq, 2).await;
+    let mut reasons: HashMap<String, String> = HashMap::new();
+    for letter in &letters {
+        let event: FraudDetected = codec::decode(&letter.payload.data).unwrap();
+        let reason = property_of(letter, property::DEAD_LETTER_REASON).unwrap();
+        reasons.insert(event.metadata.event_id, reason);
+    }
+    assert_eq!(
+        reasons[&rejected.metadata.event_id],
+        "amount must be positive"
+    );
+    assert_eq!(
+        reasons[&exhausted.metadata.event_id],
+        "gave up after 2 attempts: still failing"
+    );
+
+    shutdown.cancel();
+    running.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn the_schema_registry_accepts_a_compatible_evolution_and_refuses_a_breaking_one() {
+    let admin = alpes_bus::admin::Admin::new(&admin_url());
+    bus().await; // bootstrap: the namespace and its compatibility strategy exist
+    let topic = unique("schema-probe");
+    let current = FraudDetected::event_type().schema_text;
+    let first = admin.upload_schema_text(&topic, current).await.unwrap();
+    assert_eq!(
+        admin.upload_schema_text(&topic, current).await.unwrap(),
+        first,
+        "idempotent"
+    );
+
+    let evolved = current.replace(
+        r#"{"name": "reporter", "type": "string"},"#,
+        r#"{"name": "reporter", "type": "string"},
+    {"name": "channel", "type": ["null", "string"], "default": null},"#,
+    );
+    assert_ne!(evolved, current, "the fixture edit applied");
+    assert_eq!(
+        admin.upload_schema_text(&topic, &evolved).await.unwrap(),
+        first + 1
+    );
+
+    let breaking = current.replace(
+        r#"{"name": "reason", "type": "string"}"#,
+        r#"{"name": "reason", "type": "long"}"#,
+    );
+    assert_ne!(breaking, current, "the fixture edit applied");
+    match admin.upload_schema_text(&topic, &breaking).await {
+        Err(BusError::SchemaRefused { topic: refused, .. }) => assert_eq!(refused, topic),
+        other => panic!("expected the registry to refuse, got {other:?}"),
+    }
+}

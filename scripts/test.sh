@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The test command: everything CI checks, against the real local stack.
+#
+#   scripts/test.sh            # format, lints, schema compatibility, all tests
+#
+# Starts the local stack if it is not running (and stops it again afterwards, leaving a stack
+# you had started yourself alone). Extra arguments go to `cargo test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+scripts/prerequisites.sh
+
+started_stack=false
+if ! scripts/stack.sh status >/dev/null 2>&1; then
+  started_stack=true
+fi
+step "local stack (Pulsar, FerretDB, Postgres)"
+scripts/stack.sh up
+if $started_stack; then
+  trap 'step "stopping the local stack"; scripts/stack.sh down' EXIT
+fi
+eval "$(scripts/stack.sh env)"
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "schema compatibility (alpes schema check)"
+cargo run --quiet --locked -p alpes-cli -- schema check --dir schema
+
+step "cargo test (unit and integration, against the stack)"
+cargo test --workspace --locked "$@"
