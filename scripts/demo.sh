@@ -24,4 +24,7 @@ cargo run --quiet --locked -p alpes-cli -- events
 step "an event through the real broker"
 cargo run --quiet --locked -p alpes-bus --example roundtrip
 
-printf '\nThe stack is still running: `eval "$(scripts/stack.sh env)"` to use it, `scripts/stack.sh down` to stop it.\n'
+cat <<'EOF'
+
+The stack is still running: eval "$(scripts/stack.sh env)" to use it, scripts/stack.sh down to stop it.
+EOF

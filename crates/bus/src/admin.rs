@@ -35,9 +35,17 @@ pub struct Bootstrapped {
     pub topics: Vec<(String, i64)>,
 }
 
+/// The upload's answer: `{"version":{"version":N}}` (Pulsar 4), or `{"version":N}`.
 #[derive(Deserialize)]
-struct SchemaVersion {
-    version: i64,
+struct Uploaded {
+    version: UploadedVersion,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum UploadedVersion {
+    Nested { version: i64 },
+    Flat(i64),
 }
 
 impl Admin {
@@ -124,11 +132,13 @@ impl Admin {
             .map_err(|e| admin_error("POST", self.url(&path), e))?;
         match response.status() {
             status if status.is_success() => {
-                let version: SchemaVersion = response
+                let uploaded: Uploaded = response
                     .json()
                     .await
                     .map_err(|e| admin_error("POST", self.url(&path), e))?;
-                Ok(version.version)
+                Ok(match uploaded.version {
+                    UploadedVersion::Nested { version } | UploadedVersion::Flat(version) => version,
+                })
             }
             StatusCode::CONFLICT => Err(BusError::SchemaRefused {
                 topic: topic.to_owned(),

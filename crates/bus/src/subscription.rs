@@ -1,13 +1,16 @@
 //! Consuming one event type: decode, hand to the handler, then ack, retry later or dead-letter.
 //!
-//! A subscription reads two topics with one Key_Shared subscription: the event's topic and the
-//! subscription's own retry topic. A retry is a copy of the message published to the retry topic
-//! with a delivery time (Pulsar's delayed delivery), the attempt count in its properties, and
-//! the original acknowledged once the copy is stored. Nothing is acknowledged before what
-//! replaces it is durable, so a crash at any point redelivers rather than loses.
+//! A subscription holds two consumers under one subscription name: a Key_Shared one on the
+//! event's topic, and a Shared one on the subscription's own retry topic. A retry is a copy of
+//! the message published to the retry topic with a delivery time (Pulsar's delayed delivery),
+//! the attempt count in its properties, and the original acknowledged once the copy is stored.
+//! The retry topic is Shared because the broker ignores delivery times on Key_Shared
+//! subscriptions that keep key order (apache/pulsar#20233), and a retried message has left its
+//! key's order anyway. Nothing is acknowledged before what replaces it is durable, so a crash at
+//! any point redelivers rather than loses.
 //!
-//! A retried message leaves its key's order; handlers must not depend on order across retries
-//! (alpes handlers don't: saga state is a function of the set of events).
+//! Handlers must therefore not depend on order across retries; alpes handlers don't: saga state
+//! is a function of the set of events.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -95,7 +98,10 @@ impl SubscriptionConfig {
 
 /// A Key_Shared consumer of events of type `E`.
 pub struct Subscription<E> {
+    /// Key_Shared on the event topic.
     consumer: Consumer<Vec<u8>, TokioExecutor>,
+    /// Shared on the retry topic, where delivery times are honoured.
+    retries: Consumer<Vec<u8>, TokioExecutor>,
     publisher: Publisher,
     config: SubscriptionConfig,
     topic: String,
@@ -104,6 +110,13 @@ pub struct Subscription<E> {
     /// Writer schemas by the broker's schema version; `None` when it is our current schema.
     writer_schemas: HashMap<Vec<u8>, Option<Arc<Schema>>>,
     _event: PhantomData<fn() -> E>,
+}
+
+/// Which of a subscription's two consumers a message came from.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    Topic,
+    Retries,
 }
 
 /// Why a message could not be decoded.
@@ -124,30 +137,43 @@ impl<E: Event> Subscription<E> {
         let topic = E::event_type().topic();
         let retry_topic = format!("{topic}-{}-retry", config.name);
         let dead_letter_topic = format!("{topic}-{}-dlq", config.name);
-        let consumer = client
-            .consumer()
-            .with_topics([&topic, &retry_topic])
-            .with_subscription(&config.name)
-            .with_subscription_type(SubType::KeyShared)
-            .with_consumer_name(format!("{service}-{}", uuid::Uuid::new_v4().simple()))
-            .with_options(
-                ConsumerOptions::default()
-                    .durable(true)
-                    .with_initial_position(match config.start_at {
-                        StartAt::Earliest => InitialPosition::Earliest,
-                        StartAt::Latest => InitialPosition::Latest,
-                    })
-                    .with_receiver_queue_size(config.receiver_queue_size),
-            )
-            .build()
-            .await
-            .map_err(|source| BusError::Subscribe {
-                subscription: config.name.clone(),
-                topic: topic.clone(),
+        let consumer_name = format!("{service}-{}", uuid::Uuid::new_v4().simple());
+        let open = |topic: &str, sub_type: SubType| {
+            client
+                .consumer()
+                .with_topic(topic)
+                .with_subscription(&config.name)
+                .with_subscription_type(sub_type)
+                .with_consumer_name(&consumer_name)
+                .with_options(
+                    ConsumerOptions::default()
+                        .durable(true)
+                        .with_initial_position(match config.start_at {
+                            StartAt::Earliest => InitialPosition::Earliest,
+                            StartAt::Latest => InitialPosition::Latest,
+                        })
+                        .with_receiver_queue_size(config.receiver_queue_size),
+                )
+                .build()
+        };
+        let subscribe_error = |topic: &str| {
+            let topic = topic.to_owned();
+            let subscription = config.name.clone();
+            move |source| BusError::Subscribe {
+                subscription,
+                topic,
                 source,
-            })?;
+            }
+        };
+        let consumer = open(&topic, SubType::KeyShared)
+            .await
+            .map_err(subscribe_error(&topic))?;
+        let retries = open(&retry_topic, SubType::Shared)
+            .await
+            .map_err(subscribe_error(&retry_topic))?;
         Ok(Self {
             consumer,
+            retries,
             publisher,
             config,
             topic,
@@ -178,27 +204,30 @@ impl<E: Event> Subscription<E> {
         Fut: Future<Output = Outcome>,
     {
         loop {
-            let next = tokio::select! {
+            let (source, next) = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
-                next = self.consumer.next() => next,
+                next = self.consumer.next() => (Source::Topic, next),
+                next = self.retries.next() => (Source::Retries, next),
             };
             match next {
                 None => break,
-                Some(Ok(message)) => self.process(message, &mut handler).await,
+                Some(Ok(message)) => self.process(source, message, &mut handler).await,
                 Some(Err(e)) => {
                     tracing::warn!(subscription = %self.config.name, error = %e, "receive failed");
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
             }
         }
-        if let Err(e) = self.consumer.close().await {
-            tracing::warn!(subscription = %self.config.name, error = %e, "closing consumer failed");
+        for consumer in [&mut self.consumer, &mut self.retries] {
+            if let Err(e) = consumer.close().await {
+                tracing::warn!(subscription = %self.config.name, error = %e, "closing consumer failed");
+            }
         }
         Ok(())
     }
 
-    async fn process<F, Fut>(&mut self, message: Message<Vec<u8>>, handler: &mut F)
+    async fn process<F, Fut>(&mut self, source: Source, message: Message<Vec<u8>>, handler: &mut F)
     where
         F: FnMut(Delivery<E>) -> Fut,
         Fut: Future<Output = Outcome>,
@@ -216,9 +245,13 @@ impl<E: Event> Subscription<E> {
         let event = match self.decode(&message, &properties).await {
             Ok(event) => event,
             Err(Undecodable::Poison(reason)) => {
-                return self.dead_letter(&message, &properties, reason).await;
+                return self
+                    .dead_letter(source, &message, &properties, reason)
+                    .await;
             }
-            Err(Undecodable::Transient(reason)) => return self.later(&message, &reason).await,
+            Err(Undecodable::Transient(reason)) => {
+                return self.later(source, &message, &reason).await;
+            }
         };
         let delivery = Delivery {
             event,
@@ -230,15 +263,20 @@ impl<E: Event> Subscription<E> {
             event_time_ms: message.metadata().event_time.filter(|t| *t > 0),
         };
         match handler(delivery).await {
-            Outcome::Done => self.ack(&message).await,
+            Outcome::Done => self.ack(source, &message).await,
             Outcome::Retry(reason) if attempt < self.config.max_attempts => {
-                self.retry(&message, &properties, attempt, reason).await;
+                self.retry(source, &message, &properties, attempt, reason)
+                    .await;
             }
             Outcome::Retry(reason) => {
                 let reason = format!("gave up after {attempt} attempts: {reason}");
-                self.dead_letter(&message, &properties, reason).await;
+                self.dead_letter(source, &message, &properties, reason)
+                    .await;
             }
-            Outcome::Reject(reason) => self.dead_letter(&message, &properties, reason).await,
+            Outcome::Reject(reason) => {
+                self.dead_letter(source, &message, &properties, reason)
+                    .await;
+            }
         }
     }
 
@@ -251,7 +289,9 @@ impl<E: Event> Subscription<E> {
         let version = properties
             .get(property::WRITER_SCHEMA_VERSION)
             .and_then(|hex| decode_hex(hex))
-            .or_else(|| message.metadata().schema_version.clone());
+            .or_else(|| message.metadata().schema_version.clone())
+            // Producers without a schema send an empty version: read with the current schema.
+            .filter(|version| !version.is_empty());
         let writer = match version {
             Some(version) => self.writer_schema(version).await?,
             None => None,
@@ -291,24 +331,32 @@ impl<E: Event> Subscription<E> {
         Ok(writer)
     }
 
-    async fn ack(&mut self, message: &Message<Vec<u8>>) {
-        if let Err(e) = self.consumer.ack(message).await {
+    fn consumer_of(&mut self, source: Source) -> &mut Consumer<Vec<u8>, TokioExecutor> {
+        match source {
+            Source::Topic => &mut self.consumer,
+            Source::Retries => &mut self.retries,
+        }
+    }
+
+    async fn ack(&mut self, source: Source, message: &Message<Vec<u8>>) {
+        if let Err(e) = self.consumer_of(source).ack(message).await {
             // The message comes back and the handler's deduplication absorbs it.
             tracing::warn!(subscription = %self.config.name, error = %e, "ack failed");
         }
     }
 
     /// Leaves the message unacknowledged for a moment, then asks the broker to redeliver it.
-    async fn later(&mut self, message: &Message<Vec<u8>>, reason: &str) {
+    async fn later(&mut self, source: Source, message: &Message<Vec<u8>>, reason: &str) {
         tracing::warn!(subscription = %self.config.name, %reason, "message will be redelivered");
         tokio::time::sleep(Duration::from_secs(1)).await;
-        if let Err(e) = self.consumer.nack(message).await {
+        if let Err(e) = self.consumer_of(source).nack(message).await {
             tracing::warn!(subscription = %self.config.name, error = %e, "nack failed");
         }
     }
 
     async fn retry(
         &mut self,
+        source: Source,
         message: &Message<Vec<u8>>,
         properties: &BTreeMap<String, String>,
         attempt: u32,
@@ -326,11 +374,12 @@ impl<E: Event> Subscription<E> {
         copy.properties
             .insert(property::RETRY_REASON.to_owned(), reason.clone());
         tracing::info!(subscription = %self.config.name, attempt, ?delay, %reason, "retry scheduled");
-        self.replace(message, copy).await;
+        self.replace(source, message, copy).await;
     }
 
     async fn dead_letter(
         &mut self,
+        source: Source,
         message: &Message<Vec<u8>>,
         properties: &BTreeMap<String, String>,
         reason: String,
@@ -344,7 +393,7 @@ impl<E: Event> Subscription<E> {
             %reason,
             "message dead-lettered"
         );
-        self.replace(message, copy).await;
+        self.replace(source, message, copy).await;
     }
 
     /// A copy of `message` bound for `topic`, remembering where it came from.
@@ -363,7 +412,7 @@ impl<E: Event> Subscription<E> {
                 format_message_id(message.message_id()),
             );
         }
-        if let Some(version) = &metadata.schema_version {
+        if let Some(version) = metadata.schema_version.as_ref().filter(|v| !v.is_empty()) {
             properties
                 .entry(property::WRITER_SCHEMA_VERSION.to_owned())
                 .or_insert_with(|| encode_hex(version));
@@ -381,14 +430,14 @@ impl<E: Event> Subscription<E> {
 
     /// Publishes `replacement`, then acknowledges `message`; if the replacement cannot be
     /// stored, the message stays unacknowledged and comes back.
-    async fn replace(&mut self, message: &Message<Vec<u8>>, replacement: Outgoing) {
+    async fn replace(&mut self, source: Source, message: &Message<Vec<u8>>, replacement: Outgoing) {
         let stored = match self.publisher.send(replacement).await {
             Ok(pending) => pending.confirmed().await.map(|_| ()),
             Err(e) => Err(e),
         };
         match stored {
-            Ok(()) => self.ack(message).await,
-            Err(e) => self.later(message, &e.to_string()).await,
+            Ok(()) => self.ack(source, message).await,
+            Err(e) => self.later(source, message, &e.to_string()).await,
         }
     }
 }

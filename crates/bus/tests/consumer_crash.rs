@@ -34,7 +34,7 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     println!("\nrunning 1 test");
-    match runtime.block_on(tokio::spawn(parent())) {
+    match runtime.block_on(async { tokio::spawn(parent()).await }) {
         Ok(()) => {
             println!("test {name} ... ok\n\ntest result: ok. 1 passed; 0 failed; 0 ignored");
             ExitCode::SUCCESS

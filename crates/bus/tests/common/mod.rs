@@ -21,6 +21,13 @@ pub fn admin_url() -> String {
 
 /// A bus connected to the real broker, after the (idempotent) bootstrap ran once.
 pub async fn bus() -> Bus {
+    // Bus logs go to the test's captured output, shown when it fails.
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .try_init();
     static BOOTSTRAPPED: OnceCell<()> = OnceCell::const_new();
     BOOTSTRAPPED
         .get_or_init(|| async {
