@@ -26,7 +26,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         bootstrapped.topics.len()
     );
 
-    let bus = Bus::connect(&pulsar_url, "demo").await?;
+    let bus = Bus::connect(&pulsar_url, &admin_url, "demo").await?;
     let mut config = SubscriptionConfig::new(format!("demo-{}", uuid::Uuid::new_v4().simple()));
     config.start_at = StartAt::Latest;
     let subscription = bus.subscribe::<FraudDetected>(config).await?;

@@ -152,6 +152,38 @@ impl Admin {
         }
     }
 
+    /// The Avro schema text registered for `topic` (a short name in the alpes namespace) at
+    /// `version`, or `None` when the registry has no such version.
+    pub async fn schema_at(&self, topic: &str, version: i64) -> Result<Option<String>, BusError> {
+        #[derive(Deserialize)]
+        struct Registered {
+            data: String,
+        }
+        let path = format!("/admin/v2/schemas/{TENANT_NAMESPACE}/{topic}/schema/{version}");
+        let url = self.url(&path);
+        let response = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| admin_error("GET", url.clone(), e))?;
+        match response.status() {
+            StatusCode::NOT_FOUND => Ok(None),
+            status if status.is_success() => {
+                let registered: Registered = response
+                    .json()
+                    .await
+                    .map_err(|e| admin_error("GET", url, e))?;
+                Ok(Some(registered.data))
+            }
+            status => Err(admin_error(
+                "GET",
+                url,
+                format!("{status}: {}", response.text().await.unwrap_or_default()),
+            )),
+        }
+    }
+
     /// PUT that treats "already exists" as success.
     async fn create(&self, path: &str, body: Option<serde_json::Value>) -> Result<(), BusError> {
         match self.call(Method::PUT, path, body).await {

@@ -34,13 +34,16 @@ pub use tokio_util::sync::CancellationToken as Shutdown;
 pub struct Bus {
     publisher: Publisher,
     consumers: Pulsar<TokioExecutor>,
+    admin: admin::Admin,
     service: String,
 }
 
 impl Bus {
     /// Connects to the broker at `url` (e.g. `pulsar://127.0.0.1:6650`) on behalf of `service`,
-    /// whose name appears in consumer names and in the producer of dead letters.
-    pub async fn connect(url: &str, service: &str) -> Result<Self, BusError> {
+    /// whose name appears in consumer names. `admin_url` is the broker's admin REST API (e.g.
+    /// `http://127.0.0.1:8080`), where subscriptions look up the writer schemas of messages
+    /// written with other schema versions.
+    pub async fn connect(url: &str, admin_url: &str, service: &str) -> Result<Self, BusError> {
         let connect = |url: &str| {
             Pulsar::builder(url.to_owned(), TokioExecutor)
                 // Enough room to pipeline; when full, sends wait instead of failing (back-pressure).
@@ -56,6 +59,7 @@ impl Bus {
         Ok(Self {
             publisher: Publisher::new(producers),
             consumers,
+            admin: admin::Admin::new(admin_url),
             service: service.to_owned(),
         })
     }
@@ -75,12 +79,11 @@ impl Bus {
         &self,
         config: SubscriptionConfig,
     ) -> Result<Subscription<E>, BusError> {
-        Subscription::open(
-            &self.consumers,
-            self.publisher.clone(),
-            &self.service,
-            config,
-        )
-        .await
+        let links = subscription::Links {
+            client: &self.consumers,
+            publisher: self.publisher.clone(),
+            admin: self.admin.clone(),
+        };
+        Subscription::open(links, &self.service, config).await
     }
 }

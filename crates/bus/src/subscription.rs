@@ -25,6 +25,7 @@ use futures::StreamExt;
 use pulsar::consumer::{InitialPosition, Message};
 use pulsar::{Consumer, ConsumerOptions, Pulsar, SubType, TokioExecutor};
 
+use crate::admin::Admin;
 use crate::publisher::format_message_id;
 use crate::{BusError, Delivery, Outgoing, Publisher, Shutdown, property};
 
@@ -103,6 +104,9 @@ pub struct Subscription<E> {
     /// Shared on the retry topic, where delivery times are honoured.
     retries: Consumer<Vec<u8>, TokioExecutor>,
     publisher: Publisher,
+    /// Where writer schemas are looked up: over HTTP, not the consumer's connection, whose
+    /// reader blocks while the consumer's queue is full and would never see the answer.
+    admin: Admin,
     config: SubscriptionConfig,
     topic: String,
     retry_topic: String,
@@ -110,6 +114,13 @@ pub struct Subscription<E> {
     /// Writer schemas by the broker's schema version; `None` when it is our current schema.
     writer_schemas: HashMap<Vec<u8>, Option<Arc<Schema>>>,
     _event: PhantomData<fn() -> E>,
+}
+
+/// What a subscription needs from its [`crate::Bus`].
+pub(crate) struct Links<'a> {
+    pub client: &'a Pulsar<TokioExecutor>,
+    pub publisher: Publisher,
+    pub admin: Admin,
 }
 
 /// Which of a subscription's two consumers a message came from.
@@ -129,11 +140,15 @@ enum Undecodable {
 
 impl<E: Event> Subscription<E> {
     pub(crate) async fn open(
-        client: &Pulsar<TokioExecutor>,
-        publisher: Publisher,
+        links: Links<'_>,
         service: &str,
         config: SubscriptionConfig,
     ) -> Result<Self, BusError> {
+        let Links {
+            client,
+            publisher,
+            admin,
+        } = links;
         let topic = E::event_type().topic();
         let retry_topic = format!("{topic}-{}-retry", config.name);
         let dead_letter_topic = format!("{topic}-{}-dlq", config.name);
@@ -175,6 +190,7 @@ impl<E: Event> Subscription<E> {
             consumer,
             retries,
             publisher,
+            admin,
             config,
             topic,
             retry_topic,
@@ -311,19 +327,23 @@ impl<E: Event> Subscription<E> {
         if let Some(known) = self.writer_schemas.get(&version) {
             return Ok(known.clone());
         }
-        let fetched = self
-            .consumer
-            .get_schema(&self.topic, Some(version.clone()))
+        let number = <[u8; 8]>::try_from(version.as_slice())
+            .map(i64::from_be_bytes)
+            .map_err(|_| {
+                Undecodable::Poison(format!("malformed schema version {}", encode_hex(&version)))
+            })?;
+        let topic_name = E::event_type().topic_name();
+        let text = self
+            .admin
+            .schema_at(&topic_name, number)
             .await
-            .map_err(|e| Undecodable::Transient(format!("fetching writer schema: {e}")))?;
-        let Some(fetched) = fetched else {
-            return Err(Undecodable::Poison(format!(
-                "schema version {} is unknown to the registry of {}",
-                encode_hex(&version),
-                self.topic
-            )));
-        };
-        let text = String::from_utf8_lossy(&fetched.schema_data);
+            .map_err(|e| Undecodable::Transient(format!("fetching writer schema: {e}")))?
+            .ok_or_else(|| {
+                Undecodable::Poison(format!(
+                    "schema version {number} is unknown to the registry of {}",
+                    self.topic
+                ))
+            })?;
         let writer = Schema::parse_str(&text)
             .map_err(|e| Undecodable::Poison(format!("writer schema is not valid Avro: {e}")))?;
         let writer = (&writer != E::event_type().schema()).then(|| Arc::new(writer));

@@ -362,3 +362,48 @@ async fn the_schema_registry_accepts_a_compatible_evolution_and_refuses_a_breaki
         other => panic!("expected the registry to refuse, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_new_subscription_from_the_earliest_message_works_through_a_backlog() {
+    // More than the consumer's queue and the client's buffers hold: the subscription must keep
+    // reading (and resolving writer schemas) while its queue is full.
+    const BACKLOG: usize = 400;
+    let bus = bus().await;
+    let prefix = unique("backlog");
+    let mut receipts = Vec::new();
+    for seq in 0..BACKLOG {
+        let event = fraud(&format!("{prefix}-{}", seq % 7), &seq.to_string());
+        receipts.push(
+            bus.publisher()
+                .send(Outgoing::event(&event).unwrap())
+                .await
+                .unwrap(),
+        );
+    }
+    for receipt in receipts {
+        receipt.confirmed().await.unwrap();
+    }
+
+    let mut config = fresh_subscription();
+    config.start_at = alpes_bus::StartAt::Earliest;
+    config.receiver_queue_size = 20;
+    let subscription = bus.subscribe::<FraudDetected>(config).await.unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let shutdown = Shutdown::new();
+    let running = tokio::spawn(subscription.run(forward(prefix, tx), shutdown.clone()));
+    let mut seen = std::collections::BTreeSet::new();
+    while seen.len() < BACKLOG {
+        seen.insert(
+            next(&mut rx, 60)
+                .await
+                .event
+                .reason
+                .parse::<usize>()
+                .unwrap(),
+        );
+    }
+    assert_eq!(seen, (0..BACKLOG).collect());
+
+    shutdown.cancel();
+    running.await.unwrap().unwrap();
+}

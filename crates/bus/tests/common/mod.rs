@@ -37,7 +37,7 @@ pub async fn bus() -> Bus {
                 .expect("Pulsar bootstrap failed: is the stack up? (scripts/stack.sh up)");
         })
         .await;
-    Bus::connect(&pulsar_url(), "bus-tests")
+    Bus::connect(&pulsar_url(), &admin_url(), "bus-tests")
         .await
         .expect("cannot connect to Pulsar: is the stack up? (scripts/stack.sh up)")
 }
