@@ -1,0 +1,215 @@
+//! The MongoDB store: one collection of commit documents.
+//!
+//! A commit's `_id` is `<stream>#<version>` (version zero-padded, so ids sort in stream order).
+//! Appending is a plain insert: the unique `_id` makes a second writer at the same version fail
+//! with a duplicate-key error, which becomes [`StoreError::Conflict`]. No transaction, no
+//! read-modify-write: the single insert is atomic on MongoDB and on FerretDB alike.
+
+use std::sync::Arc;
+
+use alpes_bus::Outgoing;
+use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
+use mongodb::bson::{self, doc};
+use mongodb::error::{ErrorKind, WriteFailure};
+use mongodb::options::{FindOptions, IndexOptions};
+use mongodb::{Collection, IndexModel};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+
+use crate::{Commit, EventStore, NewCommit, StoreError, StoredEvent, Stream};
+
+const DUPLICATE_KEY: i32 = 11000;
+
+/// Event streams in the `commits` collection of one database.
+#[derive(Clone)]
+pub struct MongoStore {
+    commits: Collection<CommitDocument>,
+    appended: Arc<Notify>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct CommitDocument {
+    #[serde(rename = "_id")]
+    id: String,
+    stream: String,
+    version: i64,
+    events: Vec<StoredEvent>,
+    outbox: Vec<Outgoing>,
+    handled: Option<String>,
+    recorded_at: bson::DateTime,
+    published: bool,
+}
+
+fn commit_id(stream: &str, version: u64) -> String {
+    format!("{stream}#{version:010}")
+}
+
+impl From<&Commit> for CommitDocument {
+    fn from(c: &Commit) -> Self {
+        Self {
+            id: commit_id(&c.stream, c.version),
+            stream: c.stream.clone(),
+            version: c.version as i64,
+            events: c.events.clone(),
+            outbox: c.outbox.clone(),
+            handled: c.handled.clone(),
+            recorded_at: bson::DateTime::from_millis(c.recorded_at.timestamp_millis()),
+            published: c.published,
+        }
+    }
+}
+
+impl From<CommitDocument> for Commit {
+    fn from(d: CommitDocument) -> Self {
+        Self {
+            stream: d.stream,
+            version: d.version as u64,
+            events: d.events,
+            outbox: d.outbox,
+            handled: d.handled,
+            recorded_at: DateTime::<Utc>::from_timestamp_millis(d.recorded_at.timestamp_millis())
+                .unwrap_or_default(),
+            published: d.published,
+        }
+    }
+}
+
+impl MongoStore {
+    /// Connects to `url` (e.g. `mongodb://127.0.0.1:27017`) and uses database `database`,
+    /// creating the indexes the store queries by.
+    pub async fn connect(url: &str, database: &str) -> Result<Self, StoreError> {
+        let client = mongodb::Client::with_uri_str(url).await?;
+        let commits = client
+            .database(database)
+            .collection::<CommitDocument>("commits");
+        // Only the missing ones: FerretDB 1.24 drops the connection when asked to create an
+        // index that already exists (a restart of any service would do that).
+        let existing = commits.list_index_names().await.unwrap_or_default();
+        let wanted = [
+            ("stream_version", doc! { "stream": 1, "version": 1 }),
+            ("unpublished", doc! { "published": 1, "recorded_at": 1 }),
+            ("recorded", doc! { "recorded_at": 1, "_id": 1 }),
+        ];
+        let missing: Vec<IndexModel> = wanted
+            .into_iter()
+            .filter(|(name, _)| !existing.iter().any(|e| e == name))
+            .map(|(name, keys)| {
+                let options = IndexOptions::builder().name(name.to_owned()).build();
+                IndexModel::builder().keys(keys).options(options).build()
+            })
+            .collect();
+        if !missing.is_empty() {
+            commits.create_indexes(missing).await?;
+        }
+        Ok(Self {
+            commits,
+            appended: Arc::default(),
+        })
+    }
+
+    /// Answers when the database does: a readiness check.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.commits.count_documents(doc! { "_id": "" }).await?;
+        Ok(())
+    }
+
+    async fn find(
+        &self,
+        filter: bson::Document,
+        sort: bson::Document,
+        limit: Option<usize>,
+    ) -> Result<Vec<Commit>, StoreError> {
+        let options = FindOptions::builder()
+            .sort(sort)
+            .limit(limit.map(|l| l as i64))
+            .build();
+        let documents: Vec<CommitDocument> = self
+            .commits
+            .find(filter)
+            .with_options(options)
+            .await?
+            .try_collect()
+            .await?;
+        Ok(documents.into_iter().map(Commit::from).collect())
+    }
+}
+
+impl EventStore for MongoStore {
+    async fn load(&self, stream: &str) -> Result<Stream, StoreError> {
+        let commits = self
+            .find(doc! { "stream": stream }, doc! { "version": 1 }, None)
+            .await?;
+        Ok(Stream {
+            name: stream.to_owned(),
+            commits,
+        })
+    }
+
+    async fn append(&self, commit: NewCommit) -> Result<Commit, StoreError> {
+        let (stream, expected) = (commit.stream.clone(), commit.expected_version);
+        let stored = commit.into_commit(Utc::now());
+        match self.commits.insert_one(CommitDocument::from(&stored)).await {
+            Ok(_) => {
+                self.appended.notify_one();
+                Ok(stored)
+            }
+            Err(e) if is_duplicate_key(&e) => Err(StoreError::Conflict { stream, expected }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn unpublished(&self, limit: usize) -> Result<Vec<Commit>, StoreError> {
+        self.find(
+            doc! { "published": false },
+            doc! { "recorded_at": 1, "_id": 1 },
+            Some(limit),
+        )
+        .await
+    }
+
+    async fn mark_published(&self, stream: &str, version: u64) -> Result<(), StoreError> {
+        self.commits
+            .update_one(
+                doc! { "_id": commit_id(stream, version) },
+                doc! { "$set": { "published": true } },
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn replay(
+        &self,
+        after: Option<&Commit>,
+        limit: usize,
+    ) -> Result<Vec<Commit>, StoreError> {
+        let filter = match after {
+            None => doc! {},
+            Some(after) => {
+                let at = bson::DateTime::from_millis(after.recorded_at.timestamp_millis());
+                let id = commit_id(&after.stream, after.version);
+                doc! { "$or": [
+                    { "recorded_at": { "$gt": at } },
+                    { "recorded_at": at, "_id": { "$gt": id } },
+                ] }
+            }
+        };
+        self.find(filter, doc! { "recorded_at": 1, "_id": 1 }, Some(limit))
+            .await
+    }
+
+    fn appended(&self) -> &Notify {
+        &self.appended
+    }
+}
+
+fn is_duplicate_key(error: &mongodb::error::Error) -> bool {
+    match error.kind.as_ref() {
+        ErrorKind::Write(WriteFailure::WriteError(e)) => e.code == DUPLICATE_KEY,
+        ErrorKind::InsertMany(e) => e
+            .write_errors
+            .as_ref()
+            .is_some_and(|errors| errors.iter().any(|e| e.code == DUPLICATE_KEY)),
+        _ => false,
+    }
+}

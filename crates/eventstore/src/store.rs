@@ -1,0 +1,69 @@
+//! The store's contract, its errors, and the reload-and-retry loop for conflicts.
+
+use std::future::Future;
+
+use crate::{Commit, NewCommit, Stream};
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Another writer appended to the stream since it was loaded: reload and decide again.
+    #[error("stream {stream} moved past version {expected}: concurrent write")]
+    Conflict { stream: String, expected: u64 },
+    #[error("MongoDB: {0}")]
+    Mongo(#[from] mongodb::error::Error),
+    #[error("stored data does not read back: {0}")]
+    Corrupt(String),
+}
+
+/// Event streams with conditional append and an outbox.
+pub trait EventStore: Clone + Send + Sync + 'static {
+    /// Every commit of `stream`, oldest first (empty for a new stream).
+    fn load(&self, stream: &str) -> impl Future<Output = Result<Stream, StoreError>> + Send;
+
+    /// Appends `commit` if its stream is still at `commit.expected_version`, in one atomic
+    /// write; otherwise fails with [`StoreError::Conflict`] and writes nothing.
+    fn append(&self, commit: NewCommit) -> impl Future<Output = Result<Commit, StoreError>> + Send;
+
+    /// Up to `limit` commits whose outbox is not published yet, oldest first.
+    fn unpublished(
+        &self,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Commit>, StoreError>> + Send;
+
+    /// Records that the outbox of `stream`'s commit `version` was published.
+    fn mark_published(
+        &self,
+        stream: &str,
+        version: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Every commit of every stream, in the order they were recorded: the input of a
+    /// projection rebuild. `after` is the last commit of the previous page.
+    fn replay(
+        &self,
+        after: Option<&Commit>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Commit>, StoreError>> + Send;
+
+    /// Wakes the relay after an append, so outboxes go out without waiting for its poll.
+    fn appended(&self) -> &tokio::sync::Notify;
+}
+
+/// Runs `attempt` (load, decide, append) until it does not conflict, at most `attempts` times.
+pub async fn retry_on_conflict<T, F, Fut>(attempts: u32, mut attempt: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, StoreError>>,
+{
+    let mut tries = 1;
+    loop {
+        match attempt().await {
+            Err(StoreError::Conflict { stream, expected }) if tries < attempts => {
+                tracing::debug!(%stream, expected, tries, "conflict, reloading");
+                tries += 1;
+            }
+            outcome => return outcome,
+        }
+    }
+}

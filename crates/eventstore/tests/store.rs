@@ -1,0 +1,245 @@
+//! The store's contract, run against FerretDB (the real MongoDB wire protocol, from the local
+//! stack) and against the in-memory store, which must behave the same.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use alpes_bus::admin::Admin;
+use alpes_bus::{Bus, Delivery, Outcome, Outgoing, Shutdown, StartAt, SubscriptionConfig};
+use alpes_contracts::EventMetadata;
+use alpes_contracts::events::marketing::FraudDetected;
+use alpes_eventstore::{
+    Commit, EventStore, MemoryStore, MongoStore, NewCommit, Projection, Relay, StoreError,
+    StoredEvent, rebuild, retry_on_conflict,
+};
+use serde_json::json;
+use tokio::sync::{Barrier, mpsc};
+
+fn env(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_owned())
+}
+
+/// A database of its own on the stack's FerretDB.
+async fn mongo() -> MongoStore {
+    let url = env("ALPES_MONGO_URL", "mongodb://127.0.0.1:27017");
+    let database = format!("test_{}", uuid::Uuid::new_v4().simple());
+    MongoStore::connect(&url, &database)
+        .await
+        .expect("cannot reach FerretDB: is the stack up? (scripts/stack.sh up)")
+}
+
+fn deposit(stream: &str, expected_version: u64, amount: i64, handled: Option<&str>) -> NewCommit {
+    NewCommit {
+        stream: stream.to_owned(),
+        expected_version,
+        events: vec![StoredEvent::new("Deposited", &json!({ "amount": amount })).unwrap()],
+        outbox: Vec::new(),
+        handled: handled.map(str::to_owned),
+    }
+}
+
+/// Two writers load the same version; exactly one append wins, the other conflicts, reloads
+/// and succeeds: both deposits are in the stream.
+async fn concurrent_writers_conflict_once_and_lose_nothing(store: impl EventStore) {
+    let barrier = Arc::new(Barrier::new(2));
+    let conflicts = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let writer = |amount: i64| {
+        let (store, barrier, conflicts) = (store.clone(), barrier.clone(), conflicts.clone());
+        async move {
+            let mut first = true;
+            retry_on_conflict(5, || {
+                let (store, barrier, conflicts) = (&store, &barrier, &conflicts);
+                let wait = std::mem::take(&mut first);
+                async move {
+                    let stream = store.load("account-1").await?;
+                    if wait {
+                        barrier.wait().await; // both have loaded version 0
+                    }
+                    let result = store
+                        .append(deposit("account-1", stream.version(), amount, None))
+                        .await;
+                    if matches!(result, Err(StoreError::Conflict { .. })) {
+                        conflicts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    result
+                }
+            })
+            .await
+        }
+    };
+    let (a, b) = tokio::join!(writer(10), writer(20));
+    a.unwrap();
+    b.unwrap();
+    assert_eq!(conflicts.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let stream = store.load("account-1").await.unwrap();
+    assert_eq!(stream.version(), 2);
+    let mut amounts: Vec<i64> = stream
+        .events()
+        .map(|e| e.data["amount"].as_i64().unwrap())
+        .collect();
+    amounts.sort();
+    assert_eq!(amounts, [10, 20]);
+}
+
+/// Handles a message at most once per stream: the dedup check and the effect are one commit.
+async fn handle_once(store: &impl EventStore, message_id: &str) -> Result<bool, StoreError> {
+    retry_on_conflict(5, || async {
+        let stream = store.load("account-2").await?;
+        if stream.has_handled(message_id) {
+            return Ok(false);
+        }
+        store
+            .append(deposit("account-2", stream.version(), 5, Some(message_id)))
+            .await?;
+        Ok(true)
+    })
+    .await
+}
+
+async fn the_same_message_twice_has_one_effect(store: impl EventStore) {
+    let (a, b) = tokio::join!(handle_once(&store, "msg-1"), handle_once(&store, "msg-1"));
+    let applied = [
+        a.unwrap(),
+        b.unwrap(),
+        handle_once(&store, "msg-1").await.unwrap(),
+    ];
+    assert_eq!(applied.iter().filter(|&&x| x).count(), 1, "{applied:?}");
+    assert!(
+        handle_once(&store, "msg-2").await.unwrap(),
+        "another message still applies"
+    );
+    assert_eq!(store.load("account-2").await.unwrap().version(), 2);
+}
+
+#[derive(Default, PartialEq, Debug)]
+struct Balances(std::collections::BTreeMap<String, i64>);
+
+impl Projection for Balances {
+    fn apply(&mut self, commit: &Commit) {
+        for event in &commit.events {
+            *self.0.entry(commit.stream.clone()).or_default() +=
+                event.data["amount"].as_i64().unwrap();
+        }
+    }
+}
+
+async fn a_rebuild_equals_the_incrementally_built_read_model(store: impl EventStore) {
+    let mut incremental = Balances::default();
+    for i in 0..23u64 {
+        let stream = format!("acct-{}", i % 4);
+        let version = store.load(&stream).await.unwrap().version();
+        let commit = store
+            .append(deposit(&stream, version, i as i64, None))
+            .await
+            .unwrap();
+        incremental.apply(&commit);
+    }
+    let mut rebuilt = Balances::default();
+    let mut pages = Vec::new();
+    let total = rebuild(&store, &mut rebuilt, 5, |n| pages.push(n))
+        .await
+        .unwrap();
+    assert_eq!(total, 23);
+    assert_eq!(pages, [5, 10, 15, 20, 23], "progress after every page");
+    assert_eq!(rebuilt, incremental);
+}
+
+#[tokio::test]
+async fn ferretdb_concurrent_writers() {
+    concurrent_writers_conflict_once_and_lose_nothing(mongo().await).await;
+}
+
+#[tokio::test]
+async fn memory_concurrent_writers() {
+    concurrent_writers_conflict_once_and_lose_nothing(MemoryStore::new()).await;
+}
+
+#[tokio::test]
+async fn ferretdb_deduplication() {
+    the_same_message_twice_has_one_effect(mongo().await).await;
+}
+
+#[tokio::test]
+async fn memory_deduplication() {
+    the_same_message_twice_has_one_effect(MemoryStore::new()).await;
+}
+
+#[tokio::test]
+async fn ferretdb_rebuild() {
+    a_rebuild_equals_the_incrementally_built_read_model(mongo().await).await;
+}
+
+#[tokio::test]
+async fn memory_rebuild() {
+    a_rebuild_equals_the_incrementally_built_read_model(MemoryStore::new()).await;
+}
+
+/// The process wrote its commit and died before publishing: a new process's relay publishes
+/// the outbox to the real broker, exactly the stored event, and only once.
+#[tokio::test]
+async fn an_outbox_written_before_a_crash_is_published_after_restart() {
+    let pulsar_url = env("ALPES_PULSAR_URL", "pulsar://127.0.0.1:6650");
+    let admin_url = env("ALPES_PULSAR_ADMIN_URL", "http://127.0.0.1:8080");
+    Admin::new(&admin_url)
+        .bootstrap()
+        .await
+        .expect("Pulsar bootstrap: is the stack up?");
+    let bus = Bus::connect(&pulsar_url, &admin_url, "eventstore-tests")
+        .await
+        .unwrap();
+    let mut config = SubscriptionConfig::new(format!("test-{}", uuid::Uuid::new_v4().simple()));
+    config.start_at = StartAt::Latest;
+    let subscription = bus.subscribe::<FraudDetected>(config).await.unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let shutdown = Shutdown::new();
+    let handler = move |d: Delivery<FraudDetected>| {
+        let _ = tx.send(d.event);
+        std::future::ready(Outcome::Done)
+    };
+    let running = tokio::spawn(subscription.run(handler, shutdown.clone()));
+
+    let saga = uuid::Uuid::now_v7().to_string();
+    let event = FraudDetected {
+        metadata: EventMetadata::new::<FraudDetected>().in_saga(&saga),
+        reason: "outbox".into(),
+        reporter: "eventstore-tests".into(),
+        score: None,
+    };
+    let url = env("ALPES_MONGO_URL", "mongodb://127.0.0.1:27017");
+    let database = format!("test_{}", uuid::Uuid::new_v4().simple());
+    {
+        // The process that crashes: it commits, and never runs its relay.
+        let store = MongoStore::connect(&url, &database).await.unwrap();
+        let mut commit = deposit(&saga, 0, 1, None);
+        commit.outbox.push(Outgoing::event(&event).unwrap());
+        let stored = store.append(commit).await.unwrap();
+        assert!(!stored.published);
+    }
+    let restarted = MongoStore::connect(&url, &database).await.unwrap();
+    assert_eq!(restarted.unpublished(10).await.unwrap().len(), 1);
+    let relay = Relay::new(restarted.clone(), bus.publisher().clone());
+    assert_eq!(relay.flush().await.unwrap(), 1);
+    let received = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let got = rx.recv().await.expect("subscription stopped");
+            if got.metadata.saga_id.as_deref() == Some(saga.as_str()) {
+                return got;
+            }
+        }
+    })
+    .await
+    .expect("the relayed event did not arrive");
+    assert_eq!(received, event);
+    assert!(
+        restarted.unpublished(10).await.unwrap().is_empty(),
+        "marked published"
+    );
+    assert_eq!(
+        relay.flush().await.unwrap(),
+        0,
+        "nothing is published twice"
+    );
+
+    shutdown.cancel();
+    running.await.unwrap().unwrap();
+}
