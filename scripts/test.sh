@@ -33,4 +33,14 @@ step "schema compatibility (alpes schema check)"
 cargo run --quiet --locked -p alpes-cli -- schema check --dir schema
 
 step "cargo test (unit and integration, against the stack)"
-cargo test --workspace --locked "$@"
+results="${CARGO_TARGET_DIR:-target}/test-output.txt"
+mkdir -p "$(dirname "$results")"
+cargo test --workspace --locked "$@" 2>&1 | tee "$results"
+# One closing line for the whole workspace (cargo's own last line is a crate's doc-tests).
+awk '/^test result:/ {
+       for (i = 1; i <= NF; i++) {
+         if ($(i + 1) ~ /^passed/) passed += $i
+         if ($(i + 1) ~ /^failed/) failed += $i
+       }
+     }
+     END { printf "\nworkspace: %d passed, %d failed\n", passed, failed }' "$results"
