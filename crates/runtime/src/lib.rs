@@ -1,0 +1,20 @@
+//! What every alpes service binary shares, so that a service is mostly its domain.
+//!
+//! - [`config::CommonArgs`]: the settings every service reads, from flags or `ALPES_*`
+//!   environment variables (one mechanism: clap), flattened into each service's own config.
+//! - [`telemetry::init`]: JSON (or human) logs through `tracing`.
+//! - [`http`]: the axum server with `/healthz`, `/readyz`, `/metrics`, trace context on every
+//!   request, JSON errors with a stable `code`, and graceful shutdown.
+//! - [`shutdown::on_signals`]: a [`Shutdown`](alpes_bus::Shutdown) token cancelled by SIGTERM
+//!   or SIGINT. Readiness turns false at once; consumers drain; the relay flushes.
+
+pub mod config;
+pub mod error;
+pub mod health;
+pub mod http;
+pub mod metrics;
+pub mod shutdown;
+pub mod telemetry;
+pub mod trace;
+
+pub use error::ApiError;

@@ -1,0 +1,265 @@
+//! The `Interaction` aggregate: a view, click or purchase, registered once and discarded at
+//! most once (when its sale's saga is compensated).
+
+use alpes_contracts::Timestamp;
+use alpes_contracts::events::tracking::{
+    InteractionKind, PageContext, Purchase, Target, TrackingParams, Visitor,
+};
+use serde::{Deserialize, Serialize};
+
+/// What was tracked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Interaction {
+    pub interaction_id: String,
+    pub kind: InteractionKind,
+    pub interacted_at: Timestamp,
+    pub visitor: Visitor,
+    pub tracking: TrackingParams,
+    pub target: Target,
+    pub context: PageContext,
+    pub purchase: Option<Purchase>,
+    /// The sale's saga, for a purchase.
+    pub saga_id: Option<String>,
+}
+
+/// Whether an interaction still counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Status {
+    Registered,
+    Discarded,
+}
+
+/// The facts of an interaction's stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum InteractionEvent {
+    Registered { interaction: Box<Interaction> },
+    Discarded { reason: String },
+}
+
+/// An interaction's current state: `None` until registered.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct InteractionState {
+    pub interaction: Option<Interaction>,
+    pub status: Option<Status>,
+}
+
+impl InteractionState {
+    /// Folds one fact into the state.
+    pub fn apply(&mut self, event: &InteractionEvent) {
+        match event {
+            InteractionEvent::Registered { interaction } => {
+                self.interaction = Some(Interaction::clone(interaction));
+                self.status = Some(Status::Registered);
+            }
+            InteractionEvent::Discarded { .. } => self.status = Some(Status::Discarded),
+        }
+    }
+}
+
+/// A command that cannot be carried out, naming the field at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct DomainError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> DomainError {
+    DomainError {
+        field,
+        message: message.into(),
+    }
+}
+
+/// Registers `interaction`; registering an interaction that exists changes nothing.
+pub fn register(
+    state: &InteractionState,
+    interaction: Interaction,
+    now: Timestamp,
+) -> Result<Vec<InteractionEvent>, DomainError> {
+    if state.interaction.is_some() {
+        return Ok(Vec::new());
+    }
+    validate(&interaction, now)?;
+    Ok(vec![InteractionEvent::Registered {
+        interaction: Box::new(interaction),
+    }])
+}
+
+/// Discards a registered interaction; discarding twice, or something never registered,
+/// changes nothing.
+pub fn discard(state: &InteractionState, reason: &str) -> Vec<InteractionEvent> {
+    match state.status {
+        Some(Status::Registered) => vec![InteractionEvent::Discarded {
+            reason: reason.to_owned(),
+        }],
+        Some(Status::Discarded) | None => Vec::new(),
+    }
+}
+
+fn validate(i: &Interaction, now: Timestamp) -> Result<(), DomainError> {
+    if i.visitor.anonymous_id.trim().is_empty() {
+        return Err(invalid("visitor.anonymous_id", "must not be empty"));
+    }
+    if i.target.url.trim().is_empty() {
+        return Err(invalid("target.url", "must not be empty"));
+    }
+    if i.interacted_at > now + chrono::Duration::minutes(5) {
+        return Err(invalid("interacted_at", "must not be in the future"));
+    }
+    match (&i.kind, &i.purchase) {
+        (InteractionKind::Purchase, None) => Err(invalid(
+            "purchase",
+            "a PURCHASE needs its order id and amount",
+        )),
+        (InteractionKind::Purchase, Some(p)) => {
+            if p.order_id.trim().is_empty() {
+                return Err(invalid("purchase.order_id", "must not be empty"));
+            }
+            if p.amount.amount_minor <= 0 {
+                return Err(invalid("purchase.amount.amount_minor", "must be positive"));
+            }
+            let code = &p.amount.currency;
+            if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_uppercase()) {
+                return Err(invalid(
+                    "purchase.amount.currency",
+                    "must be an ISO 4217 code such as EUR",
+                ));
+            }
+            Ok(())
+        }
+        (_, Some(_)) => Err(invalid("purchase", "only a PURCHASE has a purchase")),
+        (_, None) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alpes_contracts::Money;
+    use chrono::Utc;
+
+    use super::*;
+
+    fn click() -> Interaction {
+        Interaction {
+            interaction_id: "i-1".into(),
+            kind: InteractionKind::Click,
+            interacted_at: Utc::now(),
+            visitor: Visitor {
+                user_id: None,
+                anonymous_id: "visitor-1".into(),
+                ip: None,
+                user_agent: Some("Firefox".into()),
+            },
+            tracking: TrackingParams {
+                partner_id: Some("partner-1".into()),
+                campaign_id: Some("campaign-1".into()),
+                ..TrackingParams::default()
+            },
+            target: Target {
+                url: "https://shop.example/p/1".into(),
+                element: None,
+            },
+            context: PageContext::default(),
+            purchase: None,
+            saga_id: None,
+        }
+    }
+
+    fn purchase(amount_minor: i64, currency: &str) -> Interaction {
+        Interaction {
+            kind: InteractionKind::Purchase,
+            purchase: Some(Purchase {
+                order_id: "order-1".into(),
+                amount: Money::new(amount_minor, currency),
+            }),
+            saga_id: Some("saga-1".into()),
+            ..click()
+        }
+    }
+
+    fn given(events: &[InteractionEvent]) -> InteractionState {
+        let mut state = InteractionState::default();
+        events.iter().for_each(|e| state.apply(e));
+        state
+    }
+
+    #[test]
+    fn a_click_is_registered() {
+        let click = click();
+        let events = register(&given(&[]), click.clone(), Utc::now()).unwrap();
+        assert_eq!(
+            events,
+            [InteractionEvent::Registered {
+                interaction: Box::new(click)
+            }]
+        );
+    }
+
+    #[test]
+    fn registering_again_changes_nothing() {
+        let registered = InteractionEvent::Registered {
+            interaction: Box::new(click()),
+        };
+        assert_eq!(
+            register(&given(&[registered]), click(), Utc::now()).unwrap(),
+            []
+        );
+    }
+
+    #[test]
+    fn a_purchase_needs_a_positive_amount_in_an_iso_currency() {
+        let now = Utc::now();
+        assert!(register(&given(&[]), purchase(12_000, "EUR"), now).is_ok());
+        let field = |i| register(&given(&[]), i, now).unwrap_err().field;
+        assert_eq!(field(purchase(0, "EUR")), "purchase.amount.amount_minor");
+        assert_eq!(field(purchase(100, "euro")), "purchase.amount.currency");
+        assert_eq!(
+            field(Interaction {
+                purchase: None,
+                ..purchase(1, "EUR")
+            }),
+            "purchase"
+        );
+        let click_with_purchase = Interaction {
+            kind: InteractionKind::Click,
+            ..purchase(1, "EUR")
+        };
+        assert_eq!(field(click_with_purchase), "purchase");
+    }
+
+    #[test]
+    fn a_visitor_and_a_target_are_required_and_the_future_is_refused() {
+        let now = Utc::now();
+        let mut anonymous = click();
+        anonymous.visitor.anonymous_id = " ".into();
+        assert_eq!(
+            register(&given(&[]), anonymous, now).unwrap_err().field,
+            "visitor.anonymous_id"
+        );
+        let mut later = click();
+        later.interacted_at = now + chrono::Duration::hours(1);
+        assert_eq!(
+            register(&given(&[]), later, now).unwrap_err().field,
+            "interacted_at"
+        );
+    }
+
+    #[test]
+    fn discarding_happens_once_and_only_to_registered_interactions() {
+        let registered = InteractionEvent::Registered {
+            interaction: Box::new(click()),
+        };
+        let discarded = InteractionEvent::Discarded {
+            reason: "fraud".into(),
+        };
+        assert_eq!(
+            discard(&given(std::slice::from_ref(&registered)), "fraud"),
+            std::slice::from_ref(&discarded)
+        );
+        assert_eq!(discard(&given(&[registered, discarded]), "fraud"), []);
+        assert_eq!(discard(&given(&[]), "fraud"), []);
+    }
+}
