@@ -1,0 +1,3 @@
+//! The edges of the marketing service: its HTTP API.
+
+pub mod http;

@@ -1,0 +1,322 @@
+//! The `Campaign` aggregate: defined once, then DRAFT → ACTIVE ⇄ PAUSED → COMPLETED.
+//!
+//! A campaign's definition (budget, terms, model, window, threshold) is fixed at creation: the
+//! sagas already running were decided under it, and a change would be a new campaign.
+
+use alpes_contracts::Money;
+use alpes_contracts::events::attribution::AttributionModel;
+use alpes_contracts::events::commission::{CommissionKind, CommissionTerms};
+use serde::{Deserialize, Serialize};
+
+/// What a campaign is, as created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CampaignDefinition {
+    pub name: String,
+    pub budget: Money,
+    pub terms: CommissionTerms,
+    pub attribution_model: AttributionModel,
+    pub attribution_window_days: i32,
+    pub fraud_threshold: i32,
+}
+
+/// Where a campaign is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CampaignStatus {
+    Draft,
+    Active,
+    Paused,
+    Completed,
+}
+
+/// A lifecycle step a user asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    Activate,
+    Pause,
+    Complete,
+}
+
+/// The facts of a campaign's stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum CampaignEvent {
+    Created {
+        definition: Box<CampaignDefinition>,
+    },
+    StatusChanged {
+        status: CampaignStatus,
+        reason: Option<String>,
+    },
+}
+
+/// A campaign as it stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Campaign {
+    pub definition: CampaignDefinition,
+    pub status: CampaignStatus,
+}
+
+/// A campaign's state: `None` until created.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CampaignState(pub Option<Campaign>);
+
+impl CampaignState {
+    /// Folds one fact into the state.
+    pub fn apply(&mut self, event: &CampaignEvent) {
+        match event {
+            CampaignEvent::Created { definition } => {
+                self.0 = Some(Campaign {
+                    definition: CampaignDefinition::clone(definition),
+                    status: CampaignStatus::Draft,
+                });
+            }
+            CampaignEvent::StatusChanged { status, .. } => {
+                if let Some(campaign) = &mut self.0 {
+                    campaign.status = *status;
+                }
+            }
+        }
+    }
+}
+
+/// A command that cannot be carried out.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    #[error("{field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    #[error("a {from:?} campaign cannot {transition:?}")]
+    Transition {
+        from: CampaignStatus,
+        transition: Transition,
+    },
+    #[error("no such campaign")]
+    Unknown,
+    #[error("the campaign already exists")]
+    Exists,
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> DomainError {
+    DomainError::Invalid {
+        field,
+        message: message.into(),
+    }
+}
+
+impl CampaignState {
+    /// Creates the campaign, after checking its definition.
+    pub fn create(
+        &self,
+        definition: CampaignDefinition,
+    ) -> Result<Vec<CampaignEvent>, DomainError> {
+        if self.0.is_some() {
+            return Err(DomainError::Exists);
+        }
+        validate(&definition)?;
+        Ok(vec![CampaignEvent::Created {
+            definition: Box::new(definition),
+        }])
+    }
+
+    /// Moves the campaign through its lifecycle; asking for the status it has changes nothing.
+    pub fn transition(
+        &self,
+        transition: Transition,
+        reason: Option<String>,
+    ) -> Result<Vec<CampaignEvent>, DomainError> {
+        let campaign = self.0.as_ref().ok_or(DomainError::Unknown)?;
+        use CampaignStatus::*;
+        let to = match (campaign.status, transition) {
+            (Active, Transition::Activate)
+            | (Paused, Transition::Pause)
+            | (Completed, Transition::Complete) => {
+                return Ok(Vec::new());
+            }
+            (Draft | Paused, Transition::Activate) => Active,
+            (Active, Transition::Pause) => Paused,
+            (Draft | Active | Paused, Transition::Complete) => Completed,
+            (from, transition) => return Err(DomainError::Transition { from, transition }),
+        };
+        Ok(vec![CampaignEvent::StatusChanged { status: to, reason }])
+    }
+}
+
+fn validate(d: &CampaignDefinition) -> Result<(), DomainError> {
+    if d.name.trim().is_empty() {
+        return Err(invalid("name", "must not be empty"));
+    }
+    if d.budget.amount_minor <= 0 {
+        return Err(invalid("budget.amount_minor", "must be positive"));
+    }
+    let code = &d.budget.currency;
+    if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err(invalid(
+            "budget.currency",
+            "must be an ISO 4217 code such as EUR",
+        ));
+    }
+    let t = &d.terms;
+    match t.kind {
+        CommissionKind::Percentage => match t.percentage_bps {
+            Some(bps) if (0..=10_000).contains(&bps) => {}
+            _ => {
+                return Err(invalid(
+                    "terms.percentage_bps",
+                    "a PERCENTAGE needs 0..=10000 basis points",
+                ));
+            }
+        },
+        CommissionKind::Fixed => match t.fixed_minor {
+            Some(fixed) if fixed >= 0 => {}
+            _ => {
+                return Err(invalid(
+                    "terms.fixed_minor",
+                    "a FIXED commission needs a non-negative amount",
+                ));
+            }
+        },
+    }
+    if t.minimum_minor < 0 {
+        return Err(invalid("terms.minimum_minor", "must not be negative"));
+    }
+    if t.maximum_minor.is_some_and(|max| max < t.minimum_minor) {
+        return Err(invalid(
+            "terms.maximum_minor",
+            "must not be below the minimum",
+        ));
+    }
+    if !(1..=365).contains(&d.attribution_window_days) {
+        return Err(invalid("attribution_window_days", "must be 1..=365"));
+    }
+    if !(0..=100).contains(&d.fraud_threshold) {
+        return Err(invalid("fraud_threshold", "must be 0..=100"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn definition() -> CampaignDefinition {
+        CampaignDefinition {
+            name: "Black Friday".into(),
+            budget: Money::new(100_000, "EUR"),
+            terms: CommissionTerms {
+                kind: CommissionKind::Percentage,
+                percentage_bps: Some(1_000),
+                fixed_minor: None,
+                minimum_minor: 500,
+                maximum_minor: Some(1_000),
+            },
+            attribution_model: AttributionModel::LastTouch,
+            attribution_window_days: 30,
+            fraud_threshold: 80,
+        }
+    }
+
+    fn given(events: &[CampaignEvent]) -> CampaignState {
+        let mut state = CampaignState::default();
+        events.iter().for_each(|e| state.apply(e));
+        state
+    }
+
+    fn created() -> CampaignEvent {
+        CampaignEvent::Created {
+            definition: Box::new(definition()),
+        }
+    }
+
+    fn status(status: CampaignStatus) -> CampaignEvent {
+        CampaignEvent::StatusChanged {
+            status,
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn a_valid_campaign_is_created_as_a_draft() {
+        let events = given(&[]).create(definition()).unwrap();
+        assert_eq!(events, [created()]);
+        assert_eq!(given(&events).0.unwrap().status, CampaignStatus::Draft);
+        assert_eq!(
+            given(&[created()]).create(definition()),
+            Err(DomainError::Exists)
+        );
+    }
+
+    #[test]
+    fn an_invalid_definition_names_the_field() {
+        let field = |d| match given(&[]).create(d) {
+            Err(DomainError::Invalid { field, .. }) => field,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            field(CampaignDefinition {
+                name: " ".into(),
+                ..definition()
+            }),
+            "name"
+        );
+        let mut d = definition();
+        d.budget.amount_minor = 0;
+        assert_eq!(field(d), "budget.amount_minor");
+        let mut d = definition();
+        d.terms.percentage_bps = Some(10_001);
+        assert_eq!(field(d), "terms.percentage_bps");
+        let mut d = definition();
+        d.terms.maximum_minor = Some(100);
+        assert_eq!(field(d), "terms.maximum_minor");
+        assert_eq!(
+            field(CampaignDefinition {
+                fraud_threshold: 101,
+                ..definition()
+            }),
+            "fraud_threshold"
+        );
+    }
+
+    #[test]
+    fn the_lifecycle_moves_forward_and_repeats_are_no_ops() {
+        use CampaignStatus::*;
+        let draft = given(&[created()]);
+        assert_eq!(
+            draft.transition(Transition::Activate, None).unwrap(),
+            [status(Active)]
+        );
+        let active = given(&[created(), status(Active)]);
+        assert_eq!(active.transition(Transition::Activate, None).unwrap(), []);
+        assert_eq!(
+            active.transition(Transition::Pause, None).unwrap(),
+            [status(Paused)]
+        );
+        let paused = given(&[created(), status(Active), status(Paused)]);
+        assert_eq!(
+            paused.transition(Transition::Activate, None).unwrap(),
+            [status(Active)]
+        );
+        let completed = given(&[created(), status(Completed)]);
+        assert_eq!(
+            completed.transition(Transition::Complete, None).unwrap(),
+            []
+        );
+        assert!(matches!(
+            completed.transition(Transition::Activate, None),
+            Err(DomainError::Transition {
+                from: Completed,
+                ..
+            })
+        ));
+        assert!(matches!(
+            draft.transition(Transition::Pause, None),
+            Err(DomainError::Transition { from: Draft, .. })
+        ));
+        assert_eq!(
+            given(&[]).transition(Transition::Activate, None),
+            Err(DomainError::Unknown)
+        );
+    }
+}

@@ -1,0 +1,164 @@
+//! The campaign API from the outside, with its announcements on the real bus.
+
+use std::time::Duration;
+
+use alpes_bus::{Bus, Delivery, Outcome, Shutdown, StartAt, SubscriptionConfig};
+use alpes_contracts::events::marketing::{CampaignActivated, CampaignCreated};
+use alpes_marketing::service::{self, Config};
+use alpes_runtime::config::{CommonArgs, LogFormat};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+fn env(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_owned())
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
+}
+
+async fn spawn_app() -> (
+    String,
+    Shutdown,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let config = Config {
+        common: CommonArgs {
+            http_addr: addr,
+            pulsar_url: env("ALPES_PULSAR_URL", "pulsar://127.0.0.1:6650"),
+            pulsar_admin_url: env("ALPES_PULSAR_ADMIN_URL", "http://127.0.0.1:8080"),
+            mongo_url: env("ALPES_MONGO_URL", "mongodb://127.0.0.1:27017"),
+            log_format: LogFormat::Text,
+        },
+        database: unique("marketing_test"),
+    };
+    let shutdown = Shutdown::new();
+    let running = tokio::spawn(service::run(config, listener, shutdown.clone()));
+    let base = format!("http://{addr}");
+    for _ in 0..100 {
+        let ready = reqwest::get(format!("{base}/readyz")).await;
+        if ready.is_ok_and(|r| r.status() == 200) {
+            return (base, shutdown, running);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("marketing never became ready: is the stack up? (scripts/stack.sh up)");
+}
+
+async fn listen<E: alpes_contracts::Event>(bus: &Bus) -> mpsc::UnboundedReceiver<E> {
+    let mut config = SubscriptionConfig::new(unique("observer"));
+    config.start_at = StartAt::Latest;
+    let subscription = bus.subscribe::<E>(config).await.unwrap();
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(subscription.run(
+        move |d: Delivery<E>| {
+            let _ = tx.send(d.event);
+            std::future::ready(Outcome::Done)
+        },
+        Shutdown::new(),
+    ));
+    rx
+}
+
+async fn next_for<E>(rx: &mut mpsc::UnboundedReceiver<E>, wanted: impl Fn(&E) -> bool) -> E {
+    tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let e = rx.recv().await.expect("observer stopped");
+            if wanted(&e) {
+                return e;
+            }
+        }
+    })
+    .await
+    .expect("the announcement did not arrive")
+}
+
+#[tokio::test]
+async fn a_campaign_is_created_activated_and_announced() {
+    let (base, shutdown, running) = spawn_app().await;
+    let bus = Bus::connect(
+        &env("ALPES_PULSAR_URL", "pulsar://127.0.0.1:6650"),
+        &env("ALPES_PULSAR_ADMIN_URL", "http://127.0.0.1:8080"),
+        "marketing-tests",
+    )
+    .await
+    .unwrap();
+    let mut created = listen::<CampaignCreated>(&bus).await;
+    let mut activated = listen::<CampaignActivated>(&bus).await;
+    let http = reqwest::Client::new();
+
+    let response = http
+        .post(format!("{base}/campaigns"))
+        .json(&json!({
+            "name": "Black Friday",
+            "budget": { "amount_minor": 100000, "currency": "EUR" },
+            "terms": { "kind": "PERCENTAGE", "percentage_bps": 1000, "minimum_minor": 500, "maximum_minor": 1000 },
+            "attribution_model": "LINEAR"
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let body: Value = response.json().await.unwrap();
+    let id = body["campaign_id"].as_str().unwrap().to_owned();
+    assert_eq!(body["status"], "DRAFT");
+    assert_eq!(body["attribution_window_days"], 30, "defaults apply");
+
+    let announced = next_for(&mut created, |e| e.campaign_id == id).await;
+    assert_eq!(announced.budget.amount_minor, 100_000);
+    assert_eq!(announced.terms.percentage_bps, Some(1000));
+
+    let step = |s: &str| http.post(format!("{base}/campaigns/{id}/{s}")).send();
+    let active: Value = step("activate").await.unwrap().json().await.unwrap();
+    assert_eq!(active["status"], "ACTIVE");
+    next_for(&mut activated, |e| e.campaign_id == id).await;
+    assert_eq!(
+        step("activate").await.unwrap().status(),
+        200,
+        "repeating a step is harmless"
+    );
+
+    assert_eq!(step("complete").await.unwrap().status(), 200);
+    let refused = step("activate").await.unwrap();
+    assert_eq!(refused.status(), 409);
+    assert_eq!(refused.json::<Value>().await.unwrap()["code"], "conflict");
+    assert_eq!(step("explode").await.unwrap().status(), 404);
+
+    let list: Value = http
+        .get(format!("{base}/campaigns"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let listed = list["items"].as_array().unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["status"], "COMPLETED");
+    let unknown = http
+        .get(format!("{base}/campaigns/nope"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+
+    let invalid = http
+        .post(format!("{base}/campaigns"))
+        .json(
+            &json!({ "name": "x", "budget": { "amount_minor": 0, "currency": "EUR" },
+                       "terms": { "kind": "FIXED", "fixed_minor": 300 } }),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(invalid.status(), 400);
+    assert_eq!(
+        invalid.json::<Value>().await.unwrap()["field"],
+        "budget.amount_minor"
+    );
+
+    shutdown.cancel();
+    running.await.unwrap().unwrap();
+}
