@@ -34,7 +34,7 @@ echo "   saga $saga started"
 echo "3. attribution and commission react (choreography: nobody commands anybody)"
 for _ in $(seq 1 60); do
   budget="$(curl -sf "$COMMISSION/budgets/$campaign" || true)"
-  if [[ -n "$budget" ]] && [[ "$(echo "$budget" | json "['reserved_minor']")" != "0" ]]; then
+  if [[ -n "$budget" ]] && [[ "$(echo "$budget" | json "['reserved']['amount_minor']")" != "0" ]]; then
     echo "   attribution: $(curl -sf "$ATTRIBUTION/attributions/$saga")"
     echo "   budget:      $budget"
     echo "forward saga completed: 12.00 EUR commission reserved for partner-42"

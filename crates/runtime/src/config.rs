@@ -3,6 +3,8 @@
 
 use std::net::SocketAddr;
 
+use alpes_bus::{StartAt, SubscriptionConfig};
+
 /// Connection settings shared by every service; `#[command(flatten)]` it into a service's own.
 #[derive(clap::Args, Debug, Clone)]
 pub struct CommonArgs {
@@ -33,6 +35,32 @@ pub struct CommonArgs {
     /// Log output: `json` for machines, `text` for people.
     #[arg(long, env = "ALPES_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
+    /// Where the service's subscriptions begin when they do not exist yet: `earliest` (a new
+    /// deployment misses nothing) or `latest` (only what is published from now on: a
+    /// throwaway instance on shared topics, such as a test's, that must not replay history).
+    #[arg(long, env = "ALPES_SUBSCRIBE_FROM", value_enum, default_value_t = SubscribeFrom::Earliest)]
+    pub subscribe_from: SubscribeFrom,
+}
+
+impl CommonArgs {
+    /// The configuration of subscription `name`, starting where [`CommonArgs::subscribe_from`] says.
+    pub fn subscription(&self, name: &str) -> SubscriptionConfig {
+        let mut config = SubscriptionConfig::new(name);
+        config.start_at = match self.subscribe_from {
+            SubscribeFrom::Earliest => StartAt::Earliest,
+            SubscribeFrom::Latest => StartAt::Latest,
+        };
+        config
+    }
+}
+
+/// Where a new subscription starts reading.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubscribeFrom {
+    /// The oldest retained message.
+    Earliest,
+    /// The next message published.
+    Latest,
 }
 
 /// How logs are written.

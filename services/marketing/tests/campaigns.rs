@@ -5,7 +5,7 @@ use std::time::Duration;
 use alpes_bus::{Bus, Delivery, Outcome, Shutdown, StartAt, SubscriptionConfig};
 use alpes_contracts::events::marketing::{CampaignActivated, CampaignCreated};
 use alpes_marketing::service::{self, Config};
-use alpes_runtime::config::{CommonArgs, LogFormat};
+use alpes_runtime::config::{CommonArgs, LogFormat, SubscribeFrom};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
@@ -31,6 +31,7 @@ async fn spawn_app() -> (
             pulsar_admin_url: env("ALPES_PULSAR_ADMIN_URL", "http://127.0.0.1:8080"),
             mongo_url: env("ALPES_MONGO_URL", "mongodb://127.0.0.1:27017"),
             log_format: LogFormat::Text,
+            subscribe_from: SubscribeFrom::Latest,
         },
         database: unique("marketing_test"),
     };

@@ -2,7 +2,7 @@
 //! order things stop in. `main` runs it; the tests run it in-process against the real stack.
 
 use alpes_bus::admin::Admin;
-use alpes_bus::{Bus, Shutdown, SubscriptionConfig};
+use alpes_bus::{Bus, Shutdown};
 use alpes_contracts::events::attribution::AttributionReverted;
 use alpes_eventstore::{MongoStore, Relay};
 use alpes_runtime::config::CommonArgs;
@@ -56,7 +56,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
     let relay =
         tokio::spawn(Relay::new(store.clone(), bus.publisher().clone()).run(relay_stop.clone()));
     let subscription = bus
-        .subscribe::<AttributionReverted>(SubscriptionConfig::new(&config.subscription))
+        .subscribe::<AttributionReverted>(common.subscription(&config.subscription))
         .await
         .context("subscribing to AttributionReverted")?;
     let consumer = {

@@ -10,7 +10,7 @@ use alpes_contracts::events::attribution::AttributionReverted;
 use alpes_contracts::events::tracking::{
     InteractionKind, InteractionTracked, InteractionsDiscarded,
 };
-use alpes_runtime::config::{CommonArgs, LogFormat};
+use alpes_runtime::config::{CommonArgs, LogFormat, SubscribeFrom};
 use alpes_tracking::service::{self, Config};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -41,6 +41,7 @@ async fn spawn_app() -> App {
             pulsar_admin_url: env("ALPES_PULSAR_ADMIN_URL", "http://127.0.0.1:8080"),
             mongo_url: env("ALPES_MONGO_URL", "mongodb://127.0.0.1:27017"),
             log_format: LogFormat::Text,
+            subscribe_from: SubscribeFrom::Latest,
         },
         database: unique("tracking_test").replace('-', "_"),
         subscription: unique("tracking-test"),

@@ -146,6 +146,13 @@ impl Commission {
         format!("commission-{saga_id}")
     }
 
+    /// The saga of the commission `commission_id`, if it is an id [`Commission::id_for`] made.
+    pub fn saga_of(commission_id: &str) -> Option<&str> {
+        commission_id
+            .strip_prefix("commission-")
+            .filter(|saga_id| !saga_id.is_empty())
+    }
+
     /// Where it is in its life.
     pub fn status(&self) -> CommissionStatus {
         self.status

@@ -296,3 +296,12 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_commission_id_leads_back_to_its_saga() {
+    let id = Commission::id_for(SAGA);
+
+    assert_eq!(Commission::saga_of(&id), Some(SAGA));
+    assert_eq!(Commission::saga_of("commission-"), None);
+    assert_eq!(Commission::saga_of("budget-spring"), None);
+}

@@ -1,0 +1,122 @@
+//! The bus consumers: each consumed event type goes to its use case, and what became of it is
+//! turned into an [`Outcome`].
+//!
+//! - campaign facts (`CampaignCreated`, `…Activated`, `…Paused`, `…Completed`) → mirrored
+//!   campaign settings;
+//! - `InteractionTracked` → the visitor's journey (a purchase converts it);
+//! - `CommissionReverted` → the saga's journey is reverted.
+//!
+//! A store outage or a write that kept conflicting is retried later; anything else can never
+//! succeed (invalid command, malformed message, unreadable stream) and is dead-lettered with
+//! its reason.
+
+use std::fmt::Debug;
+use std::future::Future;
+
+use alpes_bus::{Delivery, Outcome};
+use alpes_contracts::Event;
+use alpes_contracts::events::commission::CommissionReverted;
+use alpes_contracts::events::marketing::{
+    CampaignActivated, CampaignCompleted, CampaignCreated, CampaignPaused,
+};
+use alpes_contracts::events::tracking::InteractionTracked;
+use alpes_eventstore::EventStore;
+use alpes_runtime::metrics::Metrics;
+
+use crate::app::{AppError, Attribution, Compensated, Tracked};
+use crate::domain::CampaignCommand;
+
+/// The default subscription name every attribution replica shares.
+pub const SUBSCRIPTION: &str = "attribution";
+
+/// An event type attribution consumes, and the use case it goes to.
+pub trait Consumed: Event {
+    /// What handling it did, for the log.
+    type Done: Debug + Send;
+
+    /// Hands `event` to its use case.
+    fn handle<S: EventStore>(
+        app: &Attribution<S>,
+        event: &Self,
+    ) -> impl Future<Output = Result<Self::Done, AppError>> + Send;
+}
+
+/// Handles one delivery of `E`: done when its effect is stored, retried when the store is
+/// unavailable, dead-lettered when it can never be handled.
+pub async fn on_event<E: Consumed, S: EventStore>(
+    app: &Attribution<S>,
+    metrics: &Metrics,
+    subscription: &str,
+    delivery: Delivery<E>,
+) -> Outcome {
+    let event = &delivery.event;
+    let metadata = event.metadata();
+    let outcome = match E::handle(app, event).await {
+        Ok(done) => {
+            tracing::info!(
+                event = %metadata.event_type,
+                event_id = %metadata.event_id,
+                saga = ?metadata.saga_id,
+                ?done,
+                "handled"
+            );
+            Outcome::Done
+        }
+        Err(AppError::Store(e)) => Outcome::Retry(e.to_string()),
+        Err(e) => Outcome::Reject(e.to_string()),
+    };
+    let label = match outcome {
+        Outcome::Done => "done",
+        Outcome::Retry(_) => "retry",
+        Outcome::Reject(_) => "reject",
+    };
+    metrics.message_handled(subscription, label);
+    outcome
+}
+
+impl Consumed for InteractionTracked {
+    type Done = Tracked;
+
+    async fn handle<S: EventStore>(
+        app: &Attribution<S>,
+        event: &Self,
+    ) -> Result<Tracked, AppError> {
+        app.track(event).await
+    }
+}
+
+impl Consumed for CommissionReverted {
+    type Done = Compensated;
+
+    async fn handle<S: EventStore>(
+        app: &Attribution<S>,
+        event: &Self,
+    ) -> Result<Compensated, AppError> {
+        app.compensate(event).await
+    }
+}
+
+/// Campaign facts: whether the fact changed what attribution knows.
+macro_rules! campaign_fact {
+    ($($fact:ty),*) => {$(
+        impl Consumed for $fact {
+            type Done = bool;
+
+            async fn handle<S: EventStore>(
+                app: &Attribution<S>,
+                event: &Self,
+            ) -> Result<bool, AppError> {
+                let command = CampaignCommand::from(event);
+                app.record_campaign_fact(&event.campaign_id, &event.metadata, command)
+                    .await
+            }
+        }
+    )*};
+}
+
+campaign_fact!(
+    CampaignCreated,
+    CampaignActivated,
+    CampaignPaused,
+    CampaignCompleted
+);

@@ -1,0 +1,120 @@
+//! The attribution use cases: load the streams a message concerns, decide with the domain,
+//! append the facts together with the integration events to publish (one document each, see
+//! the event store), so that a crash at any point loses nothing and publishes nothing twice.
+//!
+//! Streams, one per thing that must change atomically:
+//!
+//! - `campaign-{campaign_id}`: the mirrored [`Campaign`](crate::domain::Campaign) settings.
+//! - `journey-{journey_id}`: a [`Journey`](crate::domain::Journey)'s events, the outbox of its
+//!   outcomes (`ConversionAttributed`/`ConversionRejected`, `AttributionReverted`), and, first,
+//!   which visitor it belongs to.
+//! - `visitor-{anonymous_id}`: the index from a visitor to their journeys, and which journey
+//!   each of their interactions went to (see `index`).
+//! - `saga-{saga_id}`: the index from a saga to the journey its purchase converted, and whether
+//!   the saga was compensated, whichever arrived first (see `index`).
+//!
+//! The modules hold one use case each: `campaigns`, `interactions`, `compensation`, and
+//! the read side in `views`.
+
+mod campaigns;
+mod compensation;
+mod index;
+mod interactions;
+mod journeys;
+#[cfg(test)]
+mod tests;
+mod views;
+
+use std::future::Future;
+
+use alpes_bus::Outgoing;
+use alpes_eventstore::{EventStore, StoreError, StoredEvent, Stream};
+use serde::de::DeserializeOwned;
+
+use crate::domain::{DomainError, DomainEvent};
+
+pub use compensation::Compensated;
+pub use interactions::Tracked;
+pub use views::{CampaignView, JourneyView, Published, SagaOutcome, SagaView};
+
+/// Conflicting writers retry this many times before the message is retried later.
+const ATTEMPTS: u32 = 5;
+
+/// Why a use case failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The domain refuses the command: the message can never be handled.
+    #[error(transparent)]
+    Invalid(#[from] DomainError),
+    /// The store is unavailable or kept conflicting: try again later.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stream does not fold back into what it should be.
+    #[error("stored data does not read back: {0}")]
+    Corrupt(String),
+    /// The message lacks what handling it needs (a purchase without its order or its saga).
+    #[error("malformed message: {0}")]
+    Malformed(String),
+}
+
+impl AppError {
+    fn is_conflict(&self) -> bool {
+        matches!(self, Self::Store(StoreError::Conflict { .. }))
+    }
+}
+
+/// The attribution service's use cases over an event store.
+#[derive(Clone)]
+pub struct Attribution<S> {
+    store: S,
+}
+
+impl<S: EventStore> Attribution<S> {
+    /// The use cases over `store`.
+    pub fn new(store: S) -> Self {
+        Self { store }
+    }
+}
+
+/// Runs `attempt` (load, decide, append) until it does not conflict, at most [`ATTEMPTS`]
+/// times; the last conflict is returned, and the consumer retries the message later.
+async fn retrying<T, F, Fut>(mut attempt: F) -> Result<T, AppError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, AppError>>,
+{
+    let mut tries = 1;
+    loop {
+        match attempt().await {
+            Err(e) if e.is_conflict() && tries < ATTEMPTS => {
+                tracing::debug!(error = %e, tries, "conflict, reloading");
+                tries += 1;
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+/// The events to store, each under its own kind.
+fn stored<E: DomainEvent>(events: &[E]) -> Result<Vec<StoredEvent>, AppError> {
+    events
+        .iter()
+        .map(|e| StoredEvent::new(e.kind(), e).map_err(|e| AppError::Corrupt(e.to_string())))
+        .collect()
+}
+
+/// Every event of `stream` decoded as `E`.
+fn decoded<E: DeserializeOwned>(stream: &Stream) -> Result<Vec<E>, AppError> {
+    stream
+        .events()
+        .map(|e| {
+            e.decode()
+                .map_err(|err| AppError::Corrupt(format!("{} ({}): {err}", stream.name, e.kind)))
+        })
+        .collect()
+}
+
+/// `event` encoded for the outbox.
+fn outgoing<E: alpes_contracts::Event>(event: &E) -> Result<Outgoing, AppError> {
+    Outgoing::event(event).map_err(|e| AppError::Corrupt(e.to_string()))
+}

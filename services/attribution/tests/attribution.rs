@@ -1,0 +1,519 @@
+//! The attribution service from the outside: its real wiring started in-process on a random
+//! port, against the local stack's Pulsar and FerretDB, fed and observed over the bus and
+//! asked over HTTP.
+//!
+//! Every app instance consumes the shared topics with a subscription of its own (starting at the
+//! moment the instance starts: `SubscribeFrom::Latest`), so while these tests run concurrently
+//! each instance also handles the other tests' events, and publishes its own outcome for their
+//! sagas (often a different one: an instance that sees a purchase before its campaign rejects
+//! it as CAMPAIGN_UNKNOWN). The bus alone therefore cannot say which instance said what. The tests ask the instance under test
+//! for the id of the event it announced (`GET /attributions/{saga}`), follow that id on the
+//! bus, and count what the instance queued by reading its own outbox in its own database.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use alpes_attribution::service::{self, Config};
+use alpes_bus::{Bus, Delivery, Outcome, Shutdown, StartAt, SubscriptionConfig, property};
+use alpes_contracts::events::attribution::{
+    AttributionModel, AttributionReverted, ConversionAttributed, ConversionRejected,
+    ConversionRejectionReason,
+};
+use alpes_contracts::events::commission::{CommissionKind, CommissionReverted, CommissionTerms};
+use alpes_contracts::events::marketing::{CampaignActivated, CampaignCreated};
+use alpes_contracts::events::tracking::{
+    InteractionKind, InteractionTracked, PageContext, Purchase, Target, TrackingParams, Visitor,
+};
+use alpes_contracts::{Event, EventMetadata, Money, codec};
+use alpes_eventstore::{EventStore, MongoStore};
+use alpes_runtime::config::{CommonArgs, LogFormat, SubscribeFrom};
+use chrono::{TimeDelta, Utc};
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+fn env(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_owned())
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+struct App {
+    base: String,
+    http: reqwest::Client,
+    /// The instance's own database, to read what it queued.
+    store: MongoStore,
+    shutdown: Shutdown,
+    running: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+/// Starts the service with a database and subscription of its own; returns once it is ready.
+async fn spawn_app() -> App {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    let mongo_url = env("ALPES_MONGO_URL", "mongodb://127.0.0.1:27017");
+    let database = unique("attribution_test").replace('-', "_");
+    let subscription = unique("attribution-test");
+    let config = Config {
+        common: CommonArgs {
+            http_addr: addr,
+            pulsar_url: env("ALPES_PULSAR_URL", "pulsar://127.0.0.1:6650"),
+            pulsar_admin_url: env("ALPES_PULSAR_ADMIN_URL", "http://127.0.0.1:8080"),
+            mongo_url: mongo_url.clone(),
+            log_format: LogFormat::Text,
+            subscribe_from: SubscribeFrom::Latest,
+        },
+        database: database.clone(),
+        subscription,
+    };
+    let shutdown = Shutdown::new();
+    let running = tokio::spawn(service::run(config, listener, shutdown.clone()));
+    let app = App {
+        base: format!("http://{addr}"),
+        http: reqwest::Client::new(),
+        store: MongoStore::connect(&mongo_url, &database).await.unwrap(),
+        shutdown,
+        running,
+    };
+    for _ in 0..100 {
+        let ready = app.http.get(format!("{}/readyz", app.base)).send().await;
+        if ready.is_ok_and(|r| r.status() == 200) {
+            return app;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("attribution never became ready: is the stack up? (scripts/stack.sh up)");
+}
+
+impl App {
+    async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    }
+
+    /// GETs `path` until `done` accepts the body, within 30 s.
+    async fn wait_for(&self, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let (status, body) = self.get(path).await;
+            if status == 200 && done(&body) {
+                return body;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{path} did not get there within 30 s: {status} {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// The events of type `E` of saga `saga` this instance queued in its outbox.
+    async fn queued<E: Event>(&self, saga: &str) -> Vec<E> {
+        let mut queued = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self.store.replay(after.as_ref(), 500).await.unwrap();
+            let Some(last) = page.last().cloned() else {
+                return queued;
+            };
+            queued.extend(
+                page.iter()
+                    .flat_map(|c| &c.outbox)
+                    .filter(|o| o.event_type.as_deref() == Some(E::event_type().name))
+                    .filter(|o| {
+                        o.properties.get(property::SAGA_ID).map(String::as_str) == Some(saga)
+                    })
+                    .map(|o| codec::decode::<E>(&o.payload).unwrap()),
+            );
+            after = Some(last);
+        }
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.running.await.unwrap().unwrap();
+    }
+}
+
+async fn observer() -> Bus {
+    Bus::connect(
+        &env("ALPES_PULSAR_URL", "pulsar://127.0.0.1:6650"),
+        &env("ALPES_PULSAR_ADMIN_URL", "http://127.0.0.1:8080"),
+        "attribution-tests",
+    )
+    .await
+    .unwrap()
+}
+
+async fn listen<E: Event>(bus: &Bus) -> (mpsc::UnboundedReceiver<E>, Shutdown) {
+    let mut config = SubscriptionConfig::new(unique("observer"));
+    config.start_at = StartAt::Latest;
+    let subscription = bus.subscribe::<E>(config).await.unwrap();
+    let (tx, rx) = mpsc::unbounded_channel();
+    let stop = Shutdown::new();
+    tokio::spawn(subscription.run(
+        move |d: Delivery<E>| {
+            let _ = tx.send(d.event);
+            std::future::ready(Outcome::Done)
+        },
+        stop.clone(),
+    ));
+    (rx, stop)
+}
+
+/// The event with id `event_id` on `rx`, within 20 s.
+async fn published<E: Event>(rx: &mut mpsc::UnboundedReceiver<E>, event_id: &str) -> E {
+    tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let event = rx.recv().await.expect("observer stopped");
+            if event.metadata().event_id == event_id {
+                return event;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("event {event_id} was not published within 20 s"))
+}
+
+/// Publishes an active LAST_TOUCH campaign in EUR and waits until `app` knows it.
+async fn active_campaign(bus: &Bus, app: &App) -> String {
+    let campaign_id = unique("campaign");
+    let created = CampaignCreated {
+        metadata: EventMetadata::new::<CampaignCreated>(),
+        campaign_id: campaign_id.clone(),
+        name: "Spring sale".into(),
+        budget: Money::new(10_000_000, "EUR"),
+        terms: CommissionTerms {
+            kind: CommissionKind::Percentage,
+            percentage_bps: Some(1_000),
+            fixed_minor: None,
+            minimum_minor: 0,
+            maximum_minor: None,
+        },
+        attribution_model: AttributionModel::LastTouch,
+        attribution_window_days: 30,
+        fraud_threshold: 70,
+    };
+    let activated = CampaignActivated {
+        metadata: EventMetadata::new::<CampaignActivated>(),
+        campaign_id: campaign_id.clone(),
+        reason: None,
+    };
+    bus.publisher().publish(&created).await.unwrap();
+    bus.publisher().publish(&activated).await.unwrap();
+    app.wait_for(&format!("/campaigns/{campaign_id}"), |c| {
+        c["status"] == "ACTIVE" && c["settings"]["model"] == "LAST_TOUCH"
+    })
+    .await;
+    campaign_id
+}
+
+fn interaction(
+    visitor: &str,
+    kind: InteractionKind,
+    campaign: &str,
+    partner: Option<&str>,
+) -> InteractionTracked {
+    InteractionTracked {
+        metadata: EventMetadata::new::<InteractionTracked>(),
+        interaction_id: uuid::Uuid::now_v7().to_string(),
+        kind,
+        interacted_at: Utc::now() - TimeDelta::minutes(5),
+        visitor: Visitor {
+            user_id: None,
+            anonymous_id: visitor.to_owned(),
+            ip: None,
+            user_agent: Some("Mozilla/5.0 Firefox/128.0".into()),
+        },
+        tracking: TrackingParams {
+            campaign_id: Some(campaign.to_owned()),
+            partner_id: partner.map(str::to_owned),
+            medium: Some("affiliate".into()),
+            ..TrackingParams::default()
+        },
+        target: Target {
+            url: "https://shop.example/".into(),
+            element: None,
+        },
+        context: PageContext::default(),
+        purchase: None,
+    }
+}
+
+/// A PURCHASE of 120.00 EUR opening saga `saga`, with a trace.
+fn purchase(visitor: &str, campaign: &str, saga: &str) -> InteractionTracked {
+    let mut tracked = interaction(visitor, InteractionKind::Purchase, campaign, None);
+    tracked.metadata = EventMetadata::new::<InteractionTracked>().in_saga(saga);
+    tracked.metadata.traceparent = Some(TRACEPARENT.into());
+    tracked.interacted_at = Utc::now();
+    tracked.purchase = Some(Purchase {
+        order_id: unique("order"),
+        amount: Money::new(12_000, "EUR"),
+    });
+    tracked
+}
+
+fn commission_reverted(saga: &str) -> CommissionReverted {
+    CommissionReverted {
+        metadata: EventMetadata::new::<CommissionReverted>().in_saga(saga),
+        commission_id: Some(unique("commission")),
+        campaign_id: None,
+        released: None,
+        reason: "fraud reported".into(),
+    }
+}
+
+/// A partner's click, then the visitor's purchase, both published.
+struct Sale {
+    click: InteractionTracked,
+    purchase: InteractionTracked,
+    saga: String,
+    partner: String,
+}
+
+async fn sale(bus: &Bus, campaign: &str) -> Sale {
+    let visitor = unique("visitor");
+    let partner = unique("partner");
+    let saga = unique("saga");
+    let click = interaction(&visitor, InteractionKind::Click, campaign, Some(&partner));
+    let purchase = purchase(&visitor, campaign, &saga);
+    bus.publisher().publish(&click).await.unwrap();
+    bus.publisher().publish(&purchase).await.unwrap();
+    Sale {
+        click,
+        purchase,
+        saga,
+        partner,
+    }
+}
+
+fn text(value: &Value) -> &str {
+    value
+        .as_str()
+        .unwrap_or_else(|| panic!("not a string: {value}"))
+}
+
+#[tokio::test]
+async fn a_purchase_is_attributed_to_the_partner_who_brought_it_once_however_often_it_arrives() {
+    let app = spawn_app().await;
+    let bus = observer().await;
+    let (mut attributed, stop) = listen::<ConversionAttributed>(&bus).await;
+    let campaign = active_campaign(&bus, &app).await;
+
+    let sale = sale(&bus, &campaign).await;
+    bus.publisher().publish(&sale.purchase).await.unwrap(); // a redelivery: same event id
+
+    let view = app
+        .wait_for(&format!("/attributions/{}", sale.saga), |v| {
+            v["outcome"] != "AWAITING_PURCHASE"
+        })
+        .await;
+    assert_eq!(view["outcome"], "ATTRIBUTED", "{view}");
+    assert_eq!(view["attribution"]["model"], "LAST_TOUCH");
+    assert_eq!(view["reverted"], false);
+    let event = published(&mut attributed, text(&view["attribution"]["event_id"])).await;
+    assert_eq!(event.metadata.saga_id.as_deref(), Some(sale.saga.as_str()));
+    assert_eq!(
+        event.metadata.causation_id.as_deref(),
+        Some(sale.purchase.metadata.event_id.as_str())
+    );
+    assert_eq!(event.metadata.traceparent.as_deref(), Some(TRACEPARENT));
+    assert_eq!(event.interaction_id, sale.purchase.interaction_id);
+    assert_eq!(event.campaign_id, campaign);
+    assert_eq!(event.model, AttributionModel::LastTouch);
+    assert_eq!(event.amount, Money::new(12_000, "EUR"));
+    let [credit] = &event.credits[..] else {
+        panic!("one credit expected: {:?}", event.credits);
+    };
+    assert_eq!(credit.partner_id, sale.partner);
+    assert_eq!(credit.interaction_id, sale.click.interaction_id);
+    assert_eq!(credit.weight_ppm, 1_000_000);
+    assert_eq!(credit.amount, Money::new(12_000, "EUR"));
+
+    let (status, journey) = app.get(&format!("/journeys/{}", event.journey_id)).await;
+    assert_eq!(status, 200, "{journey}");
+    assert_eq!(journey["status"], "CONVERTED");
+    assert_eq!(
+        journey["visitor_id"],
+        sale.click.visitor.anonymous_id.as_str()
+    );
+    assert_eq!(journey["touchpoints"].as_array().unwrap().len(), 1);
+
+    // Give the redelivered purchase time to be handled, then count what this instance queued.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let queued = app.queued::<ConversionAttributed>(&sale.saga).await;
+    assert_eq!(
+        queued.len(),
+        1,
+        "ConversionAttributed queued twice: {queued:?}"
+    );
+    assert_eq!(queued[0].metadata.event_id, event.metadata.event_id);
+
+    stop.cancel();
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_purchase_without_a_partner_touchpoint_is_rejected() {
+    let app = spawn_app().await;
+    let bus = observer().await;
+    let (mut rejected, stop) = listen::<ConversionRejected>(&bus).await;
+    let campaign = active_campaign(&bus, &app).await;
+    let visitor = unique("visitor");
+    let saga = unique("saga");
+    let view = interaction(&visitor, InteractionKind::View, &campaign, None);
+    bus.publisher().publish(&view).await.unwrap();
+    bus.publisher()
+        .publish(&purchase(&visitor, &campaign, &saga))
+        .await
+        .unwrap();
+
+    let outcome = app
+        .wait_for(&format!("/attributions/{saga}"), |v| {
+            v["outcome"] != "AWAITING_PURCHASE"
+        })
+        .await;
+    assert_eq!(outcome["outcome"], "REJECTED", "{outcome}");
+    assert_eq!(outcome["rejection"]["reason"], "NO_ELIGIBLE_TOUCHPOINT");
+    let event = published(&mut rejected, text(&outcome["rejection"]["event_id"])).await;
+    assert_eq!(
+        event.reason,
+        ConversionRejectionReason::NoEligibleTouchpoint
+    );
+    assert_eq!(event.metadata.saga_id.as_deref(), Some(saga.as_str()));
+    assert_eq!(event.campaign_id.as_deref(), Some(campaign.as_str()));
+
+    stop.cancel();
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_compensated_sale_is_reverted_once_with_every_interaction_of_its_journey() {
+    let app = spawn_app().await;
+    let bus = observer().await;
+    let (mut reverted, stop) = listen::<AttributionReverted>(&bus).await;
+    let campaign = active_campaign(&bus, &app).await;
+    let sale = sale(&bus, &campaign).await;
+    app.wait_for(&format!("/attributions/{}", sale.saga), |v| {
+        v["outcome"] == "ATTRIBUTED"
+    })
+    .await;
+
+    let compensation = commission_reverted(&sale.saga);
+    // A redelivery (same event id), then a second compensation of the same saga.
+    for event in [
+        &compensation,
+        &compensation,
+        &commission_reverted(&sale.saga),
+    ] {
+        bus.publisher().publish(event).await.unwrap();
+    }
+
+    let view = app
+        .wait_for(&format!("/attributions/{}", sale.saga), |v| {
+            v["reverted"] == true
+        })
+        .await;
+    assert_eq!(view["compensated"], true);
+    let event = published(&mut reverted, text(&view["reversal"]["event_id"])).await;
+    assert_eq!(
+        event.interaction_ids,
+        [
+            sale.click.interaction_id.clone(),
+            sale.purchase.interaction_id.clone()
+        ]
+    );
+    assert_eq!(event.metadata.saga_id.as_deref(), Some(sale.saga.as_str()));
+    assert_eq!(
+        event.metadata.causation_id.as_deref(),
+        Some(compensation.metadata.event_id.as_str())
+    );
+    assert_eq!(event.reason, "fraud reported");
+    let (_, journey) = app.get(&format!("/journeys/{}", event.journey_id)).await;
+    assert_eq!(journey["status"], "REVERTED");
+
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let queued = app.queued::<AttributionReverted>(&sale.saga).await;
+    assert_eq!(
+        queued.len(),
+        1,
+        "AttributionReverted queued twice: {queued:?}"
+    );
+
+    stop.cancel();
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_compensation_that_arrives_before_its_purchase_reverts_the_purchase_when_it_comes() {
+    let app = spawn_app().await;
+    let bus = observer().await;
+    let (mut attributed, stop_attributed) = listen::<ConversionAttributed>(&bus).await;
+    let (mut reverted, stop_reverted) = listen::<AttributionReverted>(&bus).await;
+    let campaign = active_campaign(&bus, &app).await;
+    let visitor = unique("visitor");
+    let saga = unique("saga");
+    let compensation = commission_reverted(&saga);
+    bus.publisher().publish(&compensation).await.unwrap();
+    let waiting = app
+        .wait_for(&format!("/attributions/{saga}"), |v| {
+            v["compensated"] == true
+        })
+        .await;
+    assert_eq!(waiting["outcome"], "AWAITING_PURCHASE");
+    assert_eq!(waiting["reverted"], false);
+
+    let click = interaction(
+        &visitor,
+        InteractionKind::Click,
+        &campaign,
+        Some("partner-1"),
+    );
+    let late = purchase(&visitor, &campaign, &saga);
+    bus.publisher().publish(&click).await.unwrap();
+    bus.publisher().publish(&late).await.unwrap();
+
+    let view = app
+        .wait_for(&format!("/attributions/{saga}"), |v| v["reverted"] == true)
+        .await;
+    assert_eq!(view["outcome"], "ATTRIBUTED", "{view}");
+    published(&mut attributed, text(&view["attribution"]["event_id"])).await;
+    let event = published(&mut reverted, text(&view["reversal"]["event_id"])).await;
+    assert_eq!(
+        event.interaction_ids,
+        [click.interaction_id.clone(), late.interaction_id.clone()]
+    );
+    assert_eq!(
+        event.metadata.causation_id.as_deref(),
+        Some(compensation.metadata.event_id.as_str())
+    );
+
+    // The compensation again, now that the purchase is known: nothing more.
+    bus.publisher().publish(&compensation).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(app.queued::<AttributionReverted>(&saga).await.len(), 1);
+    assert_eq!(app.queued::<ConversionAttributed>(&saga).await.len(), 1);
+
+    stop_attributed.cancel();
+    stop_reverted.cancel();
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_journeys_sagas_and_campaigns_answer_404_in_json() {
+    let app = spawn_app().await;
+    for path in ["/journeys/nope", "/attributions/nope", "/campaigns/nope"] {
+        let (status, error) = app.get(path).await;
+        assert_eq!(status, 404, "{path}: {error}");
+        assert_eq!(error["code"], "not_found", "{path}");
+    }
+    app.stop().await;
+}

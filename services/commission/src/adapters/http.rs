@@ -1,0 +1,174 @@
+//! The commission API: read commissions and budgets, confirm a reserved commission.
+//!
+//! - `GET /commissions/{id}`: one commission (404 when unknown).
+//! - `GET /commissions?campaign=&status=&cursor=&limit=`: a page of commissions in id order,
+//!   with `next_cursor` when there are more. A bad parameter is a 400 naming it.
+//! - `POST /commissions/{id}/confirm`: the commission is owed to the partner (404 unknown, 409
+//!   when it is not RESERVED; confirming a CONFIRMED one again is a harmless 200).
+//! - `GET /budgets/{campaign_id}`: the campaign's total, reserved and remaining budget.
+
+use std::collections::BTreeSet;
+
+use alpes_eventstore::{EventStore, StoreError};
+use alpes_runtime::ApiError;
+use alpes_runtime::trace::TraceContext;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+
+use crate::app::{
+    AppError, BudgetView, CommissionFilter, CommissionPage, CommissionView, Commissions,
+};
+use crate::domain::{Commission, CommissionStatus, DomainError};
+
+/// Commissions per page unless `limit` says otherwise.
+const DEFAULT_LIMIT: usize = 50;
+/// The most commissions a page holds.
+const MAX_LIMIT: usize = 200;
+
+/// The commission API over `app`.
+pub fn routes<S: EventStore>(app: Commissions<S>) -> Router {
+    Router::new()
+        .route("/commissions", get(list::<S>))
+        .route("/commissions/{id}", get(commission::<S>))
+        .route("/commissions/{id}/confirm", post(confirm::<S>))
+        .route("/budgets/{campaign_id}", get(budget::<S>))
+        .with_state(app)
+}
+
+async fn commission<S: EventStore>(
+    State(app): State<Commissions<S>>,
+    Path(id): Path<String>,
+) -> Result<Json<CommissionView>, ApiError> {
+    app.commission(&id)
+        .await
+        .map_err(api_error)?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no commission {id}")))
+}
+
+async fn list<S: EventStore>(
+    State(app): State<Commissions<S>>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Json<CommissionPage>, ApiError> {
+    let Query(parameters) = query.map_err(|e| ApiError::malformed(e.body_text()))?;
+    let filter = filter_from(&parameters)?;
+    app.commissions(&filter).await.map(Json).map_err(api_error)
+}
+
+async fn confirm<S: EventStore>(
+    State(app): State<Commissions<S>>,
+    Path(id): Path<String>,
+    trace: TraceContext,
+) -> Result<Json<CommissionView>, ApiError> {
+    app.confirm(&id, &trace).await.map(Json).map_err(api_error)
+}
+
+async fn budget<S: EventStore>(
+    State(app): State<Commissions<S>>,
+    Path(campaign_id): Path<String>,
+) -> Result<Json<BudgetView>, ApiError> {
+    app.budget(&campaign_id)
+        .await
+        .map_err(api_error)?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no budget for campaign {campaign_id}")))
+}
+
+/// The list's filter from its query parameters; each may be given once.
+fn filter_from(parameters: &[(String, String)]) -> Result<CommissionFilter, ApiError> {
+    let mut filter = CommissionFilter {
+        campaign: None,
+        status: None,
+        after: None,
+        limit: DEFAULT_LIMIT,
+    };
+    let mut seen = BTreeSet::new();
+    for (name, value) in parameters {
+        if !seen.insert(name.as_str()) {
+            return Err(ApiError::invalid(name, "given more than once"));
+        }
+        match name.as_str() {
+            "campaign" if value.is_empty() => {
+                return Err(ApiError::invalid(name, "must not be empty"));
+            }
+            "campaign" => filter.campaign = Some(value.clone()),
+            "status" => filter.status = Some(status_from(value)?),
+            "cursor" if Commission::saga_of(value).is_none() => {
+                return Err(ApiError::invalid(
+                    name,
+                    format!("{value:?} is not a cursor this API returned"),
+                ));
+            }
+            "cursor" => filter.after = Some(value.clone()),
+            "limit" => {
+                filter.limit = value
+                    .parse()
+                    .ok()
+                    .filter(|limit| (1..=MAX_LIMIT).contains(limit))
+                    .ok_or_else(|| {
+                        ApiError::invalid(
+                            name,
+                            format!("{value:?} is not a whole number from 1 to {MAX_LIMIT}"),
+                        )
+                    })?;
+            }
+            _ => {
+                return Err(ApiError::invalid(
+                    name,
+                    "unknown parameter: expected campaign, status, cursor or limit",
+                ));
+            }
+        }
+    }
+    Ok(filter)
+}
+
+/// A status a listed commission can be in.
+fn status_from(value: &str) -> Result<CommissionStatus, ApiError> {
+    let listed = [
+        CommissionStatus::Pending,
+        CommissionStatus::Reserved,
+        CommissionStatus::Confirmed,
+        CommissionStatus::Rejected,
+        CommissionStatus::Reverted,
+    ];
+    serde_json::from_value::<CommissionStatus>(serde_json::Value::from(value))
+        .ok()
+        .filter(|status| listed.contains(status))
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "status",
+                format!("{value:?} is not one of PENDING, RESERVED, CONFIRMED, REJECTED, REVERTED"),
+            )
+        })
+}
+
+fn api_error(error: AppError) -> ApiError {
+    match error {
+        AppError::UnknownCommission(id) => ApiError::not_found(format!("no commission {id}")),
+        AppError::Invalid(DomainError::NotReserved(status)) => {
+            let status = serde_json::to_value(status)
+                .ok()
+                .and_then(|s| s.as_str().map(str::to_owned))
+                .unwrap_or_else(|| format!("{status:?}"));
+            ApiError::conflict(format!(
+                "only a RESERVED commission can be confirmed; this one is {status}"
+            ))
+        }
+        AppError::Invalid(e) => ApiError::conflict(e.to_string()),
+        AppError::Store(StoreError::Corrupt(e)) => {
+            tracing::error!(error = %e, "corrupt stream");
+            ApiError::internal("stored data could not be read")
+        }
+        AppError::Store(e) => {
+            tracing::error!(error = %e, "event store unavailable");
+            ApiError::unavailable("the event store is unavailable, try again")
+        }
+        e @ (AppError::NoSaga(_) | AppError::CampaignUnknown(_)) => {
+            tracing::error!(error = %e, "unexpected error in an HTTP request");
+            ApiError::internal("unexpected error")
+        }
+    }
+}

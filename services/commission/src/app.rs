@@ -1,0 +1,185 @@
+//! The commission use cases: load a stream, decide with the domain, append the facts together
+//! with the integration events to publish (one document, see the event store).
+//!
+//! Two kinds of streams, one per aggregate:
+//!
+//! - `budget-{campaign_id}`: a campaign's [`CampaignBudget`]. Every reservation of the campaign
+//!   appends here at the version it decided on, so concurrent reservations conflict, reload and
+//!   decide again ([`retry_on_conflict`]): the budget is never overspent.
+//! - `commission-{saga_id}`, which is also the commission's id: a saga's [`Commission`].
+//!
+//! The two cannot be written atomically, so a message that touches both writes them in the order
+//! `crate::domain` documents, each step idempotent: a redelivery after a crash finds the steps
+//! already done deciding nothing and resumes at the first that is not. Every commit records the
+//! id of the message it handles; a single-stream step also skips a message it already handled
+//! (`Stream::has_handled`). An integration event is only ever written in the commit of the fact
+//! it announces, so it is published once however often the message arrives.
+
+mod campaign;
+mod compensation;
+mod confirmation;
+mod query;
+mod reservation;
+#[cfg(test)]
+mod tests;
+
+use alpes_bus::Outgoing;
+use alpes_contracts::{Event, EventMetadata};
+use alpes_eventstore::{EventStore, NewCommit, StoreError, StoredEvent, Stream, retry_on_conflict};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::domain::{
+    Aggregate, BudgetEvent, CampaignBudget, Commission, CommissionEvent, DomainError,
+};
+
+pub use compensation::Compensated;
+pub use query::{BudgetView, CommissionFilter, CommissionPage, CommissionView, Rejection};
+
+/// Conflicting writers reload and decide again this many times before the message is retried.
+const ATTEMPTS: u32 = 10;
+
+/// Why a use case failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The input breaks a rule of the domain.
+    #[error(transparent)]
+    Invalid(#[from] DomainError),
+    /// The store is unavailable, corrupt, or writers kept colliding.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// An event that must belong to a saga carries no saga id.
+    #[error("{0} carries no saga id")]
+    NoSaga(&'static str),
+    /// A sale of a campaign whose creation has not arrived here (yet).
+    #[error("campaign {0} is unknown here: its CampaignCreated has not arrived")]
+    CampaignUnknown(String),
+    /// No commission has this id.
+    #[error("no commission {0}")]
+    UnknownCommission(String),
+}
+
+/// The commission service's use cases over an event store.
+#[derive(Clone)]
+pub struct Commissions<S> {
+    store: S,
+}
+
+/// The stream of the budget of campaign `campaign_id`.
+fn budget_stream(campaign_id: &str) -> String {
+    format!("budget-{campaign_id}")
+}
+
+/// The stream of the commission of saga `saga_id`: named by the commission's id.
+fn commission_stream(saga_id: &str) -> String {
+    Commission::id_for(saga_id)
+}
+
+/// The saga an event of type `what` belongs to.
+fn saga_of<'a>(metadata: &'a EventMetadata, what: &'static str) -> Result<&'a str, AppError> {
+    metadata
+        .saga_id
+        .as_deref()
+        .filter(|saga_id| !saga_id.is_empty())
+        .ok_or(AppError::NoSaga(what))
+}
+
+/// A domain event the store can name.
+trait Recorded: Serialize + DeserializeOwned {
+    fn kind(&self) -> &'static str;
+}
+
+impl Recorded for BudgetEvent {
+    fn kind(&self) -> &'static str {
+        BudgetEvent::kind(self)
+    }
+}
+
+impl Recorded for CommissionEvent {
+    fn kind(&self) -> &'static str {
+        CommissionEvent::kind(self)
+    }
+}
+
+impl<S: EventStore> Commissions<S> {
+    /// The use cases over `store`.
+    pub fn new(store: S) -> Self {
+        Self { store }
+    }
+
+    /// `stream` and the aggregate its events fold into.
+    async fn load<A>(&self, stream: &str) -> Result<(Stream, A), StoreError>
+    where
+        A: Aggregate,
+        A::Event: Recorded,
+    {
+        let stream = self.store.load(stream).await?;
+        let mut state = A::default();
+        for event in stream.events() {
+            let event: A::Event = event
+                .decode()
+                .map_err(|e| StoreError::Corrupt(format!("{}: {e}", stream.name)))?;
+            state.apply(&event);
+        }
+        Ok((stream, state))
+    }
+
+    /// Appends `events`, decided on `stream` as loaded, with `outbox` and the message handled.
+    async fn append<E: Recorded>(
+        &self,
+        stream: Stream,
+        events: &[E],
+        outbox: Vec<Outgoing>,
+        handled: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let events = events
+            .iter()
+            .map(|e| StoredEvent::new(e.kind(), e))
+            .collect::<Result<_, _>>()
+            .map_err(|e| {
+                StoreError::Corrupt(format!("encoding an event of {}: {e}", stream.name))
+            })?;
+        self.store
+            .append(NewCommit {
+                expected_version: stream.version(),
+                stream: stream.name,
+                events,
+                outbox,
+                handled: handled.map(str::to_owned),
+            })
+            .await
+            .map(drop)
+    }
+
+    /// Whether campaign `campaign_id` is known here: its budget was opened.
+    async fn campaign_known(&self, campaign_id: &str) -> Result<bool, StoreError> {
+        let (_, budget) = self
+            .load::<CampaignBudget>(&budget_stream(campaign_id))
+            .await?;
+        Ok(budget.campaign_id().is_some())
+    }
+}
+
+/// `state` after `events`.
+fn applied<A: Aggregate>(mut state: A, events: &[A::Event]) -> A {
+    for event in events {
+        state.apply(event);
+    }
+    state
+}
+
+/// `event` encoded for the outbox.
+fn outgoing<E: Event>(event: &E) -> Result<Outgoing, StoreError> {
+    Outgoing::event(event)
+        .map_err(|e| StoreError::Corrupt(format!("encoding {}: {e}", E::event_type().name)))
+}
+
+/// Runs one load-decide-append step until it does not conflict; a business or input error
+/// travels inside, so that only conflicts are retried.
+async fn step<T, F, Fut>(attempt: F) -> Result<T, AppError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Result<T, AppError>, StoreError>>,
+{
+    retry_on_conflict(ATTEMPTS, attempt).await?
+}

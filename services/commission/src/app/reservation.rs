@@ -1,0 +1,213 @@
+//! `ConversionAttributed` → the saga's commission, reserved against the campaign's budget or
+//! rejected, announced by `CommissionReserved` or `CommissionRejected`.
+//!
+//! Three writes, in the order `crate::domain` documents:
+//!
+//! 1. the commission is attributed (a compensated saga is rejected `SAGA_COMPENSATED` here, in
+//!    the same write that announces it, and never reaches the budget);
+//! 2. the budget reserves, or refuses, for the saga;
+//! 3. the budget's answer for the saga is recorded on the commission, in the write that
+//!    announces it.
+//!
+//! A crash after 1 or 2 leaves the commission pending; the redelivered message finds 1 (and 2)
+//! deciding nothing and carries on. If a compensation released or closed the saga in the budget
+//! meanwhile, there is no answer to record: the compensation announces the saga's end.
+//!
+//! A sale of a campaign this instance has never heard of is not answered `CAMPAIGN_UNKNOWN`:
+//! attribution only attributes to campaigns it knows, so here it means the campaign's events
+//! have not arrived yet (they come on other topics) or belong to another deployment sharing the
+//! topics. Either way nothing is written and [`AppError::CampaignUnknown`] is returned; the
+//! consumer retries it with backoff and, after the last attempt, dead-letters it with that
+//! reason. A saga left without an answer is compensated when marketing's deadline passes.
+
+use alpes_contracts::EventMetadata;
+use alpes_contracts::events::attribution::ConversionAttributed;
+use alpes_contracts::events::commission::{
+    CommissionRejected, CommissionRejectionReason, CommissionReserved,
+};
+use alpes_eventstore::EventStore;
+
+use super::{
+    AppError, Commissions, applied, budget_stream, commission_stream, outgoing, saga_of, step,
+};
+use crate::domain::{
+    Aggregate, BudgetCommand, BudgetEntry, CampaignBudget, Commission, CommissionCommand,
+    CommissionEvent, CommissionStatus, Sale,
+};
+
+impl<S: EventStore> Commissions<S> {
+    /// Reserves the commission of an attributed sale, or records why not, and queues
+    /// `CommissionReserved` or `CommissionRejected`. A redelivery, or another attribution of the
+    /// same saga, changes nothing. Returns the commission's status afterwards.
+    pub async fn reserve(
+        &self,
+        attributed: &ConversionAttributed,
+    ) -> Result<CommissionStatus, AppError> {
+        let saga_id = saga_of(&attributed.metadata, "ConversionAttributed")?;
+        let sale = Sale::from_conversion(attributed)?;
+        let commission = self.attribute(saga_id, sale, &attributed.metadata).await?;
+        if commission.status() != CommissionStatus::Pending {
+            return Ok(commission.status());
+        }
+        let entry = self
+            .reserve_in_budget(saga_id, &commission, &attributed.metadata.event_id)
+            .await?;
+        self.record_answer(saga_id, entry, &attributed.metadata)
+            .await
+    }
+
+    /// Step 1: the commission learns its sale, unless its saga was compensated first.
+    async fn attribute(
+        &self,
+        saga_id: &str,
+        sale: Sale,
+        cause: &EventMetadata,
+    ) -> Result<Commission, AppError> {
+        let name = commission_stream(saga_id);
+        step(|| async {
+            let (stream, commission) = self.load::<Commission>(&name).await?;
+            let command = CommissionCommand::Attribute {
+                saga_id: saga_id.to_owned(),
+                sale: sale.clone(),
+            };
+            let events = match commission.decide(command) {
+                Ok(events) => events,
+                Err(e) => return Ok(Err(e.into())),
+            };
+            let outbox = match events.first() {
+                None => return Ok(Ok(commission)),
+                Some(CommissionEvent::Rejected {
+                    sale,
+                    reason,
+                    detail,
+                }) => vec![outgoing(&rejected(cause, sale, *reason, detail))?],
+                Some(_) => {
+                    if !self.campaign_known(&sale.campaign_id).await? {
+                        return Ok(Err(AppError::CampaignUnknown(sale.campaign_id.clone())));
+                    }
+                    Vec::new()
+                }
+            };
+            self.append(stream, &events, outbox, Some(&cause.event_id))
+                .await?;
+            Ok(Ok(applied(commission, &events)))
+        })
+        .await
+    }
+
+    /// Step 2: the budget reserves for the saga, or refuses; returns its answer for the saga.
+    async fn reserve_in_budget(
+        &self,
+        saga_id: &str,
+        commission: &Commission,
+        message_id: &str,
+    ) -> Result<Option<BudgetEntry>, AppError> {
+        let (Some(sale), Some(commission_id)) = (commission.sale(), commission.commission_id())
+        else {
+            return Ok(None); // a pending commission always has both
+        };
+        let name = budget_stream(&sale.campaign_id);
+        step(|| async {
+            let (stream, budget) = self.load::<CampaignBudget>(&name).await?;
+            let command = BudgetCommand::Reserve {
+                saga_id: saga_id.to_owned(),
+                commission_id: commission_id.to_owned(),
+                sale: sale.amount.clone(),
+            };
+            let events = match budget.decide(command) {
+                Ok(events) => events,
+                Err(e) => return Ok(Err(e.into())),
+            };
+            if events.is_empty() {
+                return Ok(Ok(budget.entry(saga_id).cloned()));
+            }
+            self.append(stream, &events, Vec::new(), Some(message_id))
+                .await?;
+            Ok(Ok(applied(budget, &events).entry(saga_id).cloned()))
+        })
+        .await
+    }
+
+    /// Step 3: the budget's answer is recorded on the commission and announced.
+    async fn record_answer(
+        &self,
+        saga_id: &str,
+        entry: Option<BudgetEntry>,
+        cause: &EventMetadata,
+    ) -> Result<CommissionStatus, AppError> {
+        let name = commission_stream(saga_id);
+        let command = match entry {
+            Some(BudgetEntry::Held(held) | BudgetEntry::Confirmed(held)) => {
+                CommissionCommand::RecordReserved {
+                    amount: held.amount,
+                    budget_remaining: held.remaining_after,
+                }
+            }
+            Some(BudgetEntry::Rejected { reason, detail }) => {
+                CommissionCommand::RecordRejected { reason, detail }
+            }
+            // Released or closed: a compensation got there first and announces the saga's end.
+            Some(BudgetEntry::Released(_) | BudgetEntry::Closed) | None => {
+                let (_, commission) = self.load::<Commission>(&name).await?;
+                return Ok(commission.status());
+            }
+        };
+        step(|| async {
+            let (stream, commission) = self.load::<Commission>(&name).await?;
+            let events = match commission.decide(command.clone()) {
+                Ok(events) if events.is_empty() => return Ok(Ok(commission.status())),
+                Ok(events) => events,
+                Err(e) => return Ok(Err(e.into())),
+            };
+            let after = applied(commission, &events);
+            let outbox = match (events.first(), after.sale()) {
+                (
+                    Some(CommissionEvent::Reserved {
+                        amount,
+                        budget_remaining,
+                    }),
+                    Some(sale),
+                ) => vec![outgoing(&CommissionReserved {
+                    metadata: EventMetadata::caused_by::<CommissionReserved>(cause),
+                    commission_id: Commission::id_for(saga_id),
+                    campaign_id: sale.campaign_id.clone(),
+                    partner_id: sale.partner_id.clone(),
+                    order_id: sale.order_id.clone(),
+                    sale_amount: sale.amount.clone(),
+                    commission: amount.clone(),
+                    budget_remaining: budget_remaining.clone(),
+                })?],
+                (
+                    Some(CommissionEvent::Rejected {
+                        sale,
+                        reason,
+                        detail,
+                    }),
+                    _,
+                ) => vec![outgoing(&rejected(cause, sale, *reason, detail))?],
+                _ => Vec::new(),
+            };
+            self.append(stream, &events, outbox, Some(&cause.event_id))
+                .await?;
+            Ok(Ok(after.status()))
+        })
+        .await
+    }
+}
+
+/// `CommissionRejected` for `sale`, caused by the attribution.
+fn rejected(
+    cause: &EventMetadata,
+    sale: &Sale,
+    reason: CommissionRejectionReason,
+    detail: &str,
+) -> CommissionRejected {
+    CommissionRejected {
+        metadata: EventMetadata::caused_by::<CommissionRejected>(cause),
+        campaign_id: sale.campaign_id.clone(),
+        partner_id: Some(sale.partner_id.clone()),
+        order_id: sale.order_id.clone(),
+        reason,
+        detail: detail.to_owned(),
+    }
+}

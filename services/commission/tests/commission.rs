@@ -1,0 +1,532 @@
+//! The commission service from the outside: its real wiring started in-process on a random
+//! port, against the local stack's Pulsar and FerretDB, fed over the bus, read over HTTP.
+//!
+//! Tests run concurrently and every instance consumes the shared topics, so every instance
+//! handles every test's events and announces its own outcome of them. Each test therefore uses
+//! a campaign and sagas of its own, picks the events it observes by saga id, and counts what
+//! happened (one reservation, an untouched budget) through its own instance's API, not on the
+//! topics. That each instance announces an outcome exactly once is shown by the app's tests.
+//! Instances start their subscriptions at the latest message, so that none replays every saga
+//! the topics retain.
+
+// Money is written as units_cents (`120_00` is 120.00 EUR), which this lint calls inconsistent.
+#![allow(clippy::inconsistent_digit_grouping)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use alpes_bus::{Bus, Delivery, Outcome, Shutdown, StartAt, SubscriptionConfig};
+use alpes_commission::service::{self, Config};
+use alpes_contracts::events::attribution::{AttributionModel, ConversionAttributed, Credit};
+use alpes_contracts::events::commission::{
+    CommissionConfirmed, CommissionKind, CommissionRejected, CommissionRejectionReason,
+    CommissionReserved, CommissionReverted, CommissionTerms,
+};
+use alpes_contracts::events::marketing::{
+    CampaignActivated, CampaignCreated, FraudDetected, SagaTimedOut,
+};
+use alpes_contracts::{Event, EventMetadata, Money};
+use alpes_runtime::config::{CommonArgs, LogFormat, SubscribeFrom};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+fn env(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_owned())
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+fn eur(amount_minor: i64) -> Money {
+    Money::new(amount_minor, "EUR")
+}
+
+struct App {
+    base: String,
+    http: reqwest::Client,
+    shutdown: Shutdown,
+    running: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+/// Starts the service with a database and subscription of its own; returns once it is ready.
+async fn spawn_app() -> App {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    let config = Config {
+        common: CommonArgs {
+            http_addr: addr,
+            pulsar_url: env("ALPES_PULSAR_URL", "pulsar://127.0.0.1:6650"),
+            pulsar_admin_url: env("ALPES_PULSAR_ADMIN_URL", "http://127.0.0.1:8080"),
+            mongo_url: env("ALPES_MONGO_URL", "mongodb://127.0.0.1:27017"),
+            log_format: LogFormat::Text,
+            subscribe_from: SubscribeFrom::Latest,
+        },
+        database: unique("commission_test").replace('-', "_"),
+        subscription: unique("commission-test"),
+    };
+    let shutdown = Shutdown::new();
+    let running = tokio::spawn(service::run(config, listener, shutdown.clone()));
+    let app = App {
+        base: format!("http://{addr}"),
+        http: reqwest::Client::new(),
+        shutdown,
+        running,
+    };
+    for _ in 0..150 {
+        let ready = app.http.get(format!("{}/readyz", app.base)).send().await;
+        if ready.is_ok_and(|r| r.status() == 200) {
+            return app;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("commission never became ready: is the stack up? (scripts/stack.sh up)");
+}
+
+impl App {
+    async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    }
+
+    async fn post(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("traceparent", TRACEPARENT)
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    }
+
+    /// GETs `path` until `wanted` accepts the answer, within 30 s.
+    async fn wait_for(&self, path: &str, wanted: impl Fn(&Value) -> bool) -> Value {
+        let mut last = Value::Null;
+        for _ in 0..300 {
+            let (status, body) = self.get(path).await;
+            if status == 200 && wanted(&body) {
+                return body;
+            }
+            last = body;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("GET {path} never answered as expected; last: {last}");
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.running.await.unwrap().unwrap();
+    }
+}
+
+async fn observer() -> Bus {
+    Bus::connect(
+        &env("ALPES_PULSAR_URL", "pulsar://127.0.0.1:6650"),
+        &env("ALPES_PULSAR_ADMIN_URL", "http://127.0.0.1:8080"),
+        "commission-tests",
+    )
+    .await
+    .unwrap()
+}
+
+/// The `E`s published from now on.
+async fn listen<E: Event>(bus: &Bus) -> (mpsc::UnboundedReceiver<E>, Shutdown) {
+    let mut config = SubscriptionConfig::new(unique("observer"));
+    config.start_at = StartAt::Latest;
+    let subscription = bus.subscribe::<E>(config).await.unwrap();
+    let (tx, rx) = mpsc::unbounded_channel();
+    let stop = Shutdown::new();
+    tokio::spawn(subscription.run(
+        move |d: Delivery<E>| {
+            let _ = tx.send(d.event);
+            std::future::ready(Outcome::Done)
+        },
+        stop.clone(),
+    ));
+    (rx, stop)
+}
+
+/// The next event of saga `saga` on `rx`, within 30 s.
+async fn next_of_saga<E: Event>(rx: &mut mpsc::UnboundedReceiver<E>, saga: &str) -> E {
+    next_matching(rx, saga, |_| true).await
+}
+
+/// The next event of saga `saga` on `rx` that `wanted` accepts, within 30 s.
+async fn next_matching<E: Event>(
+    rx: &mut mpsc::UnboundedReceiver<E>,
+    saga: &str,
+    wanted: impl Fn(&E) -> bool,
+) -> E {
+    tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let event = rx.recv().await.expect("observer stopped");
+            if event.metadata().saga_id.as_deref() == Some(saga) && wanted(&event) {
+                return event;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "no such {} of saga {saga} within 30 s",
+            E::event_type().name
+        )
+    })
+}
+
+/// Publishes a new active campaign (10 % of each sale, at least 1.00, at most 50.00) and waits
+/// until the app's budget shows it active.
+async fn active_campaign(app: &App, bus: &Bus, budget_minor: i64) -> String {
+    let campaign = unique("campaign");
+    let created = CampaignCreated {
+        metadata: EventMetadata::new::<CampaignCreated>(),
+        campaign_id: campaign.clone(),
+        name: "Spring sale".to_owned(),
+        budget: eur(budget_minor),
+        terms: CommissionTerms {
+            kind: CommissionKind::Percentage,
+            percentage_bps: Some(1_000),
+            fixed_minor: None,
+            minimum_minor: 1_00,
+            maximum_minor: Some(50_00),
+        },
+        attribution_model: AttributionModel::LastTouch,
+        attribution_window_days: 30,
+        fraud_threshold: 80,
+    };
+    let activated = CampaignActivated {
+        metadata: EventMetadata::new::<CampaignActivated>(),
+        campaign_id: campaign.clone(),
+        reason: None,
+    };
+    bus.publisher().publish(&created).await.unwrap();
+    bus.publisher().publish(&activated).await.unwrap();
+    app.wait_for(&format!("/budgets/{campaign}"), |b| b["status"] == "ACTIVE")
+        .await;
+    campaign
+}
+
+fn attributed(saga: &str, campaign: &str, amount_minor: i64) -> ConversionAttributed {
+    let mut metadata = EventMetadata::new::<ConversionAttributed>().in_saga(saga);
+    metadata.traceparent = Some(TRACEPARENT.to_owned());
+    ConversionAttributed {
+        metadata,
+        journey_id: unique("journey"),
+        interaction_id: unique("purchase"),
+        order_id: unique("order"),
+        campaign_id: campaign.to_owned(),
+        amount: eur(amount_minor),
+        model: AttributionModel::LastTouch,
+        credits: vec![Credit {
+            interaction_id: unique("click"),
+            partner_id: "partner-7".to_owned(),
+            campaign_id: Some(campaign.to_owned()),
+            weight_ppm: 1_000_000,
+            amount: eur(amount_minor),
+        }],
+        fraud_score: 3,
+    }
+}
+
+fn fraud(saga: &str) -> FraudDetected {
+    FraudDetected {
+        metadata: EventMetadata::new::<FraudDetected>().in_saga(saga),
+        reason: "stolen card".to_owned(),
+        reporter: "commission-tests".to_owned(),
+        score: Some(97),
+    }
+}
+
+fn money(value: &Value) -> Money {
+    serde_json::from_value(value.clone()).unwrap()
+}
+
+#[tokio::test]
+async fn an_attributed_sale_reserves_its_commission_once_however_often_it_arrives() {
+    let app = spawn_app().await;
+    let bus = observer().await;
+    let campaign = active_campaign(&app, &bus, 1_000_00).await;
+    let (mut reserved, stop_reserved) = listen::<CommissionReserved>(&bus).await;
+    let (mut confirmed, stop_confirmed) = listen::<CommissionConfirmed>(&bus).await;
+    let (small, large) = (unique("saga"), unique("saga"));
+    let sale = attributed(&small, &campaign, 120_00);
+
+    // The same message twice (a redelivery), then a sale whose 10 % is above the maximum.
+    for event in [&sale, &sale, &attributed(&large, &campaign, 1_000_00)] {
+        bus.publisher().publish(event).await.unwrap();
+    }
+
+    let announced = next_of_saga(&mut reserved, &small).await;
+    assert_eq!(announced.campaign_id, campaign);
+    assert_eq!(announced.partner_id, "partner-7");
+    assert_eq!(announced.sale_amount, eur(120_00));
+    assert_eq!(announced.commission, eur(12_00));
+    assert_eq!(announced.budget_remaining, eur(988_00));
+    assert_eq!(
+        announced.metadata.causation_id.as_deref(),
+        Some(sale.metadata.event_id.as_str())
+    );
+    assert_eq!(announced.metadata.traceparent.as_deref(), Some(TRACEPARENT));
+
+    // One topic, one consumer: once the later sale is reserved, the redelivery was handled.
+    let capped = app
+        .wait_for(&format!("/commissions/commission-{large}"), |c| {
+            c["status"] == "RESERVED"
+        })
+        .await;
+    assert_eq!(money(&capped["amount"]), eur(50_00), "{capped}");
+    let (_, budget) = app.get(&format!("/budgets/{campaign}")).await;
+    assert_eq!(money(&budget["total"]), eur(1_000_00), "{budget}");
+    assert_eq!(money(&budget["reserved"]), eur(62_00), "{budget}");
+    assert_eq!(money(&budget["remaining"]), eur(938_00), "{budget}");
+
+    let commission = format!("commission-{small}");
+    let (status, body) = app.get(&format!("/commissions/{commission}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["status"], "RESERVED");
+    assert_eq!(body["saga_id"], small.as_str());
+    assert_eq!(money(&body["amount"]), eur(12_00));
+
+    let (status, body) = app
+        .post(&format!("/commissions/{commission}/confirm"))
+        .await;
+    assert_eq!(
+        (status, &body["status"]),
+        (200, &json!("CONFIRMED")),
+        "{body}"
+    );
+    let owed = next_of_saga(&mut confirmed, &small).await;
+    assert_eq!(owed.amount, eur(12_00));
+    assert_eq!(owed.metadata.traceparent.as_deref(), Some(TRACEPARENT));
+    let (status, _) = app
+        .post(&format!("/commissions/{commission}/confirm"))
+        .await;
+    assert_eq!(status, 200, "confirming again changes nothing");
+
+    let (_, page) = app.get(&format!("/commissions?campaign={campaign}")).await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 2, "{page}");
+    let (_, page) = app
+        .get(&format!(
+            "/commissions?campaign={campaign}&status=CONFIRMED"
+        ))
+        .await;
+    let items = page["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{page}");
+    assert_eq!(items[0]["commission_id"], commission.as_str());
+    let (_, first) = app
+        .get(&format!("/commissions?campaign={campaign}&limit=1"))
+        .await;
+    let cursor = first["next_cursor"].as_str().expect("a second page");
+    let (_, second) = app
+        .get(&format!(
+            "/commissions?campaign={campaign}&limit=1&cursor={cursor}"
+        ))
+        .await;
+    assert_eq!(second["items"].as_array().unwrap().len(), 1, "{second}");
+    assert_ne!(first["items"][0], second["items"][0]);
+    assert!(second["next_cursor"].is_null());
+
+    stop_reserved.cancel();
+    stop_confirmed.cancel();
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_sale_beyond_the_budget_is_rejected_budget_exhausted() {
+    let app = spawn_app().await;
+    let bus = observer().await;
+    let campaign = active_campaign(&app, &bus, 20_00).await;
+    let (mut rejected, stop) = listen::<CommissionRejected>(&bus).await;
+    let (first, second) = (unique("saga"), unique("saga"));
+
+    for saga in [&first, &second] {
+        let sale = attributed(saga, &campaign, 120_00);
+        bus.publisher().publish(&sale).await.unwrap();
+    }
+
+    // An instance that heard of the campaign's creation but not its activation would say
+    // CAMPAIGN_INACTIVE: look for the answer of one that heard of both.
+    let refused = next_matching(&mut rejected, &second, |r| {
+        r.reason == CommissionRejectionReason::BudgetExhausted
+    })
+    .await;
+    assert_eq!(refused.campaign_id, campaign);
+    assert_eq!(refused.partner_id.as_deref(), Some("partner-7"));
+    let body = app
+        .wait_for(&format!("/commissions/commission-{second}"), |c| {
+            c["status"] == "REJECTED"
+        })
+        .await;
+    assert_eq!(body["rejection"]["reason"], "BUDGET_EXHAUSTED");
+    let (_, budget) = app.get(&format!("/budgets/{campaign}")).await;
+    assert_eq!(money(&budget["reserved"]), eur(12_00), "{budget}");
+    assert_eq!(money(&budget["remaining"]), eur(8_00), "{budget}");
+
+    let (status, error) = app
+        .post(&format!("/commissions/commission-{second}/confirm"))
+        .await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (409, Some("conflict")),
+        "{error}"
+    );
+
+    stop.cancel();
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn fraud_on_a_reserved_sale_gives_its_commission_back_to_the_budget() {
+    let app = spawn_app().await;
+    let bus = observer().await;
+    let campaign = active_campaign(&app, &bus, 1_000_00).await;
+    let (mut reverted, stop) = listen::<CommissionReverted>(&bus).await;
+    let saga = unique("saga");
+    let path = format!("/commissions/commission-{saga}");
+    bus.publisher()
+        .publish(&attributed(&saga, &campaign, 120_00))
+        .await
+        .unwrap();
+    app.wait_for(&path, |c| c["status"] == "RESERVED").await;
+
+    // Reported twice (a redelivery).
+    let fraud = fraud(&saga);
+    bus.publisher().publish(&fraud).await.unwrap();
+    bus.publisher().publish(&fraud).await.unwrap();
+
+    // Instances started after this campaign was created never heard of it, so never reserved
+    // and announce that nothing was released: look for the announcement of one that did.
+    let announced = next_matching(&mut reverted, &saga, |r| r.released.is_some()).await;
+    assert_eq!(announced.released, Some(eur(12_00)));
+    assert_eq!(announced.campaign_id.as_deref(), Some(campaign.as_str()));
+    assert_eq!(announced.commission_id, Some(format!("commission-{saga}")));
+    assert_eq!(
+        announced.metadata.causation_id.as_deref(),
+        Some(fraud.metadata.event_id.as_str())
+    );
+    let body = app.wait_for(&path, |c| c["status"] == "REVERTED").await;
+    assert!(
+        body["revert_reason"]
+            .as_str()
+            .unwrap()
+            .contains("stolen card"),
+        "{body}"
+    );
+    let budget = app
+        .wait_for(&format!("/budgets/{campaign}"), |b| {
+            b["reserved"]["amount_minor"] == 0
+        })
+        .await;
+    assert_eq!(money(&budget["remaining"]), eur(1_000_00), "{budget}");
+
+    // Then its deadline passes too; once a later timeout of another saga is handled (one
+    // topic, one consumer), this one was, and changed nothing.
+    let sentinel = unique("saga");
+    for timed_out in [&saga, &sentinel] {
+        let timeout = SagaTimedOut {
+            metadata: EventMetadata::new::<SagaTimedOut>().in_saga(timed_out.as_str()),
+            deadline: chrono::Utc::now(),
+            last_status: "ATTRIBUTED".to_owned(),
+        };
+        bus.publisher().publish(&timeout).await.unwrap();
+    }
+    app.wait_for(&format!("/commissions/commission-{sentinel}"), |c| {
+        c["status"] == "REVERTED"
+    })
+    .await;
+    let (_, after) = app.get(&path).await;
+    assert_eq!(after, body, "a second compensation changes nothing");
+    let (_, budget) = app.get(&format!("/budgets/{campaign}")).await;
+    assert_eq!(money(&budget["remaining"]), eur(1_000_00), "{budget}");
+
+    stop.cancel();
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn fraud_before_the_attribution_rejects_the_late_sale_and_leaves_the_budget_alone() {
+    let app = spawn_app().await;
+    let bus = observer().await;
+    let campaign = active_campaign(&app, &bus, 1_000_00).await;
+    let (mut reverted, stop_reverted) = listen::<CommissionReverted>(&bus).await;
+    let (mut rejected, stop_rejected) = listen::<CommissionRejected>(&bus).await;
+    let saga = unique("saga");
+    let path = format!("/commissions/commission-{saga}");
+
+    bus.publisher().publish(&fraud(&saga)).await.unwrap();
+    let announced = next_of_saga(&mut reverted, &saga).await;
+    assert_eq!(announced.released, None, "nothing was reserved");
+    assert_eq!(announced.commission_id, None);
+    app.wait_for(&path, |c| c["status"] == "REVERTED").await;
+
+    let late = attributed(&saga, &campaign, 120_00);
+    bus.publisher().publish(&late).await.unwrap();
+    let refused = next_matching(&mut rejected, &saga, |r| {
+        r.reason == CommissionRejectionReason::SagaCompensated
+    })
+    .await;
+    assert_eq!(
+        refused.metadata.causation_id.as_deref(),
+        Some(late.metadata.event_id.as_str())
+    );
+    let body = app
+        .wait_for(&path, |c| c["rejection"]["reason"] == "SAGA_COMPENSATED")
+        .await;
+    assert_eq!(
+        body["status"], "REVERTED",
+        "a compensated saga stays compensated"
+    );
+    let (_, budget) = app.get(&format!("/budgets/{campaign}")).await;
+    assert_eq!(money(&budget["reserved"]), eur(0), "{budget}");
+
+    stop_reverted.cancel();
+    stop_rejected.cancel();
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_api_answers_bad_requests_with_json_naming_what_is_wrong() {
+    let app = spawn_app().await;
+    for (query, field) in [
+        ("status=LOST", "status"),
+        ("status=UNATTRIBUTED", "status"),
+        ("limit=0", "limit"),
+        ("limit=ten", "limit"),
+        ("cursor=somewhere", "cursor"),
+        ("campaign=", "campaign"),
+        ("campaign=a&campaign=b", "campaign"),
+        ("colour=red", "colour"),
+    ] {
+        let (status, error) = app.get(&format!("/commissions?{query}")).await;
+        assert_eq!(status, 400, "{query}: {error}");
+        assert_eq!(error["code"], "validation_failed", "{query}: {error}");
+        assert_eq!(error["field"], field, "{query}: {error}");
+    }
+    let (status, page) = app.get("/commissions?status=RESERVED&limit=5").await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["items"], json!([]));
+
+    for path in [
+        "/commissions/commission-nope",
+        "/commissions/nope",
+        "/budgets/nope",
+    ] {
+        let (status, error) = app.get(path).await;
+        assert_eq!(
+            (status, error["code"].as_str()),
+            (404, Some("not_found")),
+            "{path}"
+        );
+    }
+    let (status, error) = app.post("/commissions/commission-nope/confirm").await;
+    assert_eq!((status, error["code"].as_str()), (404, Some("not_found")));
+    app.stop().await;
+}

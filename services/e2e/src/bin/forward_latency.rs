@@ -1,0 +1,110 @@
+//! `forward-latency`: time from a purchase's POST to its `CommissionReserved`, over sequential
+//! sagas, against running services and the real broker (`scripts/services.sh up`).
+//!
+//! ```text
+//! cargo run --release -p alpes-e2e --bin forward-latency -- --sagas 100
+//! ```
+
+use std::time::{Duration, Instant};
+
+use alpes_bus::Bus;
+use alpes_contracts::events::commission::CommissionReserved;
+use alpes_e2e::{Platform, next_of_saga, watch};
+use clap::Parser;
+
+#[derive(Parser)]
+#[command(about = "Measures purchase POST → CommissionReserved over sequential sagas.")]
+struct Args {
+    #[arg(long, default_value_t = 100)]
+    sagas: usize,
+    #[arg(
+        long,
+        env = "ALPES_TRACKING_URL",
+        default_value = "http://127.0.0.1:8081"
+    )]
+    tracking: String,
+    #[arg(
+        long,
+        env = "ALPES_ATTRIBUTION_URL",
+        default_value = "http://127.0.0.1:8082"
+    )]
+    attribution: String,
+    #[arg(
+        long,
+        env = "ALPES_COMMISSION_URL",
+        default_value = "http://127.0.0.1:8083"
+    )]
+    commission: String,
+    #[arg(
+        long,
+        env = "ALPES_MARKETING_URL",
+        default_value = "http://127.0.0.1:8084"
+    )]
+    marketing: String,
+    #[arg(
+        long,
+        env = "ALPES_PULSAR_URL",
+        default_value = "pulsar://127.0.0.1:6650"
+    )]
+    pulsar_url: String,
+    #[arg(
+        long,
+        env = "ALPES_PULSAR_ADMIN_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pulsar_admin_url: String,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let platform = Platform {
+        tracking: args.tracking,
+        attribution: args.attribution,
+        commission: args.commission,
+        marketing: args.marketing,
+        http: reqwest::Client::new(),
+    };
+    let bus = Bus::connect(&args.pulsar_url, &args.pulsar_admin_url, "forward-latency").await?;
+    let mut reserved = watch::<CommissionReserved>(&bus).await?;
+    let campaign = platform.active_campaign(1_000_000_000, 1_000).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await; // the campaign reaches attribution and commission
+
+    let mut latencies = Vec::with_capacity(args.sagas);
+    let started = Instant::now();
+    for i in 0..args.sagas {
+        let visitor = format!("bench-{}-{i}", uuid::Uuid::new_v4().simple());
+        platform
+            .track("CLICK", &visitor, &campaign, Some("partner-1"), None)
+            .await?;
+        let t0 = Instant::now();
+        let purchase = platform
+            .track(
+                "PURCHASE",
+                &visitor,
+                &campaign,
+                Some("partner-1"),
+                Some(12_000),
+            )
+            .await?;
+        let saga = purchase["saga_id"].as_str().unwrap_or_default().to_owned();
+        next_of_saga(&mut reserved, &saga, Duration::from_secs(30)).await?;
+        latencies.push(t0.elapsed());
+    }
+    let total = started.elapsed();
+    latencies.sort();
+    let at = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize];
+    println!("sagas: {}", latencies.len());
+    println!(
+        "purchase POST -> CommissionReserved: p50 {:?}  p90 {:?}  p99 {:?}  worst {:?}",
+        at(0.5),
+        at(0.9),
+        at(0.99),
+        latencies[latencies.len() - 1]
+    );
+    println!(
+        "wall time {total:?} ({:.1} sequential sagas/s)",
+        latencies.len() as f64 / total.as_secs_f64()
+    );
+    Ok(())
+}

@@ -1,0 +1,135 @@
+//! Helpers shared by the end-to-end tests and the latency bench: speaking to the services over
+//! HTTP the way a user does, and watching the bus for a saga's events.
+
+use std::time::Duration;
+
+use alpes_bus::{Bus, Delivery, Outcome, Shutdown, StartAt, SubscriptionConfig};
+use alpes_contracts::Event;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+/// Base URLs of the four services.
+#[derive(Debug, Clone)]
+pub struct Platform {
+    pub tracking: String,
+    pub attribution: String,
+    pub commission: String,
+    pub marketing: String,
+    pub http: reqwest::Client,
+}
+
+impl Platform {
+    /// POSTs JSON, returns status and body.
+    pub async fn post(&self, url: String, body: Value) -> anyhow::Result<(u16, Value)> {
+        let response = self.http.post(url).json(&body).send().await?;
+        let status = response.status().as_u16();
+        Ok((status, response.json().await.unwrap_or(Value::Null)))
+    }
+
+    /// GETs JSON, returns status and body.
+    pub async fn get(&self, url: String) -> anyhow::Result<(u16, Value)> {
+        let response = self.http.get(url).send().await?;
+        let status = response.status().as_u16();
+        Ok((status, response.json().await.unwrap_or(Value::Null)))
+    }
+
+    /// Creates and activates a campaign paying `percentage_bps` of each sale (min 5.00,
+    /// max 50.00) out of `budget_minor` EUR; returns its id.
+    pub async fn active_campaign(
+        &self,
+        budget_minor: i64,
+        percentage_bps: i32,
+    ) -> anyhow::Result<String> {
+        let (status, body) = self
+            .post(
+                format!("{}/campaigns", self.marketing),
+                json!({
+                    "name": "e2e",
+                    "budget": { "amount_minor": budget_minor, "currency": "EUR" },
+                    "terms": { "kind": "PERCENTAGE", "percentage_bps": percentage_bps,
+                               "minimum_minor": 500, "maximum_minor": 5000 },
+                }),
+            )
+            .await?;
+        anyhow::ensure!(status == 201, "campaign creation answered {status}: {body}");
+        let id = body["campaign_id"].as_str().unwrap_or_default().to_owned();
+        let (status, body) = self
+            .post(
+                format!("{}/campaigns/{id}/activate", self.marketing),
+                json!({}),
+            )
+            .await?;
+        anyhow::ensure!(status == 200, "activation answered {status}: {body}");
+        Ok(id)
+    }
+
+    /// Tracks an interaction; returns the response body (`interaction_id`, `saga_id`).
+    pub async fn track(
+        &self,
+        kind: &str,
+        visitor: &str,
+        campaign: &str,
+        partner: Option<&str>,
+        amount_minor: Option<i64>,
+    ) -> anyhow::Result<Value> {
+        let mut body = json!({
+            "kind": kind,
+            "visitor": { "anonymous_id": visitor, "user_agent": "Mozilla/5.0" },
+            "tracking": { "campaign_id": campaign, "partner_id": partner, "medium": "affiliate" },
+            "target": { "url": "https://shop.example/p/1" },
+        });
+        if let Some(amount) = amount_minor {
+            body["purchase"] = json!({
+                "order_id": format!("order-{}", uuid::Uuid::new_v4().simple()),
+                "amount": { "amount_minor": amount, "currency": "EUR" },
+            });
+        }
+        let (status, body) = self
+            .post(format!("{}/interactions", self.tracking), body)
+            .await?;
+        anyhow::ensure!(status == 202, "tracking answered {status}: {body}");
+        Ok(body)
+    }
+}
+
+/// Every event of type `E` published after this call, for the caller to filter.
+pub async fn watch<E: Event>(bus: &Bus) -> anyhow::Result<mpsc::UnboundedReceiver<E>> {
+    let mut config = SubscriptionConfig::new(format!("watch-{}", uuid::Uuid::new_v4().simple()));
+    config.start_at = StartAt::Latest;
+    let subscription = bus.subscribe::<E>(config).await?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(subscription.run(
+        move |d: Delivery<E>| {
+            let _ = tx.send(d.event);
+            std::future::ready(Outcome::Done)
+        },
+        Shutdown::new(),
+    ));
+    Ok(rx)
+}
+
+/// The next event of `saga` on `rx`, within `timeout`.
+pub async fn next_of_saga<E: Event>(
+    rx: &mut mpsc::UnboundedReceiver<E>,
+    saga: &str,
+    timeout: Duration,
+) -> anyhow::Result<E> {
+    tokio::time::timeout(timeout, async {
+        loop {
+            let event = rx
+                .recv()
+                .await
+                .ok_or_else(|| anyhow::anyhow!("watcher stopped"))?;
+            if event.metadata().saga_id.as_deref() == Some(saga) {
+                return Ok(event);
+            }
+        }
+    })
+    .await
+    .map_err(|_| {
+        anyhow::anyhow!(
+            "no {} for saga {saga} within {timeout:?}",
+            E::event_type().name
+        )
+    })?
+}
