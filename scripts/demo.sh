@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The newcomer's first command: installs what is missing, starts the local stack (real Pulsar,
-# FerretDB, Postgres on 127.0.0.1), bootstraps Pulsar and runs the platform end to end.
-# The stack stays up afterwards; `scripts/stack.sh down` stops it.
+# FerretDB, Postgres on 127.0.0.1), the four services, and runs a sale through the forward saga.
+# Everything stays up afterwards; `scripts/services.sh down && scripts/stack.sh down` stops it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,19 +12,20 @@ step "local stack"
 scripts/stack.sh up
 eval "$(scripts/stack.sh env)"
 
-step "building alpes"
-cargo build --quiet --locked -p alpes-cli -p alpes-bus --examples --bins
-
 step "bootstrapping Pulsar: tenant, namespace, topics, schemas"
 cargo run --quiet --locked -p alpes-cli -- bootstrap
 
 step "the contracts"
 cargo run --quiet --locked -p alpes-cli -- events
 
-step "an event through the real broker"
-cargo run --quiet --locked -p alpes-bus --example roundtrip
+step "the four services"
+scripts/services.sh up
 
-cat <<'EOF'
+step "a sale through the forward saga"
+scripts/forward-demo.sh
 
-The stack is still running: eval "$(scripts/stack.sh env)" to use it, scripts/stack.sh down to stop it.
-EOF
+cat <<'DONE'
+
+Still running: the stack (scripts/stack.sh status) and the services (scripts/services.sh status).
+Stop them with: scripts/services.sh down && scripts/stack.sh down
+DONE

@@ -108,6 +108,7 @@ async fn the_forward_saga_reserves_commissions_and_rejects_what_it_must() {
             let config = alpes_marketing::service::Config {
                 common: common(&l),
                 database: name("marketing"),
+                subscription: name("marketing"),
             };
             alpes_marketing::service::run(config, l, s)
         },
@@ -226,6 +227,24 @@ async fn the_forward_saga_reserves_commissions_and_rejects_what_it_must() {
         budget["reserved"]["amount_minor"], 1_200,
         "the budget is untouched: {budget}"
     );
+
+    // 5. Marketing's statistics, folded from what the other services announced.
+    let wanted = serde_json::json!({
+        "views": 1, "clicks": 2, "purchases": 3,
+        "conversions": 2, "conversions_rejected": 1, "sales_attributed_minor": 62_000,
+        "commissions_reserved": 1, "commissions_rejected": 1, "commissions_reverted": 0,
+        "commission_reserved_minor": 1_200, "commission_released_minor": 0,
+    });
+    let url = format!("{}/campaigns/{campaign}/stats", platform.marketing);
+    let mut stats = serde_json::Value::Null;
+    for _ in 0..100 {
+        stats = platform.get(url.clone()).await.unwrap().1["stats"].clone();
+        if stats == wanted {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(stats, wanted);
 
     shutdown.cancel();
     for task in tasks {

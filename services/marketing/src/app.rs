@@ -13,8 +13,8 @@ use alpes_eventstore::{
 use alpes_runtime::trace::TraceContext;
 
 use crate::domain::{
-    Campaign, CampaignDefinition, CampaignEvent, CampaignState, CampaignStatus, DomainError,
-    Transition,
+    Campaign, CampaignDefinition, CampaignEvent, CampaignState, CampaignStats, CampaignStatus,
+    DomainError, Observed, Transition,
 };
 
 const ATTEMPTS: u32 = 5;
@@ -124,6 +124,44 @@ impl<S: EventStore> Marketing<S> {
         list.into_campaigns()
     }
 
+    /// Records, once, a fact another service announced about a campaign: each fact is a
+    /// stream of its own named by the announcing event, so a redelivery is a conflict and
+    /// changes nothing.
+    pub async fn observe(
+        &self,
+        campaign_id: &str,
+        event_id: &str,
+        fact: &Observed,
+    ) -> Result<(), AppError> {
+        let event =
+            StoredEvent::new("Observed", fact).map_err(|e| AppError::Corrupt(e.to_string()))?;
+        let commit = NewCommit {
+            stream: format!("{}{event_id}", stats_prefix(campaign_id)),
+            expected_version: 0,
+            events: vec![event],
+            outbox: Vec::new(),
+            handled: Some(event_id.to_owned()),
+        };
+        match self.store.append(commit).await {
+            Ok(_) | Err(StoreError::Conflict { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A campaign's statistics, folded from every fact recorded about it.
+    pub async fn stats(&self, campaign_id: &str) -> Result<CampaignStats, AppError> {
+        let mut projection = StatsOf {
+            prefix: stats_prefix(campaign_id),
+            stats: CampaignStats::default(),
+            corrupt: None,
+        };
+        rebuild(&self.store, &mut projection, 500, |_| {}).await?;
+        match projection.corrupt {
+            Some(e) => Err(AppError::Corrupt(e)),
+            None => Ok(projection.stats),
+        }
+    }
+
     async fn load(&self, campaign_id: &str) -> Result<(Stream, CampaignState), AppError> {
         let stream = self
             .store
@@ -134,6 +172,31 @@ impl<S: EventStore> Marketing<S> {
             state.apply(&decode(event)?);
         }
         Ok((stream, state))
+    }
+}
+
+fn stats_prefix(campaign_id: &str) -> String {
+    format!("stats-{campaign_id}-")
+}
+
+/// One campaign's statistics, from the facts recorded about it.
+struct StatsOf {
+    prefix: String,
+    stats: CampaignStats,
+    corrupt: Option<String>,
+}
+
+impl Projection for StatsOf {
+    fn apply(&mut self, commit: &Commit) {
+        if !commit.stream.starts_with(&self.prefix) {
+            return;
+        }
+        for event in &commit.events {
+            match event.decode::<Observed>() {
+                Ok(fact) => self.stats.apply(&fact),
+                Err(e) => self.corrupt = Some(e.to_string()),
+            }
+        }
     }
 }
 

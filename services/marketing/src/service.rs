@@ -3,6 +3,11 @@
 
 use alpes_bus::admin::Admin;
 use alpes_bus::{Bus, Shutdown};
+use alpes_contracts::events::attribution::{ConversionAttributed, ConversionRejected};
+use alpes_contracts::events::commission::{
+    CommissionRejected, CommissionReserved, CommissionReverted,
+};
+use alpes_contracts::events::tracking::InteractionTracked;
 use alpes_eventstore::{MongoStore, Relay};
 use alpes_runtime::config::CommonArgs;
 use alpes_runtime::health::Readiness;
@@ -12,6 +17,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::adapters;
+use crate::adapters::consumer::{Observable, SUBSCRIPTION, on_observable};
 use crate::app::Marketing;
 
 /// The marketing service's configuration.
@@ -31,6 +37,9 @@ pub struct Config {
         default_value = "alpes_marketing"
     )]
     pub database: String,
+    /// Pulsar subscription the replicas share (a second deployment needs its own).
+    #[arg(long, env = "ALPES_MARKETING_SUBSCRIPTION", default_value = SUBSCRIPTION)]
+    pub subscription: String,
 }
 
 /// Runs the service on `listener` until `shutdown`; then finishes the requests in hand,
@@ -51,6 +60,22 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
     let relay_stop = Shutdown::new();
     let relay =
         tokio::spawn(Relay::new(store.clone(), bus.publisher().clone()).run(relay_stop.clone()));
+    let observe = Observing {
+        bus: &bus,
+        app: &app,
+        metrics: &metrics,
+        common,
+        subscription: &config.subscription,
+        shutdown: &shutdown,
+    };
+    let consumers = vec![
+        observe.start::<InteractionTracked>().await?,
+        observe.start::<ConversionAttributed>().await?,
+        observe.start::<ConversionRejected>().await?,
+        observe.start::<CommissionReserved>().await?,
+        observe.start::<CommissionRejected>().await?,
+        observe.start::<CommissionReverted>().await?,
+    ];
     let readiness = Readiness::new(shutdown.clone())
         .check("mongo", move || {
             let store = store.clone();
@@ -60,14 +85,59 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
             let admin = admin.clone();
             async move { admin.clusters().await.map(drop).map_err(|e| e.to_string()) }
         });
-    let router = http::router(adapters::http::routes(app), readiness, metrics);
+    let router = http::router(
+        adapters::http::routes(app.clone()),
+        readiness,
+        metrics.clone(),
+    );
     http::serve(listener, router, shutdown.clone())
         .await
         .context("HTTP server")?;
 
+    for consumer in consumers {
+        consumer
+            .await
+            .context("consumer task")?
+            .context("consumer")?;
+    }
     relay_stop.cancel();
     relay.await.context("relay task")?;
     bus.publisher().close().await;
     tracing::info!("marketing stopped");
     Ok(())
+}
+
+/// What every statistics consumer shares.
+struct Observing<'a> {
+    bus: &'a Bus,
+    app: &'a Marketing<MongoStore>,
+    metrics: &'a Metrics,
+    common: &'a CommonArgs,
+    subscription: &'a str,
+    shutdown: &'a Shutdown,
+}
+
+impl Observing<'_> {
+    /// Subscribes to `E` and records its facts until shutdown.
+    async fn start<E: Observable>(
+        &self,
+    ) -> anyhow::Result<tokio::task::JoinHandle<Result<(), alpes_bus::BusError>>> {
+        let subscription = self
+            .bus
+            .subscribe::<E>(self.common.subscription(self.subscription))
+            .await
+            .with_context(|| format!("subscribing to {}", E::event_type().name))?;
+        let (app, metrics, name) = (
+            self.app.clone(),
+            self.metrics.clone(),
+            self.subscription.to_owned(),
+        );
+        Ok(tokio::spawn(subscription.run(
+            move |delivery| {
+                let (app, metrics, name) = (app.clone(), metrics.clone(), name.clone());
+                async move { on_observable(&app, &metrics, &name, delivery).await }
+            },
+            self.shutdown.clone(),
+        )))
+    }
 }

@@ -34,6 +34,7 @@ async fn spawn_app() -> (
             subscribe_from: SubscribeFrom::Latest,
         },
         database: unique("marketing_test"),
+        subscription: unique("marketing_test"),
     };
     let shutdown = Shutdown::new();
     let running = tokio::spawn(service::run(config, listener, shutdown.clone()));

@@ -68,6 +68,7 @@ pub fn routes<S: EventStore>(app: Marketing<S>) -> Router {
     Router::new()
         .route("/campaigns", post(create::<S>).get(list::<S>))
         .route("/campaigns/{id}", get(one::<S>))
+        .route("/campaigns/{id}/stats", get(stats::<S>))
         .route("/campaigns/{id}/{step}", post(step::<S>))
         .with_state(app)
 }
@@ -139,6 +140,17 @@ async fn one<S: EventStore>(
         .map_err(api_error)?
         .ok_or_else(|| ApiError::not_found(format!("no campaign {id}")))?;
     Ok(Json(view(&id, &campaign)))
+}
+
+async fn stats<S: EventStore>(
+    State(app): State<Marketing<S>>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    if app.campaign(&id).await.map_err(api_error)?.is_none() {
+        return Err(ApiError::not_found(format!("no campaign {id}")));
+    }
+    let stats = app.stats(&id).await.map_err(api_error)?;
+    Ok(Json(json!({ "campaign_id": id, "stats": stats })))
 }
 
 async fn list<S: EventStore>(

@@ -1,3 +1,4 @@
-//! The edges of the marketing service: its HTTP API.
+//! The edges of the marketing service: its HTTP API and the consumers feeding its statistics.
 
+pub mod consumer;
 pub mod http;
