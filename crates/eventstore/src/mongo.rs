@@ -4,8 +4,17 @@
 //! Appending is a plain insert: the unique `_id` makes a second writer at the same version fail
 //! with a duplicate-key error, which becomes [`StoreError::Conflict`]. No transaction, no
 //! read-modify-write: the single insert is atomic on MongoDB and on FerretDB alike.
+//!
+//! Hot paths query by `_id` equality only. FerretDB 1.24 on SQLite pushes nothing else down
+//! to the database: a filter on `stream` or `published` reads every document (measured: 0.4 to
+//! 0.7 s on 300 commits under load, against 0.03 s for an `_id` lookup). So a stream loads by
+//! point lookups of its consecutive commit ids, and the relay learns of this process's new
+//! commits from the appends themselves; only its start-up and a periodic sweep (for commits
+//! another replica wrote and could not publish) scan for unpublished commits.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use alpes_bus::Outgoing;
 use chrono::{DateTime, Utc};
@@ -15,17 +24,35 @@ use mongodb::error::{ErrorKind, WriteFailure};
 use mongodb::options::{FindOptions, IndexOptions};
 use mongodb::{Collection, IndexModel};
 use serde::{Deserialize, Serialize};
-use tokio::sync::Notify;
+use tokio::sync::{Mutex, Notify};
 
 use crate::{Commit, EventStore, NewCommit, StoreError, StoredEvent, Stream};
 
 const DUPLICATE_KEY: i32 = 11000;
+
+/// How often the relay's query also sweeps the whole collection for unpublished commits.
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
 
 /// Event streams in the `commits` collection of one database.
 #[derive(Clone)]
 pub struct MongoStore {
     commits: Collection<CommitDocument>,
     appended: Arc<Notify>,
+    outbox: Arc<Mutex<Outbox>>,
+}
+
+/// This process's unpublished commits, and when the collection was last swept for others'.
+#[derive(Default)]
+struct Outbox {
+    pending: BTreeMap<(i64, String), Commit>,
+    last_sweep: Option<Instant>,
+}
+
+fn outbox_key(commit: &Commit) -> (i64, String) {
+    (
+        commit.recorded_at.timestamp_millis(),
+        commit_id(&commit.stream, commit.version),
+    )
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -105,6 +132,7 @@ impl MongoStore {
         Ok(Self {
             commits,
             appended: Arc::default(),
+            outbox: Arc::default(),
         })
     }
 
@@ -137,9 +165,14 @@ impl MongoStore {
 
 impl EventStore for MongoStore {
     async fn load(&self, stream: &str) -> Result<Stream, StoreError> {
-        let commits = self
-            .find(doc! { "stream": stream }, doc! { "version": 1 }, None)
-            .await?;
+        let mut commits = Vec::new();
+        while let Some(document) = self
+            .commits
+            .find_one(doc! { "_id": commit_id(stream, commits.len() as u64 + 1) })
+            .await?
+        {
+            commits.push(Commit::from(document));
+        }
         Ok(Stream {
             name: stream.to_owned(),
             commits,
@@ -151,6 +184,10 @@ impl EventStore for MongoStore {
         let stored = commit.into_commit(Utc::now());
         match self.commits.insert_one(CommitDocument::from(&stored)).await {
             Ok(_) => {
+                if !stored.published {
+                    let mut outbox = self.outbox.lock().await;
+                    outbox.pending.insert(outbox_key(&stored), stored.clone());
+                }
                 self.appended.notify_one();
                 Ok(stored)
             }
@@ -160,21 +197,36 @@ impl EventStore for MongoStore {
     }
 
     async fn unpublished(&self, limit: usize) -> Result<Vec<Commit>, StoreError> {
-        self.find(
-            doc! { "published": false },
-            doc! { "recorded_at": 1, "_id": 1 },
-            Some(limit),
-        )
-        .await
+        let mut outbox = self.outbox.lock().await;
+        if outbox
+            .last_sweep
+            .is_none_or(|at| at.elapsed() >= SWEEP_EVERY)
+        {
+            let swept = self
+                .find(
+                    doc! { "published": false },
+                    doc! { "recorded_at": 1, "_id": 1 },
+                    Some(limit),
+                )
+                .await?;
+            for commit in swept {
+                outbox.pending.insert(outbox_key(&commit), commit);
+            }
+            outbox.last_sweep = Some(Instant::now());
+        }
+        Ok(outbox.pending.values().take(limit).cloned().collect())
     }
 
     async fn mark_published(&self, stream: &str, version: u64) -> Result<(), StoreError> {
+        let id = commit_id(stream, version);
         self.commits
-            .update_one(
-                doc! { "_id": commit_id(stream, version) },
-                doc! { "$set": { "published": true } },
-            )
+            .update_one(doc! { "_id": &id }, doc! { "$set": { "published": true } })
             .await?;
+        self.outbox
+            .lock()
+            .await
+            .pending
+            .retain(|(_, pending), _| *pending != id);
         Ok(())
     }
 
