@@ -73,7 +73,25 @@ impl Admin {
 
     /// Creates the tenant and namespace, sets their policies, and registers every event
     /// topic's schema.
+    ///
+    /// Services start together and bootstrap concurrently; the broker then answers a racing
+    /// creation with a 500 (a metadata version conflict) rather than a 409. Every step being
+    /// idempotent, the whole sequence is simply run again, a few times, before giving up.
     pub async fn bootstrap(&self) -> Result<Bootstrapped, BusError> {
+        let mut attempt = 1;
+        loop {
+            match self.bootstrap_once().await {
+                Err(e) if attempt < 5 => {
+                    tracing::warn!(error = %e, attempt, "Pulsar bootstrap failed, trying again");
+                    tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+                    attempt += 1;
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
+    async fn bootstrap_once(&self) -> Result<Bootstrapped, BusError> {
         let (tenant, _) = TENANT_NAMESPACE.split_once('/').expect("tenant/namespace");
         let clusters = self.clusters().await?;
         let tenant_info = json!({ "adminRoles": [], "allowedClusters": clusters });
