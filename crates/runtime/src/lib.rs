@@ -5,6 +5,8 @@
 //! - [`telemetry::init`]: JSON (or human) logs through `tracing`.
 //! - [`http`]: the axum server with `/healthz`, `/readyz`, `/metrics`, trace context on every
 //!   request, JSON errors with a stable `code`, and graceful shutdown.
+//! - [`platform::Platform`]: the wiring every service repeats otherwise — bootstrap, bus,
+//!   event store, outbox relay, consumers, readiness, HTTP, and the order they stop in.
 //! - [`shutdown::on_signals`]: a [`Shutdown`](alpes_bus::Shutdown) token cancelled by SIGTERM
 //!   or SIGINT. Readiness turns false at once; consumers drain; the relay flushes.
 
@@ -13,6 +15,7 @@ pub mod error;
 pub mod health;
 pub mod http;
 pub mod metrics;
+pub mod platform;
 pub mod shutdown;
 pub mod telemetry;
 pub mod trace;

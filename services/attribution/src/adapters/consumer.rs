@@ -21,7 +21,6 @@ use alpes_contracts::events::marketing::{
 };
 use alpes_contracts::events::tracking::InteractionTracked;
 use alpes_eventstore::EventStore;
-use alpes_runtime::metrics::Metrics;
 
 use crate::app::{AppError, Attribution, Compensated, Tracked};
 use crate::domain::CampaignCommand;
@@ -45,13 +44,11 @@ pub trait Consumed: Event {
 /// unavailable, dead-lettered when it can never be handled.
 pub async fn on_event<E: Consumed, S: EventStore>(
     app: &Attribution<S>,
-    metrics: &Metrics,
-    subscription: &str,
     delivery: Delivery<E>,
 ) -> Outcome {
     let event = &delivery.event;
     let metadata = event.metadata();
-    let outcome = match E::handle(app, event).await {
+    match E::handle(app, event).await {
         Ok(done) => {
             tracing::info!(
                 event = %metadata.event_type,
@@ -64,14 +61,7 @@ pub async fn on_event<E: Consumed, S: EventStore>(
         }
         Err(AppError::Store(e)) => Outcome::Retry(e.to_string()),
         Err(e) => Outcome::Reject(e.to_string()),
-    };
-    let label = match outcome {
-        Outcome::Done => "done",
-        Outcome::Retry(_) => "retry",
-        Outcome::Reject(_) => "reject",
-    };
-    metrics.message_handled(subscription, label);
-    outcome
+    }
 }
 
 impl Consumed for InteractionTracked {

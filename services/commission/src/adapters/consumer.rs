@@ -22,7 +22,6 @@ use alpes_contracts::events::marketing::{
     SagaTimedOut,
 };
 use alpes_eventstore::{EventStore, StoreError};
-use alpes_runtime::metrics::Metrics;
 
 use crate::app::{AppError, Commissions, Compensated};
 
@@ -38,15 +37,12 @@ pub trait Consumed: Event {
     ) -> impl Future<Output = Result<(), AppError>> + Send;
 }
 
-/// Handles one delivery of `E`: feeds it to the app, then says what becomes of the message and
-/// counts it.
+/// Handles one delivery of `E`: feeds it to the app, then says what becomes of the message .
 pub async fn on_delivery<E: Consumed, S: EventStore>(
     app: &Commissions<S>,
-    metrics: &Metrics,
-    subscription: &str,
     delivery: Delivery<E>,
 ) -> Outcome {
-    let outcome = match delivery.event.feed(app).await {
+    match delivery.event.feed(app).await {
         Ok(()) => Outcome::Done,
         Err(error) => {
             tracing::warn!(
@@ -59,14 +55,7 @@ pub async fn on_delivery<E: Consumed, S: EventStore>(
             );
             outcome_of(error)
         }
-    };
-    let label = match outcome {
-        Outcome::Done => "done",
-        Outcome::Retry(_) => "retry",
-        Outcome::Reject(_) => "reject",
-    };
-    metrics.message_handled(subscription, label);
-    outcome
+    }
 }
 
 /// What becomes of a message whose use case failed with `error`.

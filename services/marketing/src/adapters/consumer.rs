@@ -10,7 +10,6 @@ use alpes_contracts::events::commission::{
 };
 use alpes_contracts::events::tracking::InteractionTracked;
 use alpes_eventstore::EventStore;
-use alpes_runtime::metrics::Metrics;
 
 use crate::app::{AppError, Marketing};
 use crate::domain::Observed;
@@ -74,11 +73,9 @@ impl Observable for CommissionReverted {
 /// Records one announced fact; a store outage is retried, a corrupt store dead-letters.
 pub async fn on_observable<E: Observable, S: EventStore>(
     app: &Marketing<S>,
-    metrics: &Metrics,
-    subscription: &str,
     delivery: Delivery<E>,
 ) -> Outcome {
-    let outcome = match delivery.event.observed() {
+    match delivery.event.observed() {
         None => Outcome::Done,
         Some((campaign, fact)) => {
             match app
@@ -90,12 +87,5 @@ pub async fn on_observable<E: Observable, S: EventStore>(
                 Err(e) => Outcome::Reject(e.to_string()),
             }
         }
-    };
-    let label = match outcome {
-        Outcome::Done => "done",
-        Outcome::Retry(_) => "retry",
-        Outcome::Reject(_) => "reject",
-    };
-    metrics.message_handled(subscription, label);
-    outcome
+    }
 }

@@ -3,7 +3,6 @@
 use alpes_bus::{Delivery, Outcome};
 use alpes_contracts::events::attribution::AttributionReverted;
 use alpes_eventstore::EventStore;
-use alpes_runtime::metrics::Metrics;
 
 use crate::app::{AppError, Tracking};
 
@@ -14,11 +13,9 @@ pub const SUBSCRIPTION: &str = "tracking";
 /// never succeed and is dead-lettered.
 pub async fn on_attribution_reverted<S: EventStore>(
     app: &Tracking<S>,
-    metrics: &Metrics,
-    subscription: &str,
     delivery: Delivery<AttributionReverted>,
 ) -> Outcome {
-    let outcome = match app.discard_journey(&delivery.event).await {
+    match app.discard_journey(&delivery.event).await {
         Ok(discarded) => {
             tracing::info!(
                 journey = %delivery.event.journey_id,
@@ -30,12 +27,5 @@ pub async fn on_attribution_reverted<S: EventStore>(
         }
         Err(AppError::Store(e)) => Outcome::Retry(e.to_string()),
         Err(e) => Outcome::Reject(e.to_string()),
-    };
-    let label = match outcome {
-        Outcome::Done => "done",
-        Outcome::Retry(_) => "retry",
-        Outcome::Reject(_) => "reject",
-    };
-    metrics.message_handled(subscription, label);
-    outcome
+    }
 }

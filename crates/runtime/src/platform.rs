@@ -1,0 +1,181 @@
+//! The wiring every service shares, so that a service's `run` says only what is its own: its
+//! routes and the events it consumes.
+//!
+//! Start: bootstrap Pulsar, connect the bus and the event store, start the outbox relay.
+//! Then the service adds its consumers and serves its API. Stop, in this order: the HTTP server
+//! finishes its requests; consumers finish the message in hand; the relay flushes what both
+//! wrote; producers close.
+
+use std::future::Future;
+
+use alpes_bus::admin::Admin;
+use alpes_bus::{Bus, BusError, Delivery, Outcome, Shutdown, SubscriptionConfig};
+use alpes_contracts::Event;
+use alpes_eventstore::{MongoStore, Relay, StoreError};
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::config::CommonArgs;
+use crate::health::Readiness;
+use crate::http;
+use crate::metrics::Metrics;
+
+/// Why a service could not start, or stopped badly.
+#[derive(Debug, thiserror::Error)]
+pub enum PlatformError {
+    #[error("bootstrapping Pulsar: {0}")]
+    Bootstrap(#[source] BusError),
+    #[error("connecting to Pulsar: {0}")]
+    Bus(#[source] BusError),
+    #[error("subscribing to {event}: {source}")]
+    Subscribe {
+        event: &'static str,
+        #[source]
+        source: BusError,
+    },
+    #[error("connecting to MongoDB: {0}")]
+    Store(#[source] StoreError),
+    #[error("HTTP server: {0}")]
+    Http(#[source] std::io::Error),
+    #[error("a consumer stopped badly: {0}")]
+    Consumer(String),
+}
+
+/// A service's connections and background tasks.
+pub struct Platform {
+    service: &'static str,
+    admin: Admin,
+    bus: Bus,
+    store: MongoStore,
+    metrics: Metrics,
+    /// Consumers stop with the service, or at once if a later one cannot start.
+    consuming: Shutdown,
+    consumers: Vec<JoinHandle<Result<(), BusError>>>,
+    relay_stop: Shutdown,
+    relay: JoinHandle<()>,
+}
+
+impl Platform {
+    /// Bootstraps Pulsar, connects, and starts the outbox relay of `service`'s store in
+    /// MongoDB database `database`.
+    pub async fn start(
+        common: &CommonArgs,
+        service: &'static str,
+        database: &str,
+        shutdown: &Shutdown,
+    ) -> Result<Self, PlatformError> {
+        let admin = Admin::new(&common.pulsar_admin_url);
+        admin.bootstrap().await.map_err(PlatformError::Bootstrap)?;
+        let bus = Bus::connect(&common.pulsar_url, &common.pulsar_admin_url, service)
+            .await
+            .map_err(PlatformError::Bus)?;
+        let store = MongoStore::connect(&common.mongo_url, database)
+            .await
+            .map_err(PlatformError::Store)?;
+        let relay_stop = Shutdown::new();
+        let relay = Relay::new(store.clone(), bus.publisher().clone()).run(relay_stop.clone());
+        Ok(Self {
+            service,
+            admin,
+            bus,
+            metrics: Metrics::new(service),
+            store,
+            consuming: shutdown.child_token(),
+            consumers: Vec::new(),
+            relay_stop,
+            relay: tokio::spawn(relay),
+        })
+    }
+
+    /// The service's event store.
+    pub fn store(&self) -> &MongoStore {
+        &self.store
+    }
+
+    /// Subscribes to `E` and hands each message to `handler` until shutdown, counting the
+    /// outcomes. If the subscription cannot be made, everything started so far is stopped.
+    pub async fn consume<E, F, Fut>(
+        &mut self,
+        config: SubscriptionConfig,
+        mut handler: F,
+    ) -> Result<(), PlatformError>
+    where
+        E: Event,
+        F: FnMut(Delivery<E>) -> Fut + Send + 'static,
+        Fut: Future<Output = Outcome> + Send + 'static,
+    {
+        let name = config.name.clone();
+        let subscription = match self.bus.subscribe::<E>(config).await {
+            Ok(subscription) => subscription,
+            Err(source) => {
+                self.consuming.cancel();
+                self.relay_stop.cancel();
+                return Err(PlatformError::Subscribe {
+                    event: E::event_type().name,
+                    source,
+                });
+            }
+        };
+        let metrics = self.metrics.clone();
+        let counted = move |delivery| {
+            let handled = handler(delivery);
+            let (metrics, name) = (metrics.clone(), name.clone());
+            async move {
+                let outcome = handled.await;
+                let label = match outcome {
+                    Outcome::Done => "done",
+                    Outcome::Retry(_) => "retry",
+                    Outcome::Reject(_) => "reject",
+                };
+                metrics.message_handled(&name, label);
+                outcome
+            }
+        };
+        let run = subscription.run(counted, self.consuming.clone());
+        self.consumers.push(tokio::spawn(run));
+        Ok(())
+    }
+
+    /// Serves `api` (with probes checking MongoDB and Pulsar, and metrics) on `listener` until
+    /// `shutdown`; then stops everything in order.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        api: Router,
+        shutdown: Shutdown,
+    ) -> Result<(), PlatformError> {
+        let (store, admin) = (self.store.clone(), self.admin.clone());
+        let readiness = Readiness::new(shutdown.clone())
+            .check("mongo", move || {
+                let store = store.clone();
+                async move { store.ping().await.map_err(|e| e.to_string()) }
+            })
+            .check("pulsar", move || {
+                let admin = admin.clone();
+                async move { admin.clusters().await.map(drop).map_err(|e| e.to_string()) }
+            });
+        let router = http::router(api, readiness, self.metrics.clone());
+        let served = http::serve(listener, router, shutdown).await;
+
+        // Requests are finished; consumers finish their message, then the relay flushes.
+        self.consuming.cancel();
+        let mut consumed = Ok(());
+        for consumer in self.consumers {
+            let stopped = match consumer.await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(PlatformError::Consumer(e.to_string())),
+                Err(e) => Err(PlatformError::Consumer(e.to_string())),
+            };
+            consumed = consumed.and(stopped);
+        }
+        self.relay_stop.cancel();
+        if let Err(e) = self.relay.await {
+            tracing::warn!(error = %e, "outbox relay task failed");
+        }
+        self.bus.publisher().close().await;
+        tracing::info!(service = self.service, "stopped");
+        served.map_err(PlatformError::Http)?;
+        consumed
+    }
+}
