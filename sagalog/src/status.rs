@@ -1,0 +1,419 @@
+//! A saga's status and summary as a function of the *set* of its steps.
+//!
+//! Nothing here depends on the order steps arrived in, or on how often: the log re-derives a
+//! saga from all of its recorded steps each time one is added, so a step that comes late, twice,
+//! or before the step that caused it gives the same saga as the in-order run.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use alpes_contracts::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::step::{Facts, Step};
+
+/// Where a saga stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Status {
+    /// The purchase is recorded; attribution has not answered.
+    Started,
+    /// Attributed to a campaign; commission has not answered.
+    Attributed,
+    /// Commission reserved. Terminal.
+    Completed,
+    /// Attribution or commission refused the sale. Terminal.
+    Rejected,
+    /// Fraud was reported (or a revert was seen); compensation is under way.
+    Compensating,
+    /// The deadline passed before a terminal status; compensation is under way.
+    TimedOut,
+    /// Everything the saga did is undone. Terminal.
+    Compensated,
+    /// A fraud report (and what followed it) for a saga no service has seen start: nothing to
+    /// compensate. It becomes a saga like any other if its purchase turns up.
+    Orphaned,
+}
+
+impl Status {
+    /// Every status, in the order a saga moves through them.
+    pub const ALL: [Status; 8] = [
+        Self::Started,
+        Self::Attributed,
+        Self::Completed,
+        Self::Rejected,
+        Self::Compensating,
+        Self::TimedOut,
+        Self::Compensated,
+        Self::Orphaned,
+    ];
+
+    /// The name stored and served, e.g. `TIMED_OUT`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Started => "STARTED",
+            Self::Attributed => "ATTRIBUTED",
+            Self::Completed => "COMPLETED",
+            Self::Rejected => "REJECTED",
+            Self::Compensating => "COMPENSATING",
+            Self::TimedOut => "TIMED_OUT",
+            Self::Compensated => "COMPENSATED",
+            Self::Orphaned => "ORPHANED",
+        }
+    }
+
+    /// The status named `name` (case-insensitive).
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|s| s.as_str().eq_ignore_ascii_case(name.trim()))
+    }
+
+    /// Whether the saga is done moving: it has no deadline any more.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            Self::Completed | Self::Rejected | Self::Compensated | Self::Orphaned
+        )
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What the log keeps about a saga, derived from its steps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Derived {
+    pub status: Status,
+    /// Compensation was asked for a saga whose start no step shows.
+    pub orphan: bool,
+    pub facts: Facts,
+    /// When its earliest step happened.
+    pub started_at: Timestamp,
+    /// When the step that gave it its final status happened (not for orphans).
+    pub finished_at: Option<Timestamp>,
+    /// When it times out, while it is not final.
+    pub deadline: Option<Timestamp>,
+}
+
+/// The saga made of `steps` (any order, duplicates allowed), which times out `deadline_after`
+/// its start. `None` for no steps.
+pub fn derive<'a>(
+    steps: impl IntoIterator<Item = &'a Step>,
+    deadline_after: Duration,
+) -> Option<Derived> {
+    // Dedup by event id and fix an order that does not depend on arrival.
+    let mut steps: Vec<&Step> = steps.into_iter().collect();
+    steps.sort_by(|a, b| a.event_id.cmp(&b.event_id));
+    steps.dedup_by(|a, b| a.event_id == b.event_id);
+    let started_at = steps.iter().map(|s| s.occurred_at).min()?;
+    let types: BTreeSet<&str> = steps.iter().map(|s| s.event_type.as_str()).collect();
+    let has = |t: &str| types.contains(t);
+    let first = |names: &[&str]| {
+        steps
+            .iter()
+            .filter(|s| names.contains(&s.event_type.as_str()))
+            .map(|s| s.occurred_at)
+            .min()
+    };
+
+    const STARTS: [&str; 7] = [
+        "InteractionTracked",
+        "ConversionAttributed",
+        "ConversionRejected",
+        "CommissionReserved",
+        "CommissionRejected",
+        "CommissionConfirmed",
+        "AttributionReverted",
+    ];
+    const COMPENSATES: [&str; 5] = [
+        "FraudDetected",
+        "SagaTimedOut",
+        "CommissionReverted",
+        "AttributionReverted",
+        "InteractionsDiscarded",
+    ];
+    const REJECTS: [&str; 2] = ["ConversionRejected", "CommissionRejected"];
+    let started = STARTS.iter().any(|t| has(t));
+    let compensating = COMPENSATES.iter().any(|t| has(t));
+
+    let (status, finished_at) = if has("InteractionsDiscarded") {
+        (Status::Compensated, first(&["InteractionsDiscarded"]))
+    } else if compensating && !started {
+        (Status::Orphaned, None)
+    } else if has("SagaTimedOut") {
+        (Status::TimedOut, None)
+    } else if compensating {
+        (Status::Compensating, None)
+    } else if has("CommissionReserved") {
+        (Status::Completed, first(&["CommissionReserved"]))
+    } else if REJECTS.iter().any(|t| has(t)) {
+        (Status::Rejected, first(&REJECTS))
+    } else if has("ConversionAttributed") {
+        (Status::Attributed, None)
+    } else {
+        (Status::Started, None)
+    };
+    let deadline = (!status.is_final()).then(|| {
+        started_at + chrono::Duration::from_std(deadline_after).unwrap_or(chrono::Duration::MAX)
+    });
+    Some(Derived {
+        status,
+        orphan: compensating && !started,
+        facts: facts(&steps),
+        started_at,
+        finished_at,
+        deadline,
+    })
+}
+
+/// The sale's facts, each from the most telling step that states it.
+fn facts(steps: &[&Step]) -> Facts {
+    fn pick<T: Clone>(
+        steps: &[&Step],
+        order: &[&str],
+        get: impl Fn(&Facts) -> Option<&T>,
+    ) -> Option<T> {
+        order.iter().find_map(|t| {
+            steps
+                .iter()
+                .filter(|s| s.event_type == *t)
+                .find_map(|s| get(&s.facts).cloned())
+        })
+    }
+    Facts {
+        campaign_id: pick(
+            steps,
+            &[
+                "InteractionTracked",
+                "ConversionAttributed",
+                "CommissionReserved",
+                "CommissionRejected",
+                "ConversionRejected",
+                "CommissionConfirmed",
+                "CommissionReverted",
+            ],
+            |f| f.campaign_id.as_ref(),
+        ),
+        partner_id: pick(
+            steps,
+            &[
+                "CommissionReserved",
+                "CommissionConfirmed",
+                "CommissionRejected",
+                "ConversionAttributed",
+                "InteractionTracked",
+            ],
+            |f| f.partner_id.as_ref(),
+        ),
+        amount: pick(
+            steps,
+            &[
+                "InteractionTracked",
+                "ConversionAttributed",
+                "CommissionReserved",
+            ],
+            |f| f.amount.as_ref(),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::step::Direction;
+    use alpes_contracts::Money;
+    use chrono::TimeZone;
+    use proptest::prelude::*;
+
+    const DEADLINE: Duration = Duration::from_secs(30);
+
+    fn at(second: i64) -> Timestamp {
+        chrono::Utc
+            .timestamp_opt(1_800_000_000 + second, 0)
+            .unwrap()
+    }
+
+    fn step(event_type: &str, second: i64) -> Step {
+        let facts = match event_type {
+            "InteractionTracked" => Facts {
+                campaign_id: Some("c-1".into()),
+                partner_id: None,
+                amount: Some(Money::new(10_000, "EUR")),
+            },
+            "ConversionAttributed" => Facts {
+                campaign_id: Some("c-1".into()),
+                partner_id: Some("p-1".into()),
+                amount: Some(Money::new(10_000, "EUR")),
+            },
+            "CommissionReserved" => Facts {
+                campaign_id: Some("c-1".into()),
+                partner_id: Some("p-1".into()),
+                amount: Some(Money::new(10_000, "EUR")),
+            },
+            _ => Facts::default(),
+        };
+        Step {
+            event_id: format!("{event_type}-{second}"),
+            saga_id: "s-1".into(),
+            event_type: event_type.into(),
+            service: "test".into(),
+            direction: Direction::Forward,
+            payload: serde_json::Value::Null,
+            occurred_at: at(second),
+            facts,
+        }
+    }
+
+    fn status_of(types: &[&str]) -> Status {
+        let steps: Vec<Step> = types
+            .iter()
+            .enumerate()
+            .map(|(i, t)| step(t, i as i64))
+            .collect();
+        derive(&steps, DEADLINE).unwrap().status
+    }
+
+    #[test]
+    fn the_forward_path_moves_through_started_attributed_completed() {
+        assert_eq!(status_of(&["InteractionTracked"]), Status::Started);
+        assert_eq!(
+            status_of(&["InteractionTracked", "ConversionAttributed"]),
+            Status::Attributed
+        );
+        assert_eq!(
+            status_of(&[
+                "InteractionTracked",
+                "ConversionAttributed",
+                "CommissionReserved"
+            ]),
+            Status::Completed
+        );
+        assert_eq!(
+            status_of(&["InteractionTracked", "ConversionRejected"]),
+            Status::Rejected
+        );
+        assert_eq!(
+            status_of(&[
+                "InteractionTracked",
+                "ConversionAttributed",
+                "CommissionRejected"
+            ]),
+            Status::Rejected
+        );
+    }
+
+    #[test]
+    fn compensation_wins_over_the_forward_path_and_ends_compensated() {
+        let forward = [
+            "InteractionTracked",
+            "ConversionAttributed",
+            "CommissionReserved",
+        ];
+        let mut steps = forward.to_vec();
+        steps.push("FraudDetected");
+        assert_eq!(status_of(&steps), Status::Compensating);
+        steps.push("CommissionReverted");
+        steps.push("AttributionReverted");
+        assert_eq!(status_of(&steps), Status::Compensating);
+        steps.push("InteractionsDiscarded");
+        assert_eq!(status_of(&steps), Status::Compensated);
+
+        let timed_out = ["InteractionTracked", "SagaTimedOut", "CommissionReverted"];
+        assert_eq!(status_of(&timed_out), Status::TimedOut);
+        let mut done = timed_out.to_vec();
+        done.push("InteractionsDiscarded");
+        assert_eq!(status_of(&done), Status::Compensated);
+    }
+
+    #[test]
+    fn fraud_for_a_saga_nobody_started_is_an_orphan_until_its_purchase_appears() {
+        let derived = derive(
+            &[step("FraudDetected", 0), step("CommissionReverted", 1)],
+            DEADLINE,
+        )
+        .unwrap();
+        assert_eq!(derived.status, Status::Orphaned);
+        assert!(derived.orphan);
+        assert_eq!(derived.deadline, None);
+        assert_eq!(
+            status_of(&["FraudDetected", "CommissionReverted", "InteractionTracked"]),
+            Status::Compensating
+        );
+    }
+
+    #[test]
+    fn the_deadline_runs_from_the_start_until_the_saga_is_final() {
+        let open = derive(&[step("InteractionTracked", 5)], DEADLINE).unwrap();
+        assert_eq!(open.started_at, at(5));
+        assert_eq!(open.deadline, Some(at(35)));
+        assert_eq!(open.finished_at, None);
+        let done = derive(
+            &[step("InteractionTracked", 5), step("CommissionReserved", 7)],
+            DEADLINE,
+        )
+        .unwrap();
+        assert_eq!(done.deadline, None);
+        assert_eq!(done.finished_at, Some(at(7)));
+        assert_eq!(done.facts.partner_id.as_deref(), Some("p-1"));
+        assert_eq!(done.facts.amount, Some(Money::new(10_000, "EUR")));
+    }
+
+    const TYPES: [&str; 11] = [
+        "InteractionTracked",
+        "ConversionAttributed",
+        "ConversionRejected",
+        "CommissionReserved",
+        "CommissionRejected",
+        "CommissionConfirmed",
+        "FraudDetected",
+        "SagaTimedOut",
+        "CommissionReverted",
+        "AttributionReverted",
+        "InteractionsDiscarded",
+    ];
+
+    /// Any set of steps, then the same steps shuffled with some delivered again.
+    fn saga_and_redelivery() -> impl Strategy<Value = (Vec<Step>, Vec<Step>)> {
+        prop::collection::vec((0..TYPES.len(), 0i64..120), 1..12)
+            .prop_flat_map(|picks| {
+                let steps: Vec<Step> = picks.iter().map(|&(t, s)| step(TYPES[t], s)).collect();
+                let n = steps.len();
+                let delivered = prop::collection::vec(0..n, 0..2 * n)
+                    .prop_map(move |again| {
+                        let mut all: Vec<usize> = (0..n).collect();
+                        all.extend(again);
+                        all
+                    })
+                    .prop_shuffle();
+                (Just(steps), delivered)
+            })
+            .prop_map(|(steps, order)| {
+                let delivered = order.iter().map(|&i| steps[i].clone()).collect();
+                (steps, delivered)
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn order_and_duplicates_do_not_change_the_saga((steps, delivered) in saga_and_redelivery()) {
+            let in_order = derive(&steps, DEADLINE);
+            let as_delivered = derive(&delivered, DEADLINE);
+            prop_assert_eq!(in_order, as_delivered);
+        }
+
+        #[test]
+        fn a_saga_with_discarded_interactions_is_compensated_whatever_else_it_holds(
+            (steps, _) in saga_and_redelivery()
+        ) {
+            let mut steps = steps;
+            steps.push(step("InteractionsDiscarded", 200));
+            let derived = derive(&steps, DEADLINE).unwrap();
+            prop_assert_eq!(derived.status, Status::Compensated);
+            prop_assert_eq!(derived.deadline, None);
+        }
+    }
+}

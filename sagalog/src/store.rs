@@ -1,0 +1,434 @@
+//! The log's tables in Postgres.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use alpes_contracts::{Money, Timestamp};
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::{Postgres, Row, Transaction};
+
+use crate::error::LogError;
+use crate::saga::{
+    CampaignTally, Cursor, Durations, ListQuery, Page, RecordedStep, Saga, SagaSummary, Stats,
+    Tally,
+};
+use crate::status::{Derived, Status, derive};
+use crate::step::{Direction, Facts, Step};
+
+/// A saga whose deadline has passed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Due {
+    pub saga_id: String,
+    pub status: Status,
+    pub deadline: Timestamp,
+}
+
+/// The saga log: records steps, keeps each saga derived from its steps, answers queries.
+#[derive(Clone)]
+pub struct SagaLog {
+    pool: PgPool,
+    deadline_after: Duration,
+}
+
+const SUMMARY_COLUMNS: &str = "saga_id, status, orphan, campaign_id, partner_id, amount_minor, \
+     currency, started_at, updated_at, finished_at, deadline";
+
+impl SagaLog {
+    /// Connects to `url`, brings the schema up to date, and gives sagas `deadline_after` from
+    /// their start to become final.
+    pub async fn connect(url: &str, deadline_after: Duration) -> Result<Self, LogError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Self {
+            pool,
+            deadline_after,
+        })
+    }
+
+    /// How long a saga has to become final.
+    pub fn deadline_after(&self) -> Duration {
+        self.deadline_after
+    }
+
+    /// Whether Postgres answers.
+    pub async fn ping(&self) -> Result<(), LogError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Records `steps` in one transaction, ignoring those recorded before (by event id), and
+    /// re-derives every saga that gained a step. Returns how many steps were new.
+    pub async fn record(&self, steps: &[Step]) -> Result<usize, LogError> {
+        if steps.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.pool.begin().await?;
+        let mut saga_ids: Vec<&str> = steps.iter().map(|s| s.saga_id.as_str()).collect();
+        saga_ids.sort_unstable();
+        saga_ids.dedup();
+        // Replicas writing the same saga take turns, so each derives from every step.
+        sqlx::query(
+            "SELECT pg_advisory_xact_lock(h) FROM \
+             (SELECT DISTINCT hashtextextended(id, 0) AS h FROM unnest($1::text[]) AS id) ids \
+             ORDER BY h",
+        )
+        .bind(&saga_ids)
+        .execute(&mut *tx)
+        .await?;
+        let inserted: Vec<String> = insert_steps(&mut tx, steps).await?;
+        if inserted.is_empty() {
+            tx.commit().await?;
+            return Ok(0);
+        }
+        let mut touched = inserted.clone();
+        touched.sort_unstable();
+        touched.dedup();
+        let rows = sqlx::query(
+            "SELECT event_id, saga_id, event_type, service, direction, occurred_at, \
+             campaign_id, partner_id, amount_minor, currency \
+             FROM saga_steps WHERE saga_id = ANY($1)",
+        )
+        .bind(&touched)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut by_saga: HashMap<String, Vec<Step>> = HashMap::new();
+        for row in rows {
+            let step = step_of(&row)?;
+            by_saga.entry(step.saga_id.clone()).or_default().push(step);
+        }
+        let derived: Vec<(String, Derived)> = by_saga
+            .into_iter()
+            .filter_map(|(id, steps)| derive(&steps, self.deadline_after).map(|d| (id, d)))
+            .collect();
+        upsert_sagas(&mut tx, &derived).await?;
+        tx.commit().await?;
+        Ok(inserted.len())
+    }
+
+    /// The saga `saga_id` with its timeline, if any step of it was recorded.
+    pub async fn saga(&self, saga_id: &str) -> Result<Option<Saga>, LogError> {
+        let sql = format!("SELECT {SUMMARY_COLUMNS} FROM sagas WHERE saga_id = $1");
+        let Some(row) = sqlx::query(&sql)
+            .bind(saga_id)
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let summary = summary_of(&row)?;
+        let steps = sqlx::query(
+            "SELECT event_id, event_type, service, direction, occurred_at, recorded_at, payload \
+             FROM saga_steps WHERE saga_id = $1 ORDER BY occurred_at, recorded_at, event_id",
+        )
+        .bind(saga_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            let direction: String = row.try_get("direction")?;
+            Ok(RecordedStep {
+                event_id: row.try_get("event_id")?,
+                event_type: row.try_get("event_type")?,
+                service: row.try_get("service")?,
+                direction: parse_direction(&direction)?,
+                occurred_at: row.try_get("occurred_at")?,
+                recorded_at: row.try_get("recorded_at")?,
+                payload: row.try_get("payload")?,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        Ok(Some(Saga { summary, steps }))
+    }
+
+    /// The sagas `query` selects, newest first, one page at a time.
+    pub async fn list(&self, query: &ListQuery) -> Result<Page, LogError> {
+        let limit = i64::from(query.limit.clamp(1, 500));
+        let statuses: Option<Vec<&str>> = (!query.statuses.is_empty())
+            .then(|| query.statuses.iter().map(|s| s.as_str()).collect());
+        let sql = format!(
+            "SELECT {SUMMARY_COLUMNS} FROM sagas \
+             WHERE ($1::text[] IS NULL OR status = ANY($1)) \
+               AND ($2::text IS NULL OR campaign_id = $2) \
+               AND ($3::text IS NULL OR partner_id = $3) \
+               AND ($4::timestamptz IS NULL OR started_at >= $4) \
+               AND ($5::timestamptz IS NULL OR started_at < $5) \
+               AND ($6::timestamptz IS NULL OR (started_at, saga_id) < ($6, $7)) \
+             ORDER BY started_at DESC, saga_id DESC LIMIT $8"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(statuses)
+            .bind(query.campaign_id.as_deref())
+            .bind(query.partner_id.as_deref())
+            .bind(query.since)
+            .bind(query.until)
+            .bind(query.cursor.as_ref().map(|c| c.started_at))
+            .bind(query.cursor.as_ref().map(|c| c.saga_id.as_str()))
+            .bind(limit + 1)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut sagas = rows.iter().map(summary_of).collect::<Result<Vec<_>, _>>()?;
+        let next_cursor = if sagas.len() as i64 > limit {
+            sagas.truncate(limit as usize);
+            sagas.last().map(|last| {
+                Cursor {
+                    started_at: last.started_at,
+                    saga_id: last.saga_id.clone(),
+                }
+                .encode()
+            })
+        } else {
+            None
+        };
+        Ok(Page { sagas, next_cursor })
+    }
+
+    /// Counts by status and durations to a final status, overall and per campaign (only
+    /// `campaign`'s, when given).
+    pub async fn stats(&self, campaign: Option<&str>) -> Result<Stats, LogError> {
+        let counts = sqlx::query(
+            "SELECT campaign_id, status, count(*) AS n FROM sagas \
+             WHERE ($1::text IS NULL OR campaign_id = $1) GROUP BY campaign_id, status",
+        )
+        .bind(campaign)
+        .fetch_all(&self.pool)
+        .await?;
+        let durations = sqlx::query(
+            "SELECT campaign_id, GROUPING(campaign_id) AS overall, count(*) AS n, \
+               percentile_disc(0.50) WITHIN GROUP (ORDER BY ms) AS p50, \
+               percentile_disc(0.95) WITHIN GROUP (ORDER BY ms) AS p95, \
+               percentile_disc(0.99) WITHIN GROUP (ORDER BY ms) AS p99 \
+             FROM (SELECT campaign_id, \
+                     (EXTRACT(EPOCH FROM finished_at - started_at) * 1000)::bigint AS ms \
+                   FROM sagas WHERE finished_at IS NOT NULL \
+                     AND ($1::text IS NULL OR campaign_id = $1)) d \
+             GROUP BY ROLLUP (campaign_id)",
+        )
+        .bind(campaign)
+        .fetch_all(&self.pool)
+        .await?;
+
+        let mut overall = Tally::default();
+        let mut campaigns: BTreeMap<String, Tally> = BTreeMap::new();
+        for row in &counts {
+            let status: String = row.try_get("status")?;
+            let status = parse_status(&status)?;
+            let n: i64 = row.try_get("n")?;
+            *overall.by_status.entry(status).or_default() += n;
+            overall.total += n;
+            if let Some(id) = row.try_get::<Option<String>, _>("campaign_id")? {
+                let tally = campaigns.entry(id).or_default();
+                *tally.by_status.entry(status).or_default() += n;
+                tally.total += n;
+            }
+        }
+        for row in &durations {
+            let measured = Durations {
+                count: row.try_get("n")?,
+                p50: row.try_get("p50")?,
+                p95: row.try_get("p95")?,
+                p99: row.try_get("p99")?,
+            };
+            if row.try_get::<i32, _>("overall")? == 1 {
+                overall.duration_ms = measured;
+            } else if let Some(id) = row.try_get::<Option<String>, _>("campaign_id")? {
+                campaigns.entry(id).or_default().duration_ms = measured;
+            }
+        }
+        Ok(Stats {
+            overall,
+            campaigns: campaigns
+                .into_iter()
+                .map(|(campaign_id, tally)| CampaignTally { campaign_id, tally })
+                .collect(),
+        })
+    }
+
+    /// Up to `limit` sagas whose deadline passed by `now` and whose timeout was not published
+    /// yet, the most overdue first.
+    pub async fn due(&self, now: Timestamp, limit: i64) -> Result<Vec<Due>, LogError> {
+        let rows = sqlx::query(
+            "SELECT saga_id, status, deadline FROM sagas \
+             WHERE deadline <= $1 AND deadline IS NOT NULL AND timeout_published_at IS NULL \
+             ORDER BY deadline LIMIT $2",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let status: String = row.try_get("status")?;
+                Ok(Due {
+                    saga_id: row.try_get("saga_id")?,
+                    status: parse_status(&status)?,
+                    deadline: row.try_get("deadline")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Notes that `SagaTimedOut` was published for `saga_id`, so it is not published again.
+    pub async fn timeout_published(&self, saga_id: &str) -> Result<(), LogError> {
+        sqlx::query("UPDATE sagas SET timeout_published_at = now() WHERE saga_id = $1")
+            .bind(saga_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Inserts the steps not recorded yet; returns the saga id of each one inserted.
+async fn insert_steps(
+    tx: &mut Transaction<'_, Postgres>,
+    steps: &[Step],
+) -> Result<Vec<String>, sqlx::Error> {
+    let col = |f: fn(&Step) -> Option<String>| steps.iter().map(f).collect::<Vec<_>>();
+    let event_ids = col(|s| Some(s.event_id.clone()));
+    let saga_ids = col(|s| Some(s.saga_id.clone()));
+    let types = col(|s| Some(s.event_type.clone()));
+    let services = col(|s| Some(s.service.clone()));
+    let directions = col(|s| Some(s.direction.as_str().to_owned()));
+    let payloads = col(|s| Some(s.payload.to_string()));
+    let campaigns = col(|s| s.facts.campaign_id.clone());
+    let partners = col(|s| s.facts.partner_id.clone());
+    let currencies = col(|s| s.facts.amount.as_ref().map(|m| m.currency.clone()));
+    let amounts: Vec<Option<i64>> = steps
+        .iter()
+        .map(|s| s.facts.amount.as_ref().map(|m| m.amount_minor))
+        .collect();
+    let occurred: Vec<Timestamp> = steps.iter().map(|s| s.occurred_at).collect();
+    sqlx::query_scalar(
+        "INSERT INTO saga_steps (event_id, saga_id, event_type, service, direction, payload, \
+           occurred_at, campaign_id, partner_id, amount_minor, currency) \
+         SELECT e, s, t, sv, d, p::jsonb, o, c, pa, a, cu FROM unnest(\
+           $1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
+           $7::timestamptz[], $8::text[], $9::text[], $10::bigint[], $11::text[]) \
+           AS x(e, s, t, sv, d, p, o, c, pa, a, cu) \
+         ON CONFLICT (event_id) DO NOTHING RETURNING saga_id",
+    )
+    .bind(event_ids)
+    .bind(saga_ids)
+    .bind(types)
+    .bind(services)
+    .bind(directions)
+    .bind(payloads)
+    .bind(occurred)
+    .bind(campaigns)
+    .bind(partners)
+    .bind(amounts)
+    .bind(currencies)
+    .fetch_all(&mut **tx)
+    .await
+}
+
+/// Writes the derived rows of the sagas that changed.
+async fn upsert_sagas(
+    tx: &mut Transaction<'_, Postgres>,
+    derived: &[(String, Derived)],
+) -> Result<(), sqlx::Error> {
+    let ids: Vec<&str> = derived.iter().map(|(id, _)| id.as_str()).collect();
+    let statuses: Vec<&str> = derived.iter().map(|(_, d)| d.status.as_str()).collect();
+    let orphans: Vec<bool> = derived.iter().map(|(_, d)| d.orphan).collect();
+    let campaigns: Vec<Option<&str>> = derived
+        .iter()
+        .map(|(_, d)| d.facts.campaign_id.as_deref())
+        .collect();
+    let partners: Vec<Option<&str>> = derived
+        .iter()
+        .map(|(_, d)| d.facts.partner_id.as_deref())
+        .collect();
+    let amounts: Vec<Option<i64>> = derived
+        .iter()
+        .map(|(_, d)| d.facts.amount.as_ref().map(|m| m.amount_minor))
+        .collect();
+    let currencies: Vec<Option<&str>> = derived
+        .iter()
+        .map(|(_, d)| d.facts.amount.as_ref().map(|m| m.currency.as_str()))
+        .collect();
+    let started: Vec<Timestamp> = derived.iter().map(|(_, d)| d.started_at).collect();
+    let finished: Vec<Option<Timestamp>> = derived.iter().map(|(_, d)| d.finished_at).collect();
+    let deadlines: Vec<Option<Timestamp>> = derived.iter().map(|(_, d)| d.deadline).collect();
+    sqlx::query(
+        "INSERT INTO sagas (saga_id, status, orphan, campaign_id, partner_id, amount_minor, \
+           currency, started_at, updated_at, finished_at, deadline) \
+         SELECT i, s, o, c, p, a, cu, st, now(), f, d FROM unnest(\
+           $1::text[], $2::text[], $3::bool[], $4::text[], $5::text[], $6::bigint[], \
+           $7::text[], $8::timestamptz[], $9::timestamptz[], $10::timestamptz[]) \
+           AS x(i, s, o, c, p, a, cu, st, f, d) \
+         ON CONFLICT (saga_id) DO UPDATE SET status = EXCLUDED.status, \
+           orphan = EXCLUDED.orphan, campaign_id = EXCLUDED.campaign_id, \
+           partner_id = EXCLUDED.partner_id, amount_minor = EXCLUDED.amount_minor, \
+           currency = EXCLUDED.currency, started_at = EXCLUDED.started_at, \
+           updated_at = EXCLUDED.updated_at, finished_at = EXCLUDED.finished_at, \
+           deadline = EXCLUDED.deadline",
+    )
+    .bind(ids)
+    .bind(statuses)
+    .bind(orphans)
+    .bind(campaigns)
+    .bind(partners)
+    .bind(amounts)
+    .bind(currencies)
+    .bind(started)
+    .bind(finished)
+    .bind(deadlines)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+fn step_of(row: &PgRow) -> Result<Step, sqlx::Error> {
+    let direction: String = row.try_get("direction")?;
+    Ok(Step {
+        event_id: row.try_get("event_id")?,
+        saga_id: row.try_get("saga_id")?,
+        event_type: row.try_get("event_type")?,
+        service: row.try_get("service")?,
+        direction: parse_direction(&direction)?,
+        payload: serde_json::Value::Null,
+        occurred_at: row.try_get("occurred_at")?,
+        facts: Facts {
+            campaign_id: row.try_get("campaign_id")?,
+            partner_id: row.try_get("partner_id")?,
+            amount: money(row)?,
+        },
+    })
+}
+
+fn summary_of(row: &PgRow) -> Result<SagaSummary, sqlx::Error> {
+    let status: String = row.try_get("status")?;
+    let started_at: Timestamp = row.try_get("started_at")?;
+    let finished_at: Option<Timestamp> = row.try_get("finished_at")?;
+    Ok(SagaSummary {
+        saga_id: row.try_get("saga_id")?,
+        status: parse_status(&status)?,
+        orphan: row.try_get("orphan")?,
+        campaign_id: row.try_get("campaign_id")?,
+        partner_id: row.try_get("partner_id")?,
+        amount: money(row)?,
+        started_at,
+        updated_at: row.try_get("updated_at")?,
+        finished_at,
+        deadline: row.try_get("deadline")?,
+        duration_ms: finished_at.map(|f| (f - started_at).num_milliseconds()),
+    })
+}
+
+fn money(row: &PgRow) -> Result<Option<Money>, sqlx::Error> {
+    let amount: Option<i64> = row.try_get("amount_minor")?;
+    let currency: Option<String> = row.try_get("currency")?;
+    Ok(amount.zip(currency).map(|(a, c)| Money::new(a, c)))
+}
+
+fn parse_status(name: &str) -> Result<Status, sqlx::Error> {
+    Status::parse(name).ok_or_else(|| sqlx::Error::Decode(format!("unknown status {name}").into()))
+}
+
+fn parse_direction(name: &str) -> Result<Direction, sqlx::Error> {
+    Direction::parse(name)
+        .ok_or_else(|| sqlx::Error::Decode(format!("unknown direction {name}").into()))
+}
