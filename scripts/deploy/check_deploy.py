@@ -129,7 +129,8 @@ def load_all(paths: list[str]) -> list[tuple[str, dict]]:
     for p in paths:
         for doc in yaml.safe_load_all(Path(p).read_text()):
             if isinstance(doc, dict):
-                docs.append((p, doc))
+                # Rendered files live in a temporary directory: name them by their file name.
+                docs.append((Path(p).name, doc))
     return docs
 
 
