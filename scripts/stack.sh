@@ -485,6 +485,13 @@ cmd_env() {
   echo "export ALPES_PULSAR_ADMIN_URL=http://$HOST:$PULSAR_ADMIN_PORT"
   echo "export ALPES_MONGO_URL=mongodb://$HOST:$MONGO_PORT"
   echo "export ALPES_POSTGRES_URL=postgres://alpes@$HOST:$PG_PORT/alpes"
+  # The bearer token of marketing's saga endpoints: random, made once per checkout.
+  local token_file="$STACK/api-token"
+  if [[ ! -s "$token_file" ]]; then
+    mkdir -p "$STACK"
+    (umask 077 && od -An -N16 -tx1 /dev/urandom | tr -d ' \n' >"$token_file")
+  fi
+  echo "export ALPES_API_TOKEN=$(cat "$token_file")"
 }
 
 [[ $# -eq 1 ]] || usage

@@ -32,6 +32,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "schema compatibility (alpes schema check)"
 cargo run --quiet --locked -p alpes-cli -- schema check --dir schema
 
+step "deployment files: compose, Kubernetes manifests, OpenAPI, GKE scripts' dry runs, shellcheck"
+scripts/validate-deploy.sh
+
 step "cargo test (unit and integration, against the stack)"
 results="${CARGO_TARGET_DIR:-target}/test-output.txt"
 mkdir -p "$(dirname "$results")"

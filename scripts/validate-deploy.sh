@@ -295,6 +295,8 @@ check "ALPES_* variables (compose, manifests) read by their binary" \
   "$PY" "$CHECK" env --compose docker-compose.yml --manifests "${MANIFESTS[@]}"
 check "k8s/pulsar/values-gke-small.yaml: settings alpes relies on" \
   "$PY" "$CHECK" pulsar-values k8s/pulsar/values-gke-small.yaml
+check "services/marketing/openapi.json: OpenAPI 3.1" \
+  "$VENV/bin/python" scripts/deploy/check_openapi.py services/marketing/openapi.json
 check "deploy-gke.sh --dry-run (no gcloud/kubectl/helm/docker)" check_deploy_dry_run
 check "gke-stop.sh --dry-run: services, stores, then Pulsar" check_stop_dry_run
 check "gke-start.sh --dry-run: Pulsar, stores, then services" check_start_dry_run

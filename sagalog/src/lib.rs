@@ -26,4 +26,4 @@ pub use saga::{
 };
 pub use status::{Derived, Status, derive};
 pub use step::{Direction, Facts, SagaEvent, Step};
-pub use store::{Due, SagaLog};
+pub use store::{Due, SagaLog, ensure_database};

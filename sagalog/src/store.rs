@@ -432,3 +432,45 @@ fn parse_direction(name: &str) -> Result<Direction, sqlx::Error> {
     Direction::parse(name)
         .ok_or_else(|| sqlx::Error::Decode(format!("unknown direction {name}").into()))
 }
+
+/// Creates database `name` on the server `url` points at, unless it exists, and returns the URL
+/// of that database. For tests and local tooling that want a log of their own; `name` must be
+/// lowercase letters, digits and underscores.
+pub async fn ensure_database(url: &str, name: &str) -> Result<String, LogError> {
+    let valid = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    let (server, query) = match url.split_once('?') {
+        Some((server, query)) => (server, Some(query)),
+        None => (url, None),
+    };
+    let Some((server, _)) = server.rsplit_once('/').filter(|_| valid) else {
+        return Err(LogError::Database(std::sync::Arc::new(
+            sqlx::Error::Configuration(
+                format!("cannot derive a database URL for {name:?} from the one given").into(),
+            ),
+        )));
+    };
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(url).await?;
+    let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM pg_database WHERE datname = $1")
+        .bind(name)
+        .fetch_optional(&mut admin)
+        .await?;
+    if exists.is_none() {
+        let created = sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+            .execute(&mut admin)
+            .await;
+        match created {
+            Ok(_) => {}
+            // Someone else created it meanwhile: that is what we wanted.
+            Err(sqlx::Error::Database(e))
+                if matches!(e.code().as_deref(), Some("42P04") | Some("23505")) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(match query {
+        Some(query) => format!("{server}/{name}?{query}"),
+        None => format!("{server}/{name}"),
+    })
+}

@@ -11,9 +11,11 @@ const DEADLINE: Duration = Duration::from_secs(30);
 async fn log_with(deadline: Duration) -> SagaLog {
     let url = std::env::var("ALPES_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://alpes@127.0.0.1:5433/alpes".into());
-    SagaLog::connect(&url, deadline)
+    // A database of its own: open sagas left here must not time out on the dev stack.
+    let url = alpes_sagalog::ensure_database(&url, "alpes_sagalog_test")
         .await
-        .expect("Postgres of the local stack (scripts/stack.sh up)")
+        .expect("Postgres of the local stack (scripts/stack.sh up)");
+    SagaLog::connect(&url, deadline).await.unwrap()
 }
 
 fn unique(prefix: &str) -> String {

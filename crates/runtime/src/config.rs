@@ -2,6 +2,7 @@
 //! local stack prints (`scripts/stack.sh env`), so one `eval` configures every process.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use alpes_bus::{StartAt, SubscriptionConfig};
 
@@ -68,4 +69,42 @@ pub enum SubscribeFrom {
 pub enum LogFormat {
     Json,
     Text,
+}
+
+/// A duration as people write it in flags and environment variables: a whole number and a
+/// unit, `ms`, `s`, `m` or `h` (`500ms`, `30s`, `2m`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("{text:?} has no unit; write e.g. 30s, 500ms, 2m"))?;
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} does not start with a whole number"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        _ => Err(format!(
+            "unknown unit {unit:?} in {text:?}; use ms, s, m or h"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_written() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration(" 2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        for bad in ["30", "s", "-1s", "1.5s", "3d", ""] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
 }

@@ -39,6 +39,16 @@ impl ApiError {
         }
     }
 
+    /// 401: no valid credentials; says what the endpoint expects.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::UNAUTHORIZED,
+            code: "unauthorized",
+            message: message.into(),
+            field: None,
+        }
+    }
+
     /// 404: no such resource.
     pub fn not_found(what: impl Into<String>) -> Self {
         Self {

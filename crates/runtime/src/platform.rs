@@ -9,7 +9,7 @@
 use std::future::Future;
 
 use alpes_bus::admin::Admin;
-use alpes_bus::{Bus, BusError, Delivery, Outcome, Shutdown, SubscriptionConfig};
+use alpes_bus::{Bus, BusError, Delivery, Outcome, Publisher, Shutdown, SubscriptionConfig};
 use alpes_contracts::Event;
 use alpes_eventstore::{MongoStore, Relay, StoreError};
 use axum::Router;
@@ -54,6 +54,8 @@ pub struct Platform {
     consumers: Vec<JoinHandle<Result<(), BusError>>>,
     relay_stop: Shutdown,
     relay: JoinHandle<()>,
+    /// Checks beyond MongoDB and Pulsar, for dependencies only this service has.
+    readiness: Readiness,
 }
 
 impl Platform {
@@ -85,12 +87,27 @@ impl Platform {
             consumers: Vec::new(),
             relay_stop,
             relay: tokio::spawn(relay),
+            readiness: Readiness::new(shutdown.clone()),
         })
     }
 
     /// The service's event store.
     pub fn store(&self) -> &MongoStore {
         &self.store
+    }
+
+    /// Publishes straight to Pulsar, for events that change no aggregate of the service.
+    pub fn publisher(&self) -> &Publisher {
+        self.bus.publisher()
+    }
+
+    /// Makes `/readyz` also require `check` (named `name`) to pass.
+    pub fn check<F, Fut>(&mut self, name: &'static str, check: F)
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), String>> + Send + 'static,
+    {
+        self.readiness = self.readiness.clone().check(name, check);
     }
 
     /// Subscribes to `E` and hands each message to `handler` until shutdown, counting the
@@ -146,7 +163,9 @@ impl Platform {
         shutdown: Shutdown,
     ) -> Result<(), PlatformError> {
         let (store, admin) = (self.store.clone(), self.admin.clone());
-        let readiness = Readiness::new(shutdown.clone())
+        let readiness = self
+            .readiness
+            .clone()
             .check("mongo", move || {
                 let store = store.clone();
                 async move { store.ping().await.map_err(|e| e.to_string()) }

@@ -15,6 +15,8 @@ pub struct Platform {
     pub attribution: String,
     pub commission: String,
     pub marketing: String,
+    /// The bearer token of the saga endpoints.
+    pub token: String,
     pub http: reqwest::Client,
 }
 
@@ -31,6 +33,55 @@ impl Platform {
         let response = self.http.get(url).send().await?;
         let status = response.status().as_u16();
         Ok((status, response.json().await.unwrap_or(Value::Null)))
+    }
+
+    /// The saga log's view of `saga`: status code and body.
+    pub async fn saga(&self, saga: &str) -> anyhow::Result<(u16, Value)> {
+        let response = self
+            .http
+            .get(format!("{}/sagas/{saga}", self.marketing))
+            .bearer_auth(&self.token)
+            .send()
+            .await?;
+        let status = response.status().as_u16();
+        Ok((status, response.json().await.unwrap_or(Value::Null)))
+    }
+
+    /// Polls the saga log until `saga` has status `wanted` (within `timeout`); returns it.
+    pub async fn saga_reaching(
+        &self,
+        saga: &str,
+        wanted: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<Value> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let (code, body) = self.saga(saga).await?;
+            if code == 200 && body["status"] == wanted {
+                return Ok(body);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                anyhow::bail!(
+                    "saga {saga} not {wanted} within {timeout:?}; last answer {code}: {body}"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Reports fraud on `saga` through `POST /fraud-reports`; returns the answer's body.
+    pub async fn report_fraud(&self, saga: &str, reason: &str) -> anyhow::Result<Value> {
+        let response = self
+            .http
+            .post(format!("{}/fraud-reports", self.marketing))
+            .bearer_auth(&self.token)
+            .json(&json!({ "saga_id": saga, "reason": reason, "reporter": "e2e" }))
+            .send()
+            .await?;
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        anyhow::ensure!(status == 202, "fraud report answered {status}: {body}");
+        Ok(body)
     }
 
     /// Creates and activates a campaign paying `percentage_bps` of each sale (min 5.00,

@@ -4,137 +4,29 @@
 //! One test function runs every scenario on one platform: each service instance consumes the
 //! shared topics, so two platforms in one process would answer each other's sagas.
 
-use std::future::Future;
 use std::time::Duration;
 
-use alpes_bus::{Bus, Shutdown};
 use alpes_contracts::events::attribution::ConversionRejectionReason;
 use alpes_contracts::events::attribution::{ConversionAttributed, ConversionRejected};
 use alpes_contracts::events::commission::CommissionRejectionReason;
 use alpes_contracts::events::commission::{CommissionRejected, CommissionReserved};
 use alpes_contracts::events::tracking::InteractionTracked;
-use alpes_e2e::{Platform, next_of_saga, watch};
-use alpes_runtime::config::{CommonArgs, LogFormat, SubscribeFrom};
-use tokio::net::TcpListener;
+use alpes_e2e::{next_of_saga, watch};
+
+mod common;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-fn env(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.to_owned())
-}
-
-fn common(listener: &TcpListener) -> CommonArgs {
-    CommonArgs {
-        http_addr: listener.local_addr().unwrap(),
-        pulsar_url: env("ALPES_PULSAR_URL", "pulsar://127.0.0.1:6650"),
-        pulsar_admin_url: env("ALPES_PULSAR_ADMIN_URL", "http://127.0.0.1:8080"),
-        mongo_url: env("ALPES_MONGO_URL", "mongodb://127.0.0.1:27017"),
-        log_format: LogFormat::Text,
-        subscribe_from: SubscribeFrom::Latest,
-    }
-}
-
-/// Binds a port, starts `run` on it, returns its base URL once `/readyz` answers.
-async fn start<F, Fut>(
-    run: F,
-    shutdown: &Shutdown,
-    tasks: &mut Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
-) -> String
-where
-    F: FnOnce(TcpListener, Shutdown) -> Fut,
-    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
-{
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tasks.push(tokio::spawn(run(listener, shutdown.clone())));
-    for _ in 0..200 {
-        let ready = reqwest::get(format!("{base}/readyz")).await;
-        if ready.is_ok_and(|r| r.status() == 200) {
-            return base;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{base} never became ready: is the stack up? (scripts/stack.sh up)");
-}
-
 #[tokio::test]
 async fn the_forward_saga_reserves_commissions_and_rejects_what_it_must() {
+    let services = common::InProcess::start(Duration::from_secs(60)).await;
+    let (platform, bus) = (&services.platform, &services.bus);
     let run_id = uuid::Uuid::new_v4().simple().to_string();
-    let name = |service: &str| format!("e2e_{service}_{run_id}");
-    let shutdown = Shutdown::new();
-    let mut tasks = Vec::new();
-
-    let tracking = start(
-        |l, s| {
-            let config = alpes_tracking::service::Config {
-                common: common(&l),
-                database: name("tracking"),
-                subscription: name("tracking"),
-            };
-            alpes_tracking::service::run(config, l, s)
-        },
-        &shutdown,
-        &mut tasks,
-    )
-    .await;
-    let attribution = start(
-        |l, s| {
-            let config = alpes_attribution::service::Config {
-                common: common(&l),
-                database: name("attribution"),
-                subscription: name("attribution"),
-            };
-            alpes_attribution::service::run(config, l, s)
-        },
-        &shutdown,
-        &mut tasks,
-    )
-    .await;
-    let commission = start(
-        |l, s| {
-            let config = alpes_commission::service::Config {
-                common: common(&l),
-                database: name("commission"),
-                subscription: name("commission"),
-            };
-            alpes_commission::service::run(config, l, s)
-        },
-        &shutdown,
-        &mut tasks,
-    )
-    .await;
-    let marketing = start(
-        |l, s| {
-            let config = alpes_marketing::service::Config {
-                common: common(&l),
-                database: name("marketing"),
-                subscription: name("marketing"),
-            };
-            alpes_marketing::service::run(config, l, s)
-        },
-        &shutdown,
-        &mut tasks,
-    )
-    .await;
-    let platform = Platform {
-        tracking,
-        attribution,
-        commission,
-        marketing,
-        http: reqwest::Client::new(),
-    };
-    let bus = Bus::connect(
-        &env("ALPES_PULSAR_URL", "pulsar://127.0.0.1:6650"),
-        &env("ALPES_PULSAR_ADMIN_URL", "http://127.0.0.1:8080"),
-        "e2e",
-    )
-    .await
-    .unwrap();
-    let mut tracked = watch::<InteractionTracked>(&bus).await.unwrap();
-    let mut attributed = watch::<ConversionAttributed>(&bus).await.unwrap();
-    let mut conversion_rejected = watch::<ConversionRejected>(&bus).await.unwrap();
-    let mut reserved = watch::<CommissionReserved>(&bus).await.unwrap();
-    let mut commission_rejected = watch::<CommissionRejected>(&bus).await.unwrap();
+    let mut tracked = watch::<InteractionTracked>(bus).await.unwrap();
+    let mut attributed = watch::<ConversionAttributed>(bus).await.unwrap();
+    let mut conversion_rejected = watch::<ConversionRejected>(bus).await.unwrap();
+    let mut reserved = watch::<CommissionReserved>(bus).await.unwrap();
+    let mut commission_rejected = watch::<CommissionRejected>(bus).await.unwrap();
 
     // A campaign paying 10 % (min 5.00, max 50.00) from a 60.00 EUR budget.
     let campaign = platform.active_campaign(6_000, 1_000).await.unwrap();
@@ -246,8 +138,34 @@ async fn the_forward_saga_reserves_commissions_and_rejects_what_it_must() {
     }
     assert_eq!(stats, wanted);
 
-    shutdown.cancel();
-    for task in tasks {
-        task.await.unwrap().unwrap();
+    // 6. The saga log tells the same story: one saga completed, two rejected.
+    let completed = platform
+        .saga_reaching(&saga, "COMPLETED", WAIT)
+        .await
+        .unwrap();
+    let steps: Vec<&str> = completed["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["event_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "InteractionTracked",
+            "ConversionAttributed",
+            "CommissionReserved"
+        ],
+        "each step once, the redelivered purchase included: {completed}"
+    );
+    assert_eq!(completed["partner_id"], "partner-7");
+    assert_eq!(completed["amount"]["amount_minor"], 12_000);
+    for rejected in [&lone_saga, &big_saga] {
+        platform
+            .saga_reaching(rejected, "REJECTED", WAIT)
+            .await
+            .unwrap();
     }
+
+    services.shutdown().await;
 }

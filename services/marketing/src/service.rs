@@ -1,26 +1,37 @@
 //! The wiring: configuration, connections, the relay, the HTTP server, and the order things
 //! stop in. `main` runs it; the tests run it in-process against the real stack.
 
+use std::time::Duration;
+
 use alpes_bus::Shutdown;
-use alpes_contracts::events::attribution::{ConversionAttributed, ConversionRejected};
-use alpes_contracts::events::commission::{
-    CommissionRejected, CommissionReserved, CommissionReverted,
+use alpes_contracts::events::attribution::{
+    AttributionReverted, ConversionAttributed, ConversionRejected,
 };
-use alpes_contracts::events::tracking::InteractionTracked;
+use alpes_contracts::events::commission::{
+    CommissionConfirmed, CommissionRejected, CommissionReserved, CommissionReverted,
+};
+use alpes_contracts::events::marketing::{FraudDetected, SagaTimedOut};
+use alpes_contracts::events::tracking::{InteractionTracked, InteractionsDiscarded};
 use alpes_eventstore::MongoStore;
-use alpes_runtime::config::CommonArgs;
+use alpes_runtime::config::{CommonArgs, parse_duration};
 use alpes_runtime::platform::{Platform, PlatformError};
+use alpes_sagalog::{Recorder, SagaEvent, SagaLog};
+use anyhow::Context;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
 use tokio::net::TcpListener;
 
 use crate::adapters;
-use crate::adapters::consumer::{Observable, SUBSCRIPTION, on_observable};
+use crate::adapters::consumer::{Observable, SUBSCRIPTION, on_observable, on_saga_event};
 use crate::app::Marketing;
+use crate::sagas::Sagas;
 
 /// The marketing service's configuration.
 #[derive(clap::Parser, Debug, Clone)]
 #[command(
     name = "marketing",
-    about = "Campaigns: create, activate, pause, complete; announces them to the other services.",
+    about = "Campaigns (create, activate, pause, complete) and the saga log: every saga's steps in Postgres, deadlines, fraud reports and the inspection API.",
     after_help = "Example:\n  eval \"$(scripts/stack.sh env)\"\n  marketing --http-addr 127.0.0.1:8084"
 )]
 pub struct Config {
@@ -36,13 +47,50 @@ pub struct Config {
     /// Pulsar subscription the replicas share (a second deployment needs its own).
     #[arg(long, env = "ALPES_MARKETING_SUBSCRIPTION", default_value = SUBSCRIPTION)]
     pub subscription: String,
+    #[command(flatten)]
+    pub saga_log: SagaLogArgs,
+}
+
+/// The saga log's configuration.
+#[derive(clap::Args, Debug, Clone)]
+pub struct SagaLogArgs {
+    /// Postgres holding the saga log (migrated at start-up).
+    #[arg(
+        long,
+        env = "ALPES_POSTGRES_URL",
+        default_value = "postgres://alpes@127.0.0.1:5433/alpes"
+    )]
+    pub postgres_url: String,
+    /// The bearer token `/sagas` and `/fraud-reports` require.
+    #[arg(long, env = "ALPES_API_TOKEN", hide_env_values = true, value_parser = non_empty)]
+    pub api_token: String,
+    /// How long a saga has, from its first step, to reach a final status before it is timed
+    /// out and compensated (e.g. 30s, 500ms, 2m).
+    #[arg(long, env = "ALPES_SAGA_DEADLINE", default_value = "30s", value_parser = parse_duration)]
+    pub saga_deadline: Duration,
+}
+
+fn non_empty(text: &str) -> Result<String, String> {
+    match text.trim() {
+        "" => Err("must not be empty".to_owned()),
+        token => Ok(token.to_owned()),
+    }
 }
 
 /// Runs the service on `listener` until `shutdown`; then finishes the requests and messages in
 /// hand, flushes the outbox, and returns.
 pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
+    let log = SagaLog::connect(&config.saga_log.postgres_url, config.saga_log.saga_deadline)
+        .await
+        .context("opening the saga log in Postgres")?;
     let mut platform =
         Platform::start(&config.common, "marketing", &config.database, &shutdown).await?;
+    let ping = log.clone();
+    platform.check("postgres", move || {
+        let log = ping.clone();
+        async move { log.ping().await.map_err(|e| e.to_string()) }
+    });
+
     let app = Marketing::new(platform.store().clone());
     observe::<InteractionTracked>(&mut platform, &app, &config).await?;
     observe::<ConversionAttributed>(&mut platform, &app, &config).await?;
@@ -50,10 +98,60 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
     observe::<CommissionReserved>(&mut platform, &app, &config).await?;
     observe::<CommissionRejected>(&mut platform, &app, &config).await?;
     observe::<CommissionReverted>(&mut platform, &app, &config).await?;
-    platform
-        .serve(listener, adapters::http::routes(app), shutdown)
-        .await?;
+
+    let (recorder, writer) = Recorder::spawn(log.clone());
+    let sagas = Sagas::new(log, recorder, platform.publisher().clone());
+    record::<InteractionTracked>(&mut platform, &sagas, &config).await?;
+    record::<ConversionAttributed>(&mut platform, &sagas, &config).await?;
+    record::<ConversionRejected>(&mut platform, &sagas, &config).await?;
+    record::<CommissionReserved>(&mut platform, &sagas, &config).await?;
+    record::<CommissionRejected>(&mut platform, &sagas, &config).await?;
+    record::<CommissionConfirmed>(&mut platform, &sagas, &config).await?;
+    record::<FraudDetected>(&mut platform, &sagas, &config).await?;
+    record::<SagaTimedOut>(&mut platform, &sagas, &config).await?;
+    record::<CommissionReverted>(&mut platform, &sagas, &config).await?;
+    record::<AttributionReverted>(&mut platform, &sagas, &config).await?;
+    record::<InteractionsDiscarded>(&mut platform, &sagas, &config).await?;
+    let deadlines = tokio::spawn(sagas.clone().run_deadlines(shutdown.clone()));
+
+    let api = adapters::http::routes(app)
+        .merge(adapters::sagas::routes(
+            sagas,
+            config.saga_log.api_token.clone(),
+        ))
+        .route("/openapi.json", get(openapi));
+    platform.serve(listener, api, shutdown).await?;
+    // Consumers have stopped: the writer records what they handed it, then ends.
+    let _ = deadlines.await;
+    let _ = writer.await;
     Ok(())
+}
+
+async fn openapi() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        adapters::openapi::DOCUMENT,
+    )
+}
+
+/// Records every `E` of a saga in the saga log, on a subscription of its own so the log and
+/// the statistics advance independently. A log outage is retried for about half an hour.
+async fn record<E: SagaEvent>(
+    platform: &mut Platform,
+    sagas: &Sagas,
+    config: &Config,
+) -> Result<(), PlatformError> {
+    let sagas = sagas.clone();
+    let mut subscription = config
+        .common
+        .subscription(&format!("{}-sagalog", config.subscription));
+    subscription.max_attempts = 30;
+    platform
+        .consume::<E, _, _>(subscription, move |delivery| {
+            let sagas = sagas.clone();
+            async move { on_saga_event(&sagas, delivery).await }
+        })
+        .await
 }
 
 /// Records the facts `E` announces for the campaign statistics.

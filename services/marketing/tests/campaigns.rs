@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use alpes_bus::{Bus, Delivery, Outcome, Shutdown, StartAt, SubscriptionConfig};
 use alpes_contracts::events::marketing::{CampaignActivated, CampaignCreated};
-use alpes_marketing::service::{self, Config};
+use alpes_marketing::service::{self, Config, SagaLogArgs};
 use alpes_runtime::config::{CommonArgs, LogFormat, SubscribeFrom};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -35,6 +35,20 @@ async fn spawn_app() -> (
         },
         database: unique("marketing_test"),
         subscription: unique("marketing_test"),
+        saga_log: SagaLogArgs {
+            // A log of its own: sagas other tests leave open must not time out here.
+            postgres_url: alpes_sagalog::ensure_database(
+                &env(
+                    "ALPES_POSTGRES_URL",
+                    "postgres://alpes@127.0.0.1:5433/alpes",
+                ),
+                "alpes_marketing_test",
+            )
+            .await
+            .unwrap(),
+            api_token: "test-token".into(),
+            saga_deadline: Duration::from_secs(30),
+        },
     };
     let shutdown = Shutdown::new();
     let running = tokio::spawn(service::run(config, listener, shutdown.clone()));

@@ -63,6 +63,7 @@ async fn main() -> anyhow::Result<()> {
         attribution: args.attribution,
         commission: args.commission,
         marketing: args.marketing,
+        token: String::new(),
         http: reqwest::Client::new(),
     };
     let bus = Bus::connect(&args.pulsar_url, &args.pulsar_admin_url, "forward-latency").await?;

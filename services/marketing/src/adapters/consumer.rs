@@ -1,6 +1,6 @@
-//! The facts marketing counts for campaign statistics, from the events the other services
-//! announce. One handler for every such event type: each says which campaign it is about and
-//! what it counts as.
+//! What marketing consumes: the facts it counts for campaign statistics (one handler for every
+//! such event type: each says which campaign it is about and what it counts as), and every saga
+//! event, for the saga log.
 
 use alpes_bus::{Delivery, Outcome};
 use alpes_contracts::Event;
@@ -10,9 +10,11 @@ use alpes_contracts::events::commission::{
 };
 use alpes_contracts::events::tracking::InteractionTracked;
 use alpes_eventstore::EventStore;
+use alpes_sagalog::SagaEvent;
 
 use crate::app::{AppError, Marketing};
 use crate::domain::Observed;
+use crate::sagas::Sagas;
 
 /// The default subscription name every marketing replica shares.
 pub const SUBSCRIPTION: &str = "marketing";
@@ -87,5 +89,14 @@ pub async fn on_observable<E: Observable, S: EventStore>(
                 Err(e) => Outcome::Reject(e.to_string()),
             }
         }
+    }
+}
+
+/// Records a saga event in the saga log. The log being unreachable is retried (the step waits
+/// on the retry topic); nothing about a saga event is ever refused.
+pub async fn on_saga_event<E: SagaEvent>(sagas: &Sagas, delivery: Delivery<E>) -> Outcome {
+    match sagas.observe(&delivery.event).await {
+        Ok(_) => Outcome::Done,
+        Err(e) => Outcome::Retry(e.to_string()),
     }
 }

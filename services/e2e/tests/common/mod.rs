@@ -1,0 +1,196 @@
+// Each test binary uses a part of the harness.
+#![allow(dead_code)]
+
+//! The four services' real wiring started in-process, each on its own port, MongoDB database
+//! and subscriptions, against the local stack's Pulsar, FerretDB and Postgres (a saga-log
+//! database of the run's own). A service can be stopped and started again on the same port
+//! with the same state, as a crash and restart would.
+//!
+//! One platform per test binary: every service instance consumes the shared topics, so two
+//! platforms in one process would answer each other's sagas.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use alpes_bus::{Bus, Shutdown};
+use alpes_e2e::Platform;
+use alpes_runtime::config::{CommonArgs, LogFormat, SubscribeFrom};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+pub const TOKEN: &str = "e2e-token";
+
+pub fn env(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_owned())
+}
+
+struct Running {
+    stop: Shutdown,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+/// The four services of one test run.
+pub struct InProcess {
+    pub platform: Platform,
+    pub bus: Bus,
+    run_id: String,
+    postgres_url: String,
+    deadline: Duration,
+    addrs: BTreeMap<&'static str, SocketAddr>,
+    running: BTreeMap<&'static str, Running>,
+}
+
+impl InProcess {
+    /// Starts the four services; sagas time out `deadline` after they start.
+    pub async fn start(deadline: Duration) -> Self {
+        let run_id = uuid::Uuid::new_v4().simple().to_string();
+        let postgres_url = alpes_sagalog::ensure_database(
+            &env(
+                "ALPES_POSTGRES_URL",
+                "postgres://alpes@127.0.0.1:5433/alpes",
+            ),
+            &format!("alpes_e2e_{}", &run_id[..12]),
+        )
+        .await
+        .expect("Postgres of the local stack (scripts/stack.sh up)");
+        let bus = Bus::connect(
+            &env("ALPES_PULSAR_URL", "pulsar://127.0.0.1:6650"),
+            &env("ALPES_PULSAR_ADMIN_URL", "http://127.0.0.1:8080"),
+            "e2e",
+        )
+        .await
+        .expect("Pulsar of the local stack (scripts/stack.sh up)");
+        let mut this = Self {
+            platform: Platform {
+                tracking: String::new(),
+                attribution: String::new(),
+                commission: String::new(),
+                marketing: String::new(),
+                token: TOKEN.to_owned(),
+                http: reqwest::Client::new(),
+            },
+            bus,
+            run_id,
+            postgres_url,
+            deadline,
+            addrs: BTreeMap::new(),
+            running: BTreeMap::new(),
+        };
+        for service in ["tracking", "attribution", "commission", "marketing"] {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            this.addrs.insert(service, addr);
+            let base = format!("http://{addr}");
+            match service {
+                "tracking" => this.platform.tracking = base,
+                "attribution" => this.platform.attribution = base,
+                "commission" => this.platform.commission = base,
+                _ => this.platform.marketing = base,
+            }
+            this.launch(service, listener).await;
+        }
+        this
+    }
+
+    /// Stops `service` the way SIGTERM does, and waits until it has.
+    pub async fn stop(&mut self, service: &'static str) {
+        let running = self.running.remove(service).expect("running");
+        running.stop.cancel();
+        running.task.await.unwrap().unwrap();
+    }
+
+    /// Starts `service` again, on its port, with its state.
+    pub async fn restart(&mut self, service: &'static str) {
+        let listener = TcpListener::bind(self.addrs[service]).await.unwrap();
+        self.launch(service, listener).await;
+    }
+
+    /// Stops every service.
+    pub async fn shutdown(mut self) {
+        let services: Vec<&'static str> = self.running.keys().copied().collect();
+        for service in services {
+            self.stop(service).await;
+        }
+    }
+
+    async fn launch(&mut self, service: &'static str, listener: TcpListener) {
+        let addr = listener.local_addr().unwrap();
+        let common = CommonArgs {
+            http_addr: addr,
+            pulsar_url: env("ALPES_PULSAR_URL", "pulsar://127.0.0.1:6650"),
+            pulsar_admin_url: env("ALPES_PULSAR_ADMIN_URL", "http://127.0.0.1:8080"),
+            mongo_url: env("ALPES_MONGO_URL", "mongodb://127.0.0.1:27017"),
+            log_format: LogFormat::Text,
+            subscribe_from: SubscribeFrom::Latest,
+        };
+        let name = format!("e2e_{service}_{}", self.run_id);
+        let stop = Shutdown::new();
+        let task = match service {
+            "tracking" => {
+                let config = alpes_tracking::service::Config {
+                    common,
+                    database: name.clone(),
+                    subscription: name,
+                };
+                tokio::spawn(alpes_tracking::service::run(config, listener, stop.clone()))
+            }
+            "attribution" => {
+                let config = alpes_attribution::service::Config {
+                    common,
+                    database: name.clone(),
+                    subscription: name,
+                };
+                tokio::spawn(alpes_attribution::service::run(
+                    config,
+                    listener,
+                    stop.clone(),
+                ))
+            }
+            "commission" => {
+                let config = alpes_commission::service::Config {
+                    common,
+                    database: name.clone(),
+                    subscription: name,
+                };
+                tokio::spawn(alpes_commission::service::run(
+                    config,
+                    listener,
+                    stop.clone(),
+                ))
+            }
+            _ => {
+                let config = alpes_marketing::service::Config {
+                    common,
+                    database: name.clone(),
+                    subscription: name,
+                    saga_log: alpes_marketing::service::SagaLogArgs {
+                        postgres_url: self.postgres_url.clone(),
+                        api_token: TOKEN.to_owned(),
+                        saga_deadline: self.deadline,
+                    },
+                };
+                tokio::spawn(alpes_marketing::service::run(
+                    config,
+                    listener,
+                    stop.clone(),
+                ))
+            }
+        };
+        let base = format!("http://{addr}");
+        for _ in 0..300 {
+            let ready = reqwest::get(format!("{base}/readyz")).await;
+            if ready.is_ok_and(|r| r.status() == 200) {
+                self.running.insert(service, Running { stop, task });
+                return;
+            }
+            assert!(
+                !task.is_finished(),
+                "{service} stopped during start-up: {:?}",
+                task.await
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{service} at {base} never became ready: is the stack up? (scripts/stack.sh up)");
+    }
+}

@@ -1,0 +1,299 @@
+//! The saga inspection API and fraud reports, behind a bearer token.
+//!
+//! `GET /sagas/{id}`, `GET /sagas/{id}/view` (HTML), `GET /sagas`, `GET /sagas/stats`, and
+//! `POST /fraud-reports`. The token comes as `Authorization: Bearer <token>` or, for a browser
+//! opening the HTML view, as the `access_token` query parameter (RFC 6750 §2.3).
+
+use std::sync::Arc;
+
+use alpes_runtime::ApiError;
+use alpes_runtime::http::JsonBody;
+use alpes_runtime::trace::TraceContext;
+use alpes_sagalog::{Cursor, ListQuery, LogError, Status};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::adapters::view;
+use crate::sagas::{FraudReport, SagaError, Sagas};
+
+/// The most sagas one page holds, and how many when the client does not say.
+const MAX_LIMIT: u32 = 500;
+const DEFAULT_LIMIT: u32 = 50;
+
+/// The routes over `sagas`, each requiring `token`.
+pub fn routes(sagas: Sagas, token: String) -> Router {
+    let token = Arc::new(token);
+    Router::new()
+        .route("/sagas", get(list))
+        .route("/sagas/stats", get(stats))
+        .route("/sagas/{id}", get(one))
+        .route("/sagas/{id}/view", get(page))
+        .route("/fraud-reports", post(report))
+        .route_layer(middleware::from_fn(move |request, next| {
+            authorize(token.clone(), request, next)
+        }))
+        .with_state(sagas)
+}
+
+async fn authorize(token: Arc<String>, request: Request, next: Next) -> Response {
+    let bearer = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim().to_owned());
+    let in_query = request.uri().query().and_then(|q| {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(q).ok()?;
+        pairs
+            .into_iter()
+            .find_map(|(name, value)| (name == "access_token").then_some(value))
+    });
+    match bearer.or(in_query) {
+        Some(given) if same(given.as_bytes(), token.as_bytes()) => next.run(request).await,
+        Some(_) => ApiError::unauthorized("the token is not valid").into_response(),
+        None => ApiError::unauthorized(
+            "send the API token as `Authorization: Bearer <token>` (ALPES_API_TOKEN)",
+        )
+        .into_response(),
+    }
+}
+
+/// Compares in time independent of where the first difference is.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
+}
+
+async fn one(State(sagas): State<Sagas>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    match sagas.log().saga(&id).await.map_err(unavailable)? {
+        Some(saga) => Ok(Json(saga).into_response()),
+        None => Err(ApiError::not_found(format!("no saga {id} in the log"))),
+    }
+}
+
+async fn page(State(sagas): State<Sagas>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    match sagas.log().saga(&id).await.map_err(unavailable)? {
+        Some(saga) => Ok(Html(view::render(&saga)).into_response()),
+        None => Err(ApiError::not_found(format!("no saga {id} in the log"))),
+    }
+}
+
+async fn list(
+    State(sagas): State<Sagas>,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    let query = list_query(&params)?;
+    let page = sagas.log().list(&query).await.map_err(unavailable)?;
+    Ok(Json(page).into_response())
+}
+
+/// The list query `params` ask for; a parameter that is unknown or not understood is a 400
+/// naming it.
+fn list_query(params: &[(String, String)]) -> Result<ListQuery, ApiError> {
+    let mut query = ListQuery {
+        limit: DEFAULT_LIMIT,
+        ..ListQuery::default()
+    };
+    for (name, value) in params {
+        let invalid = |message: String| ApiError::invalid(name.clone(), message);
+        match name.as_str() {
+            "status" => {
+                for status in value.split(',').filter(|s| !s.trim().is_empty()) {
+                    let status = Status::parse(status).ok_or_else(|| {
+                        let known: Vec<&str> = Status::ALL.iter().map(|s| s.as_str()).collect();
+                        invalid(format!(
+                            "unknown status {status:?}; one of {}",
+                            known.join(", ")
+                        ))
+                    })?;
+                    query.statuses.push(status);
+                }
+            }
+            "campaign" => query.campaign_id = Some(value.clone()),
+            "partner" => query.partner_id = Some(value.clone()),
+            "since" | "until" => {
+                let at = chrono::DateTime::parse_from_rfc3339(value)
+                    .map_err(|e| invalid(format!("not an RFC 3339 time ({e}): {value:?}")))?
+                    .to_utc();
+                if name == "since" {
+                    query.since = Some(at);
+                } else {
+                    query.until = Some(at);
+                }
+            }
+            "limit" => {
+                query.limit = value
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=MAX_LIMIT).contains(n))
+                    .ok_or_else(|| {
+                        invalid(format!("must be a whole number from 1 to {MAX_LIMIT}"))
+                    })?;
+            }
+            "cursor" => {
+                query.cursor =
+                    Some(Cursor::decode(value).ok_or_else(|| {
+                        invalid("not a cursor this endpoint returned".to_owned())
+                    })?);
+            }
+            "access_token" => {}
+            _ => {
+                return Err(invalid(
+                    "unknown parameter; use status, campaign, partner, since, until, limit, cursor"
+                        .to_owned(),
+                ));
+            }
+        }
+    }
+    if let (Some(since), Some(until)) = (query.since, query.until)
+        && since >= until
+    {
+        return Err(ApiError::invalid("until", "must be after since"));
+    }
+    Ok(query)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatsQuery {
+    campaign: Option<String>,
+    #[serde(rename = "access_token")]
+    _token: Option<String>,
+}
+
+async fn stats(
+    State(sagas): State<Sagas>,
+    query: Result<Query<StatsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::invalid("query", e.body_text()))?;
+    let stats = sagas
+        .log()
+        .stats(query.campaign.as_deref())
+        .await
+        .map_err(unavailable)?;
+    Ok(Json(stats).into_response())
+}
+
+/// The body of `POST /fraud-reports`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FraudReportBody {
+    saga_id: String,
+    reason: String,
+    reporter: String,
+    score: Option<i32>,
+}
+
+async fn report(
+    State(sagas): State<Sagas>,
+    trace: TraceContext,
+    JsonBody(body): JsonBody<FraudReportBody>,
+) -> Result<Response, ApiError> {
+    for (field, value) in [
+        ("saga_id", &body.saga_id),
+        ("reason", &body.reason),
+        ("reporter", &body.reporter),
+    ] {
+        if value.trim().is_empty() {
+            return Err(ApiError::invalid(field, "must not be empty"));
+        }
+    }
+    if let Some(score) = body.score.filter(|s| !(0..=100).contains(s)) {
+        return Err(ApiError::invalid(
+            "score",
+            format!("must be from 0 to 100, got {score}"),
+        ));
+    }
+    let report = FraudReport {
+        saga_id: body.saga_id.trim().to_owned(),
+        reason: body.reason,
+        reporter: body.reporter,
+        score: body.score,
+    };
+    let (fraud, receipt) = sagas
+        .report_fraud(report, &trace)
+        .await
+        .map_err(|e: SagaError| {
+            tracing::error!(error = %e, "publishing FraudDetected failed");
+            ApiError::unavailable("the fraud report could not be published, try again")
+        })?;
+    let body = json!({
+        "saga_id": fraud.metadata.saga_id,
+        "event_id": fraud.metadata.event_id,
+        "message_id": receipt.message_id,
+    });
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+fn unavailable(error: LogError) -> ApiError {
+    tracing::error!(error = %error, "saga log unavailable");
+    ApiError::unavailable("the saga log is unavailable, try again")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn field_of(pairs: &[(&str, &str)]) -> Option<String> {
+        list_query(&params(pairs)).err().and_then(|e| e.field)
+    }
+
+    #[test]
+    fn a_list_query_reads_every_filter() {
+        let query = list_query(&params(&[
+            ("status", "completed,TIMED_OUT"),
+            ("campaign", "c-1"),
+            ("partner", "p-1"),
+            ("since", "2026-11-26T00:00:00Z"),
+            ("until", "2026-11-27T00:00:00+01:00"),
+            ("limit", "10"),
+        ]))
+        .unwrap();
+        assert_eq!(query.statuses, vec![Status::Completed, Status::TimedOut]);
+        assert_eq!(query.campaign_id.as_deref(), Some("c-1"));
+        assert_eq!(query.partner_id.as_deref(), Some("p-1"));
+        assert_eq!(query.limit, 10);
+        assert_eq!(
+            query.until.unwrap().to_rfc3339(),
+            "2026-11-26T23:00:00+00:00"
+        );
+    }
+
+    #[test]
+    fn a_bad_parameter_is_named() {
+        assert_eq!(field_of(&[("status", "DONE")]), Some("status".into()));
+        assert_eq!(field_of(&[("limit", "0")]), Some("limit".into()));
+        assert_eq!(field_of(&[("limit", "501")]), Some("limit".into()));
+        assert_eq!(field_of(&[("since", "yesterday")]), Some("since".into()));
+        assert_eq!(field_of(&[("cursor", "nonsense")]), Some("cursor".into()));
+        assert_eq!(field_of(&[("stauts", "COMPLETED")]), Some("stauts".into()));
+        assert_eq!(
+            field_of(&[
+                ("since", "2026-11-27T00:00:00Z"),
+                ("until", "2026-11-26T00:00:00Z")
+            ]),
+            Some("until".into())
+        );
+    }
+
+    #[test]
+    fn tokens_compare_equal_only_when_identical() {
+        assert!(same(b"secret", b"secret"));
+        assert!(!same(b"secret", b"secreT"));
+        assert!(!same(b"secret", b"secret2"));
+        assert!(!same(b"", b"x"));
+    }
+}

@@ -1,0 +1,144 @@
+//! The saga coordinator: it observes every saga event into the log, times out the sagas that
+//! stop moving, and takes fraud reports. It never commands the forward path: a timeout or a
+//! fraud report is an event the other services react to, like any other.
+
+use std::time::Duration;
+
+use alpes_bus::{BusError, Outgoing, Publisher, Receipt, Shutdown};
+use alpes_contracts::codec::CodecError;
+use alpes_contracts::events::marketing::{FraudDetected, SagaTimedOut};
+use alpes_contracts::{EventMetadata, Timestamp};
+use alpes_runtime::trace::TraceContext;
+use alpes_sagalog::{Due, LogError, Recorder, SagaEvent, SagaLog, Step};
+
+/// How many overdue sagas one sweep times out.
+const SWEEP: i64 = 200;
+
+/// Ids of `SagaTimedOut` events: the same for every replica and every retry of one saga, so a
+/// timeout published twice is one step in the log.
+const TIMEOUT_NAMESPACE: uuid::Uuid =
+    uuid::Uuid::from_u128(0x5a6a_7469_6d65_6f75_7400_616c_7065_7301);
+
+/// Why the coordinator could not do something.
+#[derive(Debug, thiserror::Error)]
+pub enum SagaError {
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    #[error("encoding an event: {0}")]
+    Encode(#[from] CodecError),
+}
+
+/// A fraud report as users send it.
+#[derive(Debug, Clone)]
+pub struct FraudReport {
+    pub saga_id: String,
+    pub reason: String,
+    pub reporter: String,
+    pub score: Option<i32>,
+}
+
+/// The coordinator over the log and the bus.
+#[derive(Clone)]
+pub struct Sagas {
+    log: SagaLog,
+    recorder: Recorder,
+    publisher: Publisher,
+}
+
+impl Sagas {
+    /// The coordinator writing to `log` through `recorder` and publishing with `publisher`.
+    pub fn new(log: SagaLog, recorder: Recorder, publisher: Publisher) -> Self {
+        Self {
+            log,
+            recorder,
+            publisher,
+        }
+    }
+
+    /// The log, for queries.
+    pub fn log(&self) -> &SagaLog {
+        &self.log
+    }
+
+    /// Records `event` if it is a step of a saga; returns whether it was. Durable on return.
+    pub async fn observe<E: SagaEvent>(&self, event: &E) -> Result<bool, LogError> {
+        match Step::of(event) {
+            None => Ok(false),
+            Some(step) => self.recorder.record(step).await.map(|()| true),
+        }
+    }
+
+    /// Publishes `FraudDetected` for the report; compensation follows from the services.
+    pub async fn report_fraud(
+        &self,
+        report: FraudReport,
+        trace: &TraceContext,
+    ) -> Result<(FraudDetected, Receipt), SagaError> {
+        let mut metadata = EventMetadata::new::<FraudDetected>()
+            .in_saga(report.saga_id)
+            .produced_by("marketing");
+        metadata.traceparent = Some(trace.traceparent.clone());
+        metadata.tracestate = trace.tracestate.clone();
+        let fraud = FraudDetected {
+            metadata,
+            reason: report.reason,
+            reporter: report.reporter,
+            score: report.score,
+        };
+        let receipt = self.publisher.publish(&fraud).await?;
+        Ok((fraud, receipt))
+    }
+
+    /// Publishes `SagaTimedOut` for every saga overdue at `now` (up to one sweep's worth) and
+    /// notes each in the log once the broker has it. Returns how many were timed out.
+    pub async fn time_out_overdue(&self, now: Timestamp) -> Result<usize, SagaError> {
+        let due = self.log.due(now, SWEEP).await?;
+        let mut pending = Vec::with_capacity(due.len());
+        for saga in &due {
+            pending.push(
+                self.publisher
+                    .send(Outgoing::event(&timed_out(saga))?)
+                    .await?,
+            );
+        }
+        for (saga, receipt) in due.iter().zip(pending) {
+            receipt.confirmed().await?;
+            self.log.timeout_published(&saga.saga_id).await?;
+            tracing::info!(saga_id = %saga.saga_id, status = %saga.status, "saga timed out");
+        }
+        Ok(due.len())
+    }
+
+    /// Sweeps for overdue sagas until `shutdown`, often enough that a timeout is published
+    /// within a second (or a tenth of the deadline, if shorter) of its deadline.
+    pub async fn run_deadlines(self, shutdown: Shutdown) {
+        let every = (self.log.deadline_after() / 10)
+            .clamp(Duration::from_millis(50), Duration::from_secs(1));
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            if let Err(e) = self.time_out_overdue(chrono::Utc::now()).await {
+                tracing::warn!(error = %e, "timing out overdue sagas failed; trying again");
+            }
+        }
+    }
+}
+
+/// The `SagaTimedOut` for `due`, with the id every replica gives it.
+fn timed_out(due: &Due) -> SagaTimedOut {
+    let mut metadata = EventMetadata::new::<SagaTimedOut>()
+        .in_saga(due.saga_id.clone())
+        .produced_by("marketing");
+    metadata.event_id = uuid::Uuid::new_v5(&TIMEOUT_NAMESPACE, due.saga_id.as_bytes()).to_string();
+    SagaTimedOut {
+        metadata,
+        deadline: due.deadline,
+        last_status: due.status.to_string(),
+    }
+}
