@@ -1,22 +1,41 @@
 //! `alpes`: the command line users drive the platform with.
 //!
 //! Configuration comes from flags or the environment variables the services read
-//! (`ALPES_PULSAR_URL`, `ALPES_PULSAR_ADMIN_URL`), so one `eval "$(scripts/stack.sh env)"`
-//! configures both.
+//! (`ALPES_PULSAR_URL`, `ALPES_PULSAR_ADMIN_URL`, `ALPES_MARKETING_URL`, `ALPES_API_TOKEN`, ...),
+//! so one `eval "$(scripts/stack.sh env)"` configures both.
+//!
+//! Exit codes: 0 success, 1 failure (including a simulation whose sagas did not end as
+//! expected), 2 refused input (an unknown event type, a document that does not fit its schema,
+//! bad flags) — nothing was done.
+
+mod api;
+mod events;
+mod format;
+mod json_avro;
+mod publish;
+mod saga;
+mod simulate;
+mod table;
+mod when;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use alpes_bus::admin::Admin;
-use alpes_contracts::{compat, events};
+use alpes_contracts::compat;
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
     name = "alpes",
     version,
-    about = "Drive and inspect the alpes saga platform."
+    about = "Drive and inspect the alpes saga platform.",
+    after_help = "Examples:
+  alpes events
+  echo '{\"metadata\":{\"saga_id\":\"s-1\"},\"reason\":\"chargeback\",\"reporter\":\"me\"}' | alpes publish FraudDetected -
+  alpes saga list --status COMPENSATED --since 1h
+  alpes simulate --visitors 200 --purchase-rate 0.3 --fraud-rate 0.2 --seed 7"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -42,6 +61,15 @@ enum Command {
         )]
         admin_url: String,
     },
+    /// Validate a JSON event against its Avro schema and publish it to the event's topic.
+    #[command(after_help = publish::EXAMPLES)]
+    Publish(publish::PublishArgs),
+    /// Inspect sagas through the marketing service's saga log.
+    Saga(saga::SagaArgs),
+    /// Drive visitors, purchases and fraud reports through a running platform and check that
+    /// every saga ends as its script implies.
+    #[command(after_help = simulate::EXAMPLES)]
+    Simulate(simulate::SimulateArgs),
 }
 
 #[derive(Subcommand)]
@@ -56,17 +84,55 @@ enum SchemaCommand {
     },
 }
 
+/// Where Pulsar is, for the commands that publish.
+#[derive(Args, Debug, Clone)]
+pub struct PulsarArgs {
+    /// Pulsar's binary protocol endpoint.
+    #[arg(
+        long,
+        env = "ALPES_PULSAR_URL",
+        default_value = "pulsar://127.0.0.1:6650"
+    )]
+    pub pulsar_url: String,
+    /// Pulsar's admin REST API (writer schemas are looked up there).
+    #[arg(
+        long,
+        env = "ALPES_PULSAR_ADMIN_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub pulsar_admin_url: String,
+}
+
+/// The input was refused before anything was done: exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(pub String);
+
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> anyhow::Result<ExitCode> {
+async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .init();
-    match Cli::parse().command {
+    match run(Cli::parse().command).await {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            if error.is::<Refused>() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
         Command::Events => {
-            print_events();
+            print!("{}", events::table());
             Ok(ExitCode::SUCCESS)
         }
         Command::Schema(SchemaCommand::Check { dir }) => schema_check(&dir),
@@ -80,35 +146,9 @@ async fn main() -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-    }
-}
-
-fn print_events() {
-    let rows: Vec<[String; 4]> = events::all()
-        .iter()
-        .map(|ty| {
-            [
-                ty.name.to_owned(),
-                ty.service.to_owned(),
-                ty.topic(),
-                format!("schema/{}", ty.schema_path()),
-            ]
-        })
-        .collect();
-    let header = ["EVENT", "SERVICE", "TOPIC", "SCHEMA"].map(str::to_owned);
-    let mut widths = [0usize; 4];
-    for row in std::iter::once(&header).chain(&rows) {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.len());
-        }
-    }
-    for row in std::iter::once(&header).chain(&rows) {
-        let line: Vec<String> = row
-            .iter()
-            .zip(widths)
-            .map(|(cell, width)| format!("{cell:width$}"))
-            .collect();
-        println!("{}", line.join("  ").trim_end());
+        Command::Publish(args) => publish::run(args).await,
+        Command::Saga(args) => saga::run(args).await,
+        Command::Simulate(args) => simulate::run(args).await,
     }
 }
 
@@ -133,4 +173,14 @@ fn schema_check(dir: &std::path::Path) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
 }

@@ -1,0 +1,118 @@
+//! `alpes simulate` against a fake platform: the whole run (campaign, visitors, fraud reports,
+//! polling, verdict) without the real services.
+
+mod fake;
+mod run;
+
+use run::{Ran, alpes};
+use serde_json::Value;
+
+async fn simulate(platform: fake::Platform, extra: &[&str]) -> (Ran, fake::Shared) {
+    let (url, state) = fake::serve(platform).await;
+    let mut args = vec![
+        "simulate",
+        "--visitors",
+        "40",
+        "--purchase-rate",
+        "0.5",
+        "--fraud-rate",
+        "0.25",
+        "--seed",
+        "11",
+        "--concurrency",
+        "4",
+        "--json",
+    ];
+    args.extend(extra);
+    let env = [
+        ("ALPES_MARKETING_URL", url.as_str()),
+        ("ALPES_TRACKING_URL", url.as_str()),
+        ("ALPES_ATTRIBUTION_URL", url.as_str()),
+        ("ALPES_COMMISSION_URL", url.as_str()),
+        ("ALPES_API_TOKEN", fake::TOKEN),
+    ];
+    (alpes(&args, "", &env).await, state)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_sale_completes_and_every_fraud_is_compensated() {
+    let (ran, state) = simulate(fake::Platform::default(), &[]).await;
+    assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
+    let out: Value = serde_json::from_str(&ran.stdout).unwrap();
+    let summary = &out["summary"];
+    let sales = summary["sales"].as_u64().unwrap();
+    let frauds = summary["frauds_planned"].as_u64().unwrap();
+    assert!(sales > 0 && frauds > 0, "{summary}");
+    assert_eq!(frauds, (sales as f64 * 0.25).round() as u64);
+    assert_eq!(summary["frauds_reported"], frauds);
+    assert_eq!(summary["by_status"]["COMPENSATED"], frauds);
+    assert_eq!(summary["by_status"]["COMPLETED"], sales - frauds);
+    assert_eq!(summary["log_latency_ms"]["sale"]["p50"], 1234);
+    assert_eq!(summary["ok"], true);
+
+    let platform = state.lock().unwrap();
+    assert_eq!(platform.campaigns, 1);
+    assert_eq!(platform.interactions["VIEW"], 40);
+    assert_eq!(platform.interactions["CLICK"], 40);
+    assert_eq!(platform.interactions["PURCHASE"] as u64, sales);
+    assert_eq!(platform.fraud.len() as u64, frauds);
+    // Reported only once the saga completed: the fake saw each fraud saga COMPLETED first.
+    for saga in out["sagas"].as_array().unwrap() {
+        let fraud = saga["fraud"].as_bool().unwrap();
+        let id = saga["saga_id"].as_str().unwrap().to_owned();
+        assert_eq!(platform.fraud.contains(&id), fraud);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_seed_plays_the_same_script() {
+    let (first, _) = simulate(fake::Platform::default(), &[]).await;
+    let (second, _) = simulate(fake::Platform::default(), &[]).await;
+    let counts = |ran: &Ran| {
+        let out: Value = serde_json::from_str(&ran.stdout).unwrap();
+        (
+            out["summary"]["sales"].clone(),
+            out["summary"]["frauds_planned"].clone(),
+        )
+    };
+    assert_eq!(counts(&first), counts(&second));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fraud_that_is_never_compensated_fails_the_run() {
+    let broken = fake::Platform {
+        ignore_fraud: true,
+        ..fake::Platform::default()
+    };
+    let (ran, _) = simulate(broken, &["--timeout", "2s"]).await;
+    assert_eq!(ran.code, 1, "{}\n{}", ran.stdout, ran.stderr);
+    let out: Value = serde_json::from_str(&ran.stdout).unwrap();
+    let summary = &out["summary"];
+    assert_eq!(summary["ok"], false);
+    let problems: Vec<&str> = summary["discrepancies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["problem"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        problems.len() as u64,
+        summary["frauds_planned"].as_u64().unwrap()
+    );
+    assert!(
+        problems
+            .iter()
+            .all(|p| *p == "still COMPLETED when the timeout passed (expected COMPENSATED)")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn out_of_range_rates_are_refused() {
+    let ran = alpes(&["simulate", "--fraud-rate", "1.5"], "", &[]).await;
+    assert_eq!(ran.code, 2);
+    assert!(
+        ran.stderr.contains("not a rate from 0 to 1"),
+        "{}",
+        ran.stderr
+    );
+}
