@@ -182,12 +182,18 @@ fn ordered(by_status: &BTreeMap<String, u64>) -> Vec<(String, u64)> {
     known.chain(unknown).collect()
 }
 
-/// A step's payload in one line: its leaf values as `name=value` (amounts formatted, lists
-/// counted, metadata left out), cut to [`DETAIL_WIDTH`].
+/// A step's payload in one line: its leaf values as `name=value` (amounts and times formatted,
+/// lists counted, metadata left out, ids after everything else), cut to [`DETAIL_WIDTH`].
 fn detail(payload: &Json) -> String {
     let mut parts = Vec::new();
     leaves(payload, "", &mut parts);
-    let line = parts.join(" ");
+    // Stable: the fields that say what happened first, the ids that say to what after.
+    parts.sort_by_key(|(name, _)| name.ends_with("_id") || name.ends_with("_ids"));
+    let line = parts
+        .iter()
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect::<Vec<_>>()
+        .join(" ");
     if line.chars().count() > DETAIL_WIDTH {
         let cut: String = line.chars().take(DETAIL_WIDTH - 1).collect();
         format!("{cut}…")
@@ -196,11 +202,12 @@ fn detail(payload: &Json) -> String {
     }
 }
 
-fn leaves(json: &Json, name: &str, parts: &mut Vec<String>) {
+fn leaves(json: &Json, name: &str, parts: &mut Vec<(String, String)>) {
+    let name_of = || name.to_owned();
     match json {
         Json::Object(fields) => {
             if let Ok(money) = serde_json::from_value::<Money>(json.clone()) {
-                parts.push(format!("{name}={}", format::money(&money)));
+                parts.push((name_of(), format::money(&money)));
                 return;
             }
             for (key, value) in fields {
@@ -210,9 +217,15 @@ fn leaves(json: &Json, name: &str, parts: &mut Vec<String>) {
             }
         }
         Json::Null => {}
-        Json::Array(items) => parts.push(format!("{name}=[{}]", items.len())),
-        Json::String(s) => parts.push(format!("{name}={s}")),
-        other => parts.push(format!("{name}={other}")),
+        Json::Array(items) => parts.push((name_of(), format!("[{}]", items.len()))),
+        Json::String(s) => parts.push((name_of(), s.clone())),
+        // Events carry their instants as Avro timestamp-micros.
+        Json::Number(n) if name.ends_with("_at") || name == "deadline" => {
+            let at = n.as_i64().and_then(chrono::DateTime::from_timestamp_micros);
+            let text = at.map_or_else(|| n.to_string(), |at| format::instant(&at));
+            parts.push((name_of(), text));
+        }
+        other => parts.push((name_of(), other.to_string())),
     }
 }
 
@@ -241,7 +254,7 @@ mod tests {
         assert_eq!(
             lines[11],
             "1    +0 ms  12:00:00.100  tracking     InteractionTracked     forward       \
-             interaction_id=i-1 kind=PURCHASE amount=120.00 EUR order_id=o-1 anonymo…"
+             interacted_at=2025-03-01 12:00:00.100 kind=PURCHASE amount=120.00 EUR i…"
         );
         assert!(lines[14].contains("+2.90 s  12:00:03.000  marketing    FraudDetected"));
         assert!(
@@ -250,7 +263,7 @@ mod tests {
         );
         assert!(
             lines[17].contains(
-                "terminal      interaction_ids=[2] reason=fraud: chargeback visitor_id=v-1"
+                "terminal      reason=fraud: chargeback interaction_ids=[2] visitor_id=v-1"
             )
         );
         assert_eq!(lines.len(), 18);
