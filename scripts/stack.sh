@@ -41,7 +41,8 @@ PULSAR_DIR="$STACK/pulsar"
 PULSAR_PID="$PULSAR_DIR/pulsar.pid"
 PULSAR_LOG="$LOGS/pulsar.log"
 
-FERRETDB_HOME="$CACHE/ferretdb-$FERRETDB_VERSION"
+# "-alpes1": built with the patch below; a different directory so an unpatched cache is rebuilt.
+FERRETDB_HOME="$CACHE/ferretdb-$FERRETDB_VERSION-alpes1"
 FERRETDB_BIN="$FERRETDB_HOME/bin/ferretdb"
 FERRETDB_DIR="$STACK/ferretdb"
 FERRETDB_PID="$FERRETDB_DIR/ferretdb.pid"
@@ -303,6 +304,14 @@ ensure_ferretdb_bin() {
   chmod -R u+w "$src"
   echo "$FERRETDB_VERSION" >"$src/build/version/version.txt"
   echo "alpes-stack" >"$src/build/version/package.txt"
+  # FerretDB 1.24's SQLite backend pushes `_id` equality down as `_ferretdb_sjson->'$._id' = ?`,
+  # but creates the unique `_id` index on `_ferretdb_sjson->"_id"`; SQLite matches index
+  # expressions literally, so every `_id` lookup scanned the whole collection (80 ms for a miss
+  # on 2,000 commits, growing without bound). `->'_id'` is the same value and uses the index.
+  local idcol="$src/internal/backends/sqlite/metadata/metadata.go"
+  sed -i "s|IDColumn = DefaultColumn + \"->'\\\$._id'\"|IDColumn = DefaultColumn + \"->'_id'\"|" "$idcol"
+  grep -q "IDColumn = DefaultColumn + \"->'_id'\"" "$idcol" \
+    || die "ferretdb: the _id index patch no longer applies to $idcol" "$blog"
   (cd "$src" && GOWORK=off GOFLAGS='' GOTOOLCHAIN=local \
     go build -buildvcs=false -o "$FERRETDB_BIN.tmp" ./cmd/ferretdb) >>"$blog" 2>&1 \
     || die "ferretdb: go build failed" "$blog"
@@ -325,8 +334,13 @@ start_ferretdb() {
     mkdir -p "$FERRETDB_DIR/sqlite"
     rotate_log "$FERRETDB_LOG"
     log "ferretdb: starting on $HOST:$MONGO_PORT (SQLite in $FERRETDB_DIR/sqlite)"
+    # WAL with synchronous=NORMAL: a commit survives a crash of any process, but is fsynced
+    # with the WAL checkpoint rather than one by one (a local stack, not a production store).
+    # Every service writes through this one SQLite writer; fsync per commit capped the whole
+    # platform at a few sagas per second.
     start_detached "$FERRETDB_PID" "$FERRETDB_LOG" "$FERRETDB_DIR" "$FERRETDB_BIN" \
-      --handler=sqlite --sqlite-url="file:$FERRETDB_DIR/sqlite/" \
+      --handler=sqlite \
+      --sqlite-url="file:$FERRETDB_DIR/sqlite/?_pragma=busy_timeout(10000)&_pragma=journal_mode(wal)&_pragma=synchronous(normal)" \
       --listen-addr="$HOST:$MONGO_PORT" --debug-addr="$HOST:$FERRETDB_DEBUG_PORT" \
       --state-dir="$FERRETDB_DIR" --telemetry=disable --log-level=info
   fi

@@ -22,6 +22,7 @@
 mod commit;
 mod memory;
 mod mongo;
+mod prefixes;
 mod projection;
 mod relay;
 mod store;

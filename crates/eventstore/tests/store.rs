@@ -243,3 +243,31 @@ async fn an_outbox_written_before_a_crash_is_published_after_restart() {
     shutdown.cancel();
     running.await.unwrap().unwrap();
 }
+
+/// Two replicas (two connections, each with its own cache of streams) take turns on one
+/// stream: each load sees every commit the other wrote, and a stale writer still conflicts.
+#[tokio::test]
+async fn ferretdb_replicas_see_each_others_commits_through_their_caches() {
+    let url = env("ALPES_MONGO_URL", "mongodb://127.0.0.1:27017");
+    let database = format!("test_{}", uuid::Uuid::new_v4().simple());
+    let a = MongoStore::connect(&url, &database).await.unwrap();
+    let b = MongoStore::connect(&url, &database).await.unwrap();
+
+    a.append(deposit("budget", 0, 1, None)).await.unwrap();
+    assert_eq!(a.load("budget").await.unwrap().version(), 1);
+    assert_eq!(b.load("budget").await.unwrap().version(), 1);
+    b.append(deposit("budget", 1, 2, None)).await.unwrap();
+    let seen_by_a = a.load("budget").await.unwrap();
+    assert_eq!(seen_by_a.version(), 2, "a's cached prefix is extended from the database");
+    a.append(deposit("budget", 2, 3, None)).await.unwrap();
+    let stale = b.append(deposit("budget", 2, 4, None)).await;
+    assert!(matches!(stale, Err(StoreError::Conflict { .. })), "{stale:?}");
+    let amounts: Vec<i64> = b
+        .load("budget")
+        .await
+        .unwrap()
+        .events()
+        .map(|e| e.decode::<serde_json::Value>().unwrap()["amount"].as_i64().unwrap())
+        .collect();
+    assert_eq!(amounts, [1, 2, 3]);
+}

@@ -8,6 +8,74 @@ use alpes_contracts::Event;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+/// Where the running platform is, as flags or the environment variables the services use.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Endpoints {
+    #[arg(
+        long,
+        env = "ALPES_TRACKING_URL",
+        default_value = "http://127.0.0.1:8081"
+    )]
+    pub tracking: String,
+    #[arg(
+        long,
+        env = "ALPES_ATTRIBUTION_URL",
+        default_value = "http://127.0.0.1:8082"
+    )]
+    pub attribution: String,
+    #[arg(
+        long,
+        env = "ALPES_COMMISSION_URL",
+        default_value = "http://127.0.0.1:8083"
+    )]
+    pub commission: String,
+    #[arg(
+        long,
+        env = "ALPES_MARKETING_URL",
+        default_value = "http://127.0.0.1:8084"
+    )]
+    pub marketing: String,
+    /// The bearer token of marketing's saga endpoints.
+    #[arg(
+        long,
+        env = "ALPES_API_TOKEN",
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub token: String,
+    #[arg(
+        long,
+        env = "ALPES_PULSAR_URL",
+        default_value = "pulsar://127.0.0.1:6650"
+    )]
+    pub pulsar_url: String,
+    #[arg(
+        long,
+        env = "ALPES_PULSAR_ADMIN_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub pulsar_admin_url: String,
+}
+
+impl Endpoints {
+    /// The services' HTTP APIs.
+    pub fn platform(&self) -> Platform {
+        Platform {
+            tracking: self.tracking.clone(),
+            attribution: self.attribution.clone(),
+            commission: self.commission.clone(),
+            marketing: self.marketing.clone(),
+            token: self.token.clone(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// A connection to the broker, as `name`.
+    pub async fn bus(&self, name: &str) -> anyhow::Result<Bus> {
+        Ok(Bus::connect(&self.pulsar_url, &self.pulsar_admin_url, name).await?)
+    }
+}
+
 /// Base URLs of the four services.
 #[derive(Debug, Clone)]
 pub struct Platform {

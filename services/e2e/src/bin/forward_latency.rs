@@ -7,9 +7,8 @@
 
 use std::time::{Duration, Instant};
 
-use alpes_bus::Bus;
 use alpes_contracts::events::commission::CommissionReserved;
-use alpes_e2e::{Platform, next_of_saga, watch};
+use alpes_e2e::{Endpoints, next_of_saga, watch};
 use clap::Parser;
 
 #[derive(Parser)]
@@ -17,56 +16,15 @@ use clap::Parser;
 struct Args {
     #[arg(long, default_value_t = 100)]
     sagas: usize,
-    #[arg(
-        long,
-        env = "ALPES_TRACKING_URL",
-        default_value = "http://127.0.0.1:8081"
-    )]
-    tracking: String,
-    #[arg(
-        long,
-        env = "ALPES_ATTRIBUTION_URL",
-        default_value = "http://127.0.0.1:8082"
-    )]
-    attribution: String,
-    #[arg(
-        long,
-        env = "ALPES_COMMISSION_URL",
-        default_value = "http://127.0.0.1:8083"
-    )]
-    commission: String,
-    #[arg(
-        long,
-        env = "ALPES_MARKETING_URL",
-        default_value = "http://127.0.0.1:8084"
-    )]
-    marketing: String,
-    #[arg(
-        long,
-        env = "ALPES_PULSAR_URL",
-        default_value = "pulsar://127.0.0.1:6650"
-    )]
-    pulsar_url: String,
-    #[arg(
-        long,
-        env = "ALPES_PULSAR_ADMIN_URL",
-        default_value = "http://127.0.0.1:8080"
-    )]
-    pulsar_admin_url: String,
+    #[command(flatten)]
+    endpoints: Endpoints,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let platform = Platform {
-        tracking: args.tracking,
-        attribution: args.attribution,
-        commission: args.commission,
-        marketing: args.marketing,
-        token: String::new(),
-        http: reqwest::Client::new(),
-    };
-    let bus = Bus::connect(&args.pulsar_url, &args.pulsar_admin_url, "forward-latency").await?;
+    let platform = args.endpoints.platform();
+    let bus = args.endpoints.bus("forward-latency").await?;
     let mut reserved = watch::<CommissionReserved>(&bus).await?;
     let campaign = platform.active_campaign(1_000_000_000, 1_000).await?;
     tokio::time::sleep(Duration::from_secs(1)).await; // the campaign reaches attribution and commission
