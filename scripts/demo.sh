@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The newcomer's first command: installs what is missing, starts the local stack (real Pulsar,
-# FerretDB, Postgres on 127.0.0.1), the four services, and runs a sale through the forward saga.
+# FerretDB, Postgres on 127.0.0.1), the four services, runs a sale through the forward saga, then
+# the fraud simulation (purchases, fraud on some, compensation checked through every service).
 # Everything stays up afterwards; `scripts/services.sh down && scripts/stack.sh down` stops it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +24,9 @@ scripts/services.sh up
 
 step "a sale through the forward saga"
 scripts/forward-demo.sh
+
+step "the fraud simulation: sales, fraud reported on some, compensation checked end to end"
+scripts/simulate-fraud.sh
 
 cat <<'DONE'
 

@@ -334,13 +334,8 @@ start_ferretdb() {
     mkdir -p "$FERRETDB_DIR/sqlite"
     rotate_log "$FERRETDB_LOG"
     log "ferretdb: starting on $HOST:$MONGO_PORT (SQLite in $FERRETDB_DIR/sqlite)"
-    # WAL with synchronous=NORMAL: a commit survives a crash of any process, but is fsynced
-    # with the WAL checkpoint rather than one by one (a local stack, not a production store).
-    # Every service writes through this one SQLite writer; fsync per commit capped the whole
-    # platform at a few sagas per second.
     start_detached "$FERRETDB_PID" "$FERRETDB_LOG" "$FERRETDB_DIR" "$FERRETDB_BIN" \
-      --handler=sqlite \
-      --sqlite-url="file:$FERRETDB_DIR/sqlite/?_pragma=busy_timeout(10000)&_pragma=journal_mode(wal)&_pragma=synchronous(normal)" \
+      --handler=sqlite --sqlite-url="file:$FERRETDB_DIR/sqlite/" \
       --listen-addr="$HOST:$MONGO_PORT" --debug-addr="$HOST:$FERRETDB_DEBUG_PORT" \
       --state-dir="$FERRETDB_DIR" --telemetry=disable --log-level=info
   fi

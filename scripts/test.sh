@@ -18,9 +18,15 @@ if ! scripts/stack.sh status >/dev/null 2>&1; then
 fi
 step "local stack (Pulsar, FerretDB, Postgres)"
 scripts/stack.sh up
-if $started_stack; then
-  trap 'step "stopping the local stack"; scripts/stack.sh down' EXIT
-fi
+started_services=false
+cleanup() {
+  if $started_services; then scripts/services.sh down || true; fi
+  if $started_stack; then
+    step "stopping the local stack"
+    scripts/stack.sh down
+  fi
+}
+trap cleanup EXIT
 eval "$(scripts/stack.sh env)"
 
 step "cargo fmt --check"
@@ -47,3 +53,12 @@ awk '/^test result:/ {
        }
      }
      END { printf "\nworkspace: %d passed, %d failed\n", passed, failed }' "$results"
+
+step "the four services (release) and the fraud simulation against them"
+# Services you already run are used and left running; the ones started here are stopped.
+if ! scripts/services.sh status >/dev/null 2>&1; then
+  started_services=true
+fi
+# New subscriptions start at the end of the topics: the tests above left their traffic there.
+ALPES_SUBSCRIBE_FROM=latest scripts/services.sh up
+scripts/simulate-fraud.sh

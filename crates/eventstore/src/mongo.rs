@@ -32,8 +32,11 @@ use crate::{Commit, EventStore, NewCommit, StoreError, StoredEvent, Stream};
 
 const DUPLICATE_KEY: i32 = 11000;
 
-/// How often the relay's query also sweeps the whole collection for unpublished commits.
-const SWEEP_EVERY: Duration = Duration::from_secs(30);
+/// How often the relay's query also sweeps the whole collection for unpublished commits (left
+/// by a replica that crashed between its write and its publish). On FerretDB/SQLite the sweep
+/// reads every document, which stalls the shared writer for a second or more on a large
+/// collection; a crashed replica's outbox waits at most this long, or until a restart.
+const SWEEP_EVERY: Duration = Duration::from_secs(120);
 
 /// Event streams in the `commits` collection of one database.
 #[derive(Clone)]

@@ -101,11 +101,19 @@ mod tests {
         assert!(prefixes.get("s").is_empty());
         prefixes.put("s", Arc::new(vec![commit("s", 1), commit("s", 2)]));
         prefixes.put("s", Arc::new(vec![commit("s", 1)]));
-        assert_eq!(prefixes.get("s").len(), 2, "a shorter prefix never replaces a longer");
+        assert_eq!(
+            prefixes.get("s").len(),
+            2,
+            "a shorter prefix never replaces a longer"
+        );
         prefixes.appended(&commit("s", 3));
         assert_eq!(prefixes.get("s").len(), 3);
         prefixes.appended(&commit("s", 5));
-        assert_eq!(prefixes.get("s").len(), 3, "a gap is left for the next load to fill");
+        assert_eq!(
+            prefixes.get("s").len(),
+            3,
+            "a gap is left for the next load to fill"
+        );
     }
 
     #[test]
@@ -123,7 +131,10 @@ mod tests {
             let name = format!("colder-{i}");
             prefixes.put(&name, Arc::new(vec![commit(&name, 1)]));
         }
-        assert!(prefixes.get("cold-1").is_empty(), "dropped after two generations unused");
+        assert!(
+            prefixes.get("cold-1").is_empty(),
+            "dropped after two generations unused"
+        );
         assert_eq!(prefixes.get("colder-1").len(), 1);
     }
 }

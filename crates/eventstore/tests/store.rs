@@ -258,16 +258,27 @@ async fn ferretdb_replicas_see_each_others_commits_through_their_caches() {
     assert_eq!(b.load("budget").await.unwrap().version(), 1);
     b.append(deposit("budget", 1, 2, None)).await.unwrap();
     let seen_by_a = a.load("budget").await.unwrap();
-    assert_eq!(seen_by_a.version(), 2, "a's cached prefix is extended from the database");
+    assert_eq!(
+        seen_by_a.version(),
+        2,
+        "a's cached prefix is extended from the database"
+    );
     a.append(deposit("budget", 2, 3, None)).await.unwrap();
     let stale = b.append(deposit("budget", 2, 4, None)).await;
-    assert!(matches!(stale, Err(StoreError::Conflict { .. })), "{stale:?}");
+    assert!(
+        matches!(stale, Err(StoreError::Conflict { .. })),
+        "{stale:?}"
+    );
     let amounts: Vec<i64> = b
         .load("budget")
         .await
         .unwrap()
         .events()
-        .map(|e| e.decode::<serde_json::Value>().unwrap()["amount"].as_i64().unwrap())
+        .map(|e| {
+            e.decode::<serde_json::Value>().unwrap()["amount"]
+                .as_i64()
+                .unwrap()
+        })
         .collect();
     assert_eq!(amounts, [1, 2, 3]);
 }
