@@ -12,7 +12,7 @@
 //! Handlers must therefore not depend on order across retries; alpes handlers don't: saga state
 //! is a function of the set of events.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -22,6 +22,7 @@ use alpes_contracts::Event;
 use alpes_contracts::codec;
 use apache_avro::Schema;
 use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use pulsar::consumer::{InitialPosition, Message};
 use pulsar::{Consumer, ConsumerOptions, Pulsar, SubType, TokioExecutor};
 
@@ -69,6 +70,9 @@ pub struct SubscriptionConfig {
     pub receiver_queue_size: u32,
     /// Where a subscription that does not exist yet starts reading.
     pub start_at: StartAt,
+    /// Messages handled at once by one consumer. Messages with the same key are still handled
+    /// one after the other, in the order they arrived; different keys overlap.
+    pub concurrency: usize,
 }
 
 /// Where a new subscription starts; an existing one resumes where it was.
@@ -82,7 +86,7 @@ pub enum StartAt {
 
 impl SubscriptionConfig {
     /// Defaults: 5 attempts, backoff from 1 s doubling up to 1 min, new subscriptions start
-    /// at the earliest message.
+    /// at the earliest message, one message at a time.
     pub fn new(name: impl Into<String>) -> Self {
         Self {
             name: name.into(),
@@ -93,6 +97,7 @@ impl SubscriptionConfig {
             },
             receiver_queue_size: 100,
             start_at: StartAt::Earliest,
+            concurrency: 1,
         }
     }
 }
@@ -121,6 +126,41 @@ pub(crate) struct Links<'a> {
     pub client: &'a Pulsar<TokioExecutor>,
     pub publisher: Publisher,
     pub admin: Admin,
+}
+
+/// A received message while its handler runs: what finishing it needs.
+struct Ticket {
+    source: Source,
+    key: Option<String>,
+    message: Message<Vec<u8>>,
+    properties: BTreeMap<String, String>,
+    attempt: u32,
+}
+
+/// A decoded message waiting for its handler.
+struct Ready<E> {
+    ticket: Ticket,
+    delivery: Delivery<E>,
+}
+
+impl<E> Ready<E> {
+    fn key(&self) -> Option<&str> {
+        self.ticket.key.as_deref()
+    }
+
+    /// Hands the delivery to `handler`; the future yields the ticket back with the outcome.
+    fn start<F, Fut>(
+        self,
+        handler: &mut F,
+    ) -> impl Future<Output = (Ticket, Outcome)> + use<E, F, Fut>
+    where
+        F: FnMut(Delivery<E>) -> Fut,
+        Fut: Future<Output = Outcome>,
+    {
+        let Self { ticket, delivery } = self;
+        let handled = handler(delivery);
+        async move { (ticket, handled.await) }
+    }
 }
 
 /// Which of a subscription's two consumers a message came from.
@@ -212,29 +252,79 @@ impl<E: Event> Subscription<E> {
     }
 
     /// Handles messages until `shutdown` is cancelled: then stops taking new ones, finishes the
-    /// one in hand, and closes the consumer. Unacknowledged prefetched messages go back to the
+    /// ones in hand, and closes the consumer. Unacknowledged prefetched messages go back to the
     /// broker for other consumers.
+    ///
+    /// Up to [`SubscriptionConfig::concurrency`] messages are handled at once; a message whose
+    /// key is being handled waits for it, so one key's messages keep their order.
     pub async fn run<F, Fut>(mut self, mut handler: F, shutdown: Shutdown) -> Result<(), BusError>
     where
         F: FnMut(Delivery<E>) -> Fut,
         Fut: Future<Output = Outcome>,
     {
+        let limit = self.config.concurrency.max(1);
+        let mut in_flight = FuturesUnordered::new();
+        let mut busy: HashSet<String> = HashSet::new();
+        let mut waiting: VecDeque<Ready<E>> = VecDeque::new();
+        let mut stopping = false;
         loop {
-            let (source, next) = tokio::select! {
+            let room = !stopping && in_flight.len() + waiting.len() < limit;
+            let next = tokio::select! {
                 biased;
-                _ = shutdown.cancelled() => break,
-                next = self.consumer.next() => (Source::Topic, next),
-                next = self.retries.next() => (Source::Retries, next),
+                Some((ticket, outcome)) = in_flight.next(), if !in_flight.is_empty() => {
+                    let ticket: Ticket = ticket;
+                    if let Some(key) = &ticket.key {
+                        busy.remove(key);
+                    }
+                    self.finish(ticket, outcome).await;
+                    // Waiting messages whose key is free now start, oldest first.
+                    while in_flight.len() < limit {
+                        let Some(i) = waiting
+                            .iter()
+                            .position(|r| r.key().is_none_or(|k| !busy.contains(k)))
+                        else {
+                            break;
+                        };
+                        let ready = waiting.remove(i).expect("an index from position");
+                        if let Some(key) = ready.key() {
+                            busy.insert(key.to_owned());
+                        }
+                        in_flight.push(ready.start(&mut handler));
+                    }
+                    continue;
+                }
+                _ = shutdown.cancelled(), if !stopping => {
+                    stopping = true;
+                    continue;
+                }
+                next = self.consumer.next(), if room => (Source::Topic, next),
+                next = self.retries.next(), if room => (Source::Retries, next),
+                else => break,
             };
             match next {
-                None => break,
-                Some(Ok(message)) => self.process(source, message, &mut handler).await,
-                Some(Err(e)) => {
+                (_, None) => break,
+                (source, Some(Ok(message))) => {
+                    let Some(ready) = self.prepare(source, message).await else {
+                        continue;
+                    };
+                    match ready.key() {
+                        Some(key) if busy.contains(key) => waiting.push_back(ready),
+                        key => {
+                            if let Some(key) = key {
+                                busy.insert(key.to_owned());
+                            }
+                            in_flight.push(ready.start(&mut handler));
+                        }
+                    }
+                }
+                (_, Some(Err(e))) => {
                     tracing::warn!(subscription = %self.config.name, error = %e, "receive failed");
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
             }
         }
+        // Messages not started stay unacknowledged: the broker redelivers them.
+        drop(waiting);
         for consumer in [&mut self.consumer, &mut self.retries] {
             if let Err(e) = consumer.close().await {
                 tracing::warn!(subscription = %self.config.name, error = %e, "closing consumer failed");
@@ -243,11 +333,9 @@ impl<E: Event> Subscription<E> {
         Ok(())
     }
 
-    async fn process<F, Fut>(&mut self, source: Source, message: Message<Vec<u8>>, handler: &mut F)
-    where
-        F: FnMut(Delivery<E>) -> Fut,
-        Fut: Future<Output = Outcome>,
-    {
+    /// Decodes `message` into a delivery ready for the handler; a message that cannot be
+    /// decoded is dead-lettered (or, if the reason may pass, redelivered) here.
+    async fn prepare(&mut self, source: Source, message: Message<Vec<u8>>) -> Option<Ready<E>> {
         let properties: BTreeMap<String, String> = message
             .metadata()
             .properties
@@ -261,12 +349,13 @@ impl<E: Event> Subscription<E> {
         let event = match self.decode(&message, &properties).await {
             Ok(event) => event,
             Err(Undecodable::Poison(reason)) => {
-                return self
-                    .dead_letter(source, &message, &properties, reason)
+                self.dead_letter(source, &message, &properties, reason)
                     .await;
+                return None;
             }
             Err(Undecodable::Transient(reason)) => {
-                return self.later(source, &message, &reason).await;
+                self.later(source, &message, &reason).await;
+                return None;
             }
         };
         let delivery = Delivery {
@@ -278,7 +367,26 @@ impl<E: Event> Subscription<E> {
             properties: properties.clone(),
             event_time_ms: message.metadata().event_time.filter(|t| *t > 0),
         };
-        match handler(delivery).await {
+        let ticket = Ticket {
+            source,
+            key: message.metadata().partition_key.clone(),
+            message,
+            properties,
+            attempt,
+        };
+        Some(Ready { ticket, delivery })
+    }
+
+    /// Acknowledges, retries or dead-letters the message of `ticket` as `outcome` says.
+    async fn finish(&mut self, ticket: Ticket, outcome: Outcome) {
+        let Ticket {
+            source,
+            message,
+            properties,
+            attempt,
+            ..
+        } = ticket;
+        match outcome {
             Outcome::Done => self.ack(source, &message).await,
             Outcome::Retry(reason) if attempt < self.config.max_attempts => {
                 self.retry(source, &message, &properties, attempt, reason)

@@ -3,6 +3,7 @@
 mod common;
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use alpes_bus::{Backoff, BusError, Delivery, Outcome, Outgoing, Shutdown, property};
@@ -131,6 +132,89 @@ async fn key_shared_consumers_split_the_keys_and_keep_each_keys_order() {
     for r in running {
         r.await.unwrap().unwrap();
     }
+}
+
+/// With concurrency, different keys are handled at once while each key's messages are still
+/// handled one at a time, in order.
+#[tokio::test]
+async fn a_concurrent_consumer_overlaps_keys_and_keeps_each_keys_order() {
+    const KEYS: usize = 8;
+    const PER_KEY: usize = 6;
+    let bus = bus().await;
+    let prefix = unique("concurrent");
+    let mut config = fresh_subscription();
+    config.concurrency = 8;
+    let subscription = bus.subscribe::<FraudDetected>(config).await.unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let active = Arc::new(Mutex::new((
+        HashMap::<String, usize>::new(),
+        0usize,
+        0usize,
+    )));
+    let handler = {
+        let (prefix, active) = (prefix.clone(), active.clone());
+        move |d: Delivery<FraudDetected>| {
+            let (tx, prefix, active) = (tx.clone(), prefix.clone(), active.clone());
+            async move {
+                let saga = d.event.metadata.saga_id.clone().unwrap_or_default();
+                if !saga.starts_with(&prefix) {
+                    return Outcome::Done;
+                }
+                {
+                    let mut guard = active.lock().unwrap();
+                    let (per_key, now, most) = &mut *guard;
+                    let same_key = per_key.entry(saga.clone()).or_default();
+                    *same_key += 1;
+                    assert_eq!(*same_key, 1, "two messages of {saga} at once");
+                    *now += 1;
+                    *most = (*most).max(*now);
+                }
+                tokio::time::sleep(Duration::from_millis(30)).await;
+                {
+                    let mut guard = active.lock().unwrap();
+                    let (per_key, now, _) = &mut *guard;
+                    *per_key.get_mut(&saga).unwrap() -= 1;
+                    *now -= 1;
+                }
+                let _ = tx.send((0, saga, d.event.reason.parse::<usize>().unwrap()));
+                Outcome::Done
+            }
+        }
+    };
+    let shutdown = Shutdown::new();
+    let running = tokio::spawn(subscription.run(handler, shutdown.clone()));
+
+    let mut receipts = Vec::new();
+    for seq in 0..PER_KEY {
+        for key in 0..KEYS {
+            let event = fraud(&format!("{prefix}-{key}"), &seq.to_string());
+            receipts.push(
+                bus.publisher()
+                    .send(Outgoing::event(&event).unwrap())
+                    .await
+                    .unwrap(),
+            );
+        }
+    }
+    for receipt in receipts {
+        receipt.confirmed().await.unwrap();
+    }
+    let mut seen: HashMap<String, Vec<usize>> = HashMap::new();
+    for _ in 0..KEYS * PER_KEY {
+        let (_, saga, seq) = next(&mut rx, 30).await;
+        seen.entry(saga).or_default().push(seq);
+    }
+    for (saga, seqs) in &seen {
+        assert_eq!(*seqs, (0..PER_KEY).collect::<Vec<_>>(), "order of {saga}");
+    }
+    let most = active.lock().unwrap().2;
+    assert!(
+        most > 1,
+        "keys were handled one at a time (at most {most} at once)"
+    );
+
+    shutdown.cancel();
+    running.await.unwrap().unwrap();
 }
 
 #[tokio::test]

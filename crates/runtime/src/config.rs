@@ -41,12 +41,17 @@ pub struct CommonArgs {
     /// throwaway instance on shared topics, such as a test's, that must not replay history).
     #[arg(long, env = "ALPES_SUBSCRIBE_FROM", value_enum, default_value_t = SubscribeFrom::Earliest)]
     pub subscribe_from: SubscribeFrom,
+    /// Messages one consumer handles at once (one key's messages stay one at a time, in
+    /// order). A service whose messages all write one hot stream sets its own lower value.
+    #[arg(long, env = "ALPES_CONSUMER_CONCURRENCY", default_value_t = 8)]
+    pub consumer_concurrency: usize,
 }
 
 impl CommonArgs {
     /// The configuration of subscription `name`, starting where [`CommonArgs::subscribe_from`] says.
     pub fn subscription(&self, name: &str) -> SubscriptionConfig {
         let mut config = SubscriptionConfig::new(name);
+        config.concurrency = self.consumer_concurrency.max(1);
         config.start_at = match self.subscribe_from {
             SubscribeFrom::Earliest => StartAt::Earliest,
             SubscribeFrom::Latest => StartAt::Latest,

@@ -65,6 +65,7 @@ async fn spawn_app() -> App {
             mongo_url: mongo_url.clone(),
             log_format: LogFormat::Text,
             subscribe_from: SubscribeFrom::Latest,
+            consumer_concurrency: 8,
         },
         database: database.clone(),
         subscription,

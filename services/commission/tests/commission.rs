@@ -63,6 +63,7 @@ async fn spawn_app() -> App {
             mongo_url: env("ALPES_MONGO_URL", "mongodb://127.0.0.1:27017"),
             log_format: LogFormat::Text,
             subscribe_from: SubscribeFrom::Latest,
+            consumer_concurrency: 8,
         },
         database: unique("commission_test").replace('-', "_"),
         subscription: unique("commission-test"),

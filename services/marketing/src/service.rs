@@ -161,7 +161,9 @@ async fn observe<E: Observable>(
     config: &Config,
 ) -> Result<(), PlatformError> {
     let app = app.clone();
-    let subscription = config.common.subscription(&config.subscription);
+    let mut subscription = config.common.subscription(&config.subscription);
+    // Every fact of a campaign writes its statistics stream: at once they would only conflict.
+    subscription.concurrency = 1;
     platform
         .consume::<E, _, _>(subscription, move |delivery| {
             let app = app.clone();

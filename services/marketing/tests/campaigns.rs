@@ -32,6 +32,7 @@ async fn spawn_app() -> (
             mongo_url: env("ALPES_MONGO_URL", "mongodb://127.0.0.1:27017"),
             log_format: LogFormat::Text,
             subscribe_from: SubscribeFrom::Latest,
+            consumer_concurrency: 8,
         },
         database: unique("marketing_test"),
         subscription: unique("marketing_test"),

@@ -42,6 +42,7 @@ async fn spawn_app() -> App {
             mongo_url: env("ALPES_MONGO_URL", "mongodb://127.0.0.1:27017"),
             log_format: LogFormat::Text,
             subscribe_from: SubscribeFrom::Latest,
+            consumer_concurrency: 8,
         },
         database: unique("tracking_test").replace('-', "_"),
         subscription: unique("tracking-test"),

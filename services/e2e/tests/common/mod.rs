@@ -123,6 +123,7 @@ impl InProcess {
             mongo_url: env("ALPES_MONGO_URL", "mongodb://127.0.0.1:27017"),
             log_format: LogFormat::Text,
             subscribe_from: SubscribeFrom::Latest,
+            consumer_concurrency: 8,
         };
         let name = format!("e2e_{service}_{}", self.run_id);
         let stop = Shutdown::new();
