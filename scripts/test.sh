@@ -44,7 +44,7 @@ scripts/validate-deploy.sh
 step "cargo test (unit and integration, against the stack)"
 results="${CARGO_TARGET_DIR:-target}/test-output.txt"
 mkdir -p "$(dirname "$results")"
-cargo test --workspace --locked "$@" 2>&1 | tee "$results"
+cargo test --workspace --locked --no-fail-fast "$@" 2>&1 | tee "$results"
 # One closing line for the whole workspace (cargo's own last line is a crate's doc-tests).
 awk '/^test result:/ {
        for (i = 1; i <= NF; i++) {

@@ -210,6 +210,10 @@ fn leaves(json: &Json, name: &str, parts: &mut Vec<(String, String)>) {
                 parts.push((name_of(), format::money(&money)));
                 return;
             }
+            // By name: the order must not depend on whether serde_json preserves insertion
+            // order, which another crate in the build may switch on.
+            let mut fields: Vec<_> = fields.iter().collect();
+            fields.sort_by(|a, b| a.0.cmp(b.0));
             for (key, value) in fields {
                 if key != "metadata" {
                     leaves(value, key, parts);
