@@ -268,6 +268,20 @@ impl<E: Event> Subscription<E> {
         let mut waiting: VecDeque<Ready<E>> = VecDeque::new();
         let mut stopping = false;
         loop {
+            // Every received message queues here; the oldest whose key is free starts.
+            while in_flight.len() < limit {
+                let Some(i) = waiting
+                    .iter()
+                    .position(|r| r.key().is_none_or(|k| !busy.contains(k)))
+                else {
+                    break;
+                };
+                let ready = waiting.remove(i).expect("an index from position");
+                if let Some(key) = ready.key() {
+                    busy.insert(key.to_owned());
+                }
+                in_flight.push(ready.start(&mut handler));
+            }
             let room = !stopping && in_flight.len() + waiting.len() < limit;
             let next = tokio::select! {
                 biased;
@@ -277,20 +291,6 @@ impl<E: Event> Subscription<E> {
                         busy.remove(key);
                     }
                     self.finish(ticket, outcome).await;
-                    // Waiting messages whose key is free now start, oldest first.
-                    while in_flight.len() < limit {
-                        let Some(i) = waiting
-                            .iter()
-                            .position(|r| r.key().is_none_or(|k| !busy.contains(k)))
-                        else {
-                            break;
-                        };
-                        let ready = waiting.remove(i).expect("an index from position");
-                        if let Some(key) = ready.key() {
-                            busy.insert(key.to_owned());
-                        }
-                        in_flight.push(ready.start(&mut handler));
-                    }
                     continue;
                 }
                 _ = shutdown.cancelled(), if !stopping => {
@@ -304,17 +304,8 @@ impl<E: Event> Subscription<E> {
             match next {
                 (_, None) => break,
                 (source, Some(Ok(message))) => {
-                    let Some(ready) = self.prepare(source, message).await else {
-                        continue;
-                    };
-                    match ready.key() {
-                        Some(key) if busy.contains(key) => waiting.push_back(ready),
-                        key => {
-                            if let Some(key) = key {
-                                busy.insert(key.to_owned());
-                            }
-                            in_flight.push(ready.start(&mut handler));
-                        }
+                    if let Some(ready) = self.prepare(source, message).await {
+                        waiting.push_back(ready);
                     }
                 }
                 (_, Some(Err(e))) => {

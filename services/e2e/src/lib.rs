@@ -252,3 +252,16 @@ pub async fn next_of_saga<E: Event>(
         )
     })?
 }
+
+/// Prints `what: p50 … p90 … p99 … worst …` of `latencies` (sorted in place; not empty).
+pub fn print_percentiles(what: &str, latencies: &mut [Duration]) {
+    latencies.sort();
+    let at = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize];
+    println!(
+        "{what}: p50 {:?}  p90 {:?}  p99 {:?}  worst {:?}",
+        at(0.5),
+        at(0.9),
+        at(0.99),
+        latencies[latencies.len() - 1]
+    );
+}

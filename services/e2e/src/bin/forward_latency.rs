@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use alpes_contracts::events::commission::CommissionReserved;
-use alpes_e2e::{Endpoints, next_of_saga, watch};
+use alpes_e2e::{Endpoints, next_of_saga, print_percentiles, watch};
 use clap::Parser;
 
 #[derive(Parser)]
@@ -51,16 +51,8 @@ async fn main() -> anyhow::Result<()> {
         latencies.push(t0.elapsed());
     }
     let total = started.elapsed();
-    latencies.sort();
-    let at = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize];
     println!("sagas: {}", latencies.len());
-    println!(
-        "purchase POST -> CommissionReserved: p50 {:?}  p90 {:?}  p99 {:?}  worst {:?}",
-        at(0.5),
-        at(0.9),
-        at(0.99),
-        latencies[latencies.len() - 1]
-    );
+    print_percentiles("purchase POST -> CommissionReserved", &mut latencies);
     println!(
         "wall time {total:?} ({:.1} sequential sagas/s)",
         latencies.len() as f64 / total.as_secs_f64()

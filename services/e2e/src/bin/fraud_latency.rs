@@ -14,7 +14,7 @@
 
 use std::time::{Duration, Instant};
 
-use alpes_e2e::{Endpoints, Platform};
+use alpes_e2e::{Endpoints, Platform, print_percentiles};
 use clap::Parser;
 use serde_json::Value;
 
@@ -80,8 +80,8 @@ async fn main() -> anyhow::Result<()> {
         )?);
     }
     let total = started.elapsed();
-    report("log: FraudDetected → InteractionsDiscarded", &mut logged);
-    report(
+    print_percentiles("log: FraudDetected → InteractionsDiscarded", &mut logged);
+    print_percentiles(
         "client: POST /fraud-reports → COMPENSATED read",
         &mut observed,
     );
@@ -124,16 +124,4 @@ fn step_gap(saga: &Value, from: &str, to: &str) -> anyhow::Result<Duration> {
         Ok(chrono::DateTime::parse_from_rfc3339(text)?.to_utc())
     };
     Ok((at(to)? - at(from)?).to_std().unwrap_or_default())
-}
-
-fn report(what: &str, latencies: &mut [Duration]) {
-    latencies.sort();
-    let at = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize];
-    println!(
-        "{what}: p50 {:?}  p90 {:?}  p99 {:?}  worst {:?}",
-        at(0.5),
-        at(0.9),
-        at(0.99),
-        latencies[latencies.len() - 1]
-    );
 }
