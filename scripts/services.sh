@@ -6,6 +6,9 @@
 # Builds the binaries (release), starts tracking :8081, attribution :8082, commission :8083 and
 # marketing :8084 on 127.0.0.1 with the stack's connection variables, waits until each /readyz
 # answers, and stops only the processes it started (pid files in .stack/services/).
+# ALPES_SERVICES_BIN=<dir> runs the binaries in <dir> instead of building them (e.g. another
+# revision's, to compare in a benchmark). A graceful stop gets 30 s (flushing an outbox under
+# load takes several) before SIGKILL.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -31,9 +34,13 @@ alive() {
 up() {
   mkdir -p "$STATE" "$LOGS"
   eval "$("$ROOT/scripts/stack.sh" env)"
-  log "building the services (release)"
-  (cd "$ROOT" && cargo build --quiet --locked --release -p alpes-tracking -p alpes-attribution -p alpes-commission -p alpes-marketing) \
-    || die "cargo build failed"
+  local bin="${ALPES_SERVICES_BIN:-}"
+  if [[ -z "$bin" ]]; then
+    log "building the services (release)"
+    (cd "$ROOT" && cargo build --quiet --locked --release -p alpes-tracking -p alpes-attribution -p alpes-commission -p alpes-marketing) \
+      || die "cargo build failed"
+    bin="$TARGET/release"
+  fi
   local entry name port
   for entry in "${SERVICES[@]}"; do
     name="${entry%%:*}" port="${entry##*:}"
@@ -43,7 +50,7 @@ up() {
     fi
     log "$name: starting on 127.0.0.1:$port"
     ALPES_HTTP_ADDR="127.0.0.1:$port" ALPES_LOG_FORMAT=json \
-      setsid "$TARGET/release/$name" --http-addr "127.0.0.1:$port" </dev/null >>"$LOGS/$name.log" 2>&1 &
+      setsid "$bin/$name" --http-addr "127.0.0.1:$port" </dev/null >>"$LOGS/$name.log" 2>&1 &
     echo $! >"$STATE/$name.pid"
   done
   for entry in "${SERVICES[@]}"; do
@@ -70,7 +77,7 @@ down() {
     pid="$(cat "$STATE/$name.pid")"
     log "$name: stopping (pid $pid)"
     kill -TERM "$pid"
-    for ((i = 0; i < 100; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    for ((i = 0; i < 300; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -0 "$pid" 2>/dev/null && { log "$name: still running, SIGKILL"; kill -KILL "$pid"; }
     rm -f "$STATE/$name.pid"
   done

@@ -5,10 +5,11 @@
 //! so one `eval "$(scripts/stack.sh env)"` configures both.
 //!
 //! Exit codes: 0 success, 1 failure (including a simulation whose sagas did not end as
-//! expected), 2 refused input (an unknown event type, a document that does not fit its schema,
-//! bad flags) — nothing was done.
+//! expected, or a benchmark whose sagas did not all end), 2 refused input (an unknown event
+//! type, a document that does not fit its schema, bad flags) — nothing was done.
 
 mod api;
+mod bench;
 mod events;
 mod format;
 mod json_avro;
@@ -35,7 +36,8 @@ use clap::{Args, Parser, Subcommand};
   alpes events
   echo '{\"metadata\":{\"saga_id\":\"s-1\"},\"reason\":\"chargeback\",\"reporter\":\"me\"}' | alpes publish FraudDetected -
   alpes saga list --status COMPENSATED --since 1h
-  alpes simulate --visitors 200 --purchase-rate 0.3 --fraud-rate 0.2 --seed 7"
+  alpes simulate --visitors 200 --purchase-rate 0.3 --fraud-rate 0.2 --seed 7
+  alpes bench --rate 20 --duration 1m"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -70,6 +72,10 @@ enum Command {
     /// every saga ends as its script implies.
     #[command(after_help = simulate::EXAMPLES)]
     Simulate(simulate::SimulateArgs),
+    /// Start sagas at a fixed rate against the local stack and report what one saga costs:
+    /// CPU per process, store commands and Pulsar messages, and how long sagas take.
+    #[command(after_help = bench::EXAMPLES)]
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Subcommand)]
@@ -149,6 +155,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Publish(args) => publish::run(args).await,
         Command::Saga(args) => saga::run(args).await,
         Command::Simulate(args) => simulate::run(args).await,
+        Command::Bench(args) => bench::run(args).await,
     }
 }
 

@@ -1,5 +1,7 @@
 //! What is stored: commits, and the streams they make up.
 
+use std::sync::Arc;
+
 use alpes_bus::Outgoing;
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
@@ -51,14 +53,11 @@ pub struct Commit {
     pub outbox: Vec<Outgoing>,
     pub handled: Option<String>,
     pub recorded_at: DateTime<Utc>,
-    /// Whether the relay has published the outbox (trivially true when it is empty).
-    pub published: bool,
 }
 
 impl NewCommit {
     pub(crate) fn into_commit(self, recorded_at: DateTime<Utc>) -> Commit {
         Commit {
-            published: self.outbox.is_empty(),
             version: self.expected_version + 1,
             stream: self.stream,
             events: self.events,
@@ -69,11 +68,11 @@ impl NewCommit {
     }
 }
 
-/// A loaded stream: its commits in order.
+/// A loaded stream: its commits in order, shared with the store's copy (a load copies nothing).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Stream {
     pub name: String,
-    pub commits: Vec<Commit>,
+    pub commits: Arc<Vec<Commit>>,
 }
 
 impl Stream {

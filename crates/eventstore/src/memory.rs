@@ -11,6 +11,8 @@ use crate::{Commit, EventStore, NewCommit, StoreError, Stream};
 #[derive(Clone, Default)]
 pub struct MemoryStore {
     commits: Arc<Mutex<Vec<Commit>>>,
+    /// Positions in `commits` whose outbox is not published yet.
+    unpublished: Arc<Mutex<Vec<usize>>>,
     appended: Arc<Notify>,
 }
 
@@ -20,10 +22,14 @@ impl MemoryStore {
     }
 
     fn commits(&self) -> std::sync::MutexGuard<'_, Vec<Commit>> {
-        self.commits
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.commits)
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl EventStore for MemoryStore {
@@ -31,11 +37,13 @@ impl EventStore for MemoryStore {
         let commits = self.commits();
         Ok(Stream {
             name: stream.to_owned(),
-            commits: commits
-                .iter()
-                .filter(|c| c.stream == stream)
-                .cloned()
-                .collect(),
+            commits: Arc::new(
+                commits
+                    .iter()
+                    .filter(|c| c.stream == stream)
+                    .cloned()
+                    .collect(),
+            ),
         })
     }
 
@@ -55,6 +63,9 @@ impl EventStore for MemoryStore {
         }
         let stored = commit.into_commit(Utc::now());
         commits.push(stored.clone());
+        if !stored.outbox.is_empty() {
+            lock(&self.unpublished).push(commits.len() - 1);
+        }
         drop(commits);
         self.appended.notify_one();
         Ok(stored)
@@ -62,22 +73,20 @@ impl EventStore for MemoryStore {
 
     async fn unpublished(&self, limit: usize) -> Result<Vec<Commit>, StoreError> {
         let commits = self.commits();
-        Ok(commits
+        Ok(lock(&self.unpublished)
             .iter()
-            .filter(|c| !c.published)
             .take(limit)
-            .cloned()
+            .map(|&i| commits[i].clone())
             .collect())
     }
 
-    async fn mark_published(&self, stream: &str, version: u64) -> Result<(), StoreError> {
-        let mut commits = self.commits();
-        if let Some(c) = commits
-            .iter_mut()
-            .find(|c| c.stream == stream && c.version == version)
-        {
-            c.published = true;
-        }
+    async fn mark_published(&self, published: &[Commit]) -> Result<(), StoreError> {
+        let commits = self.commits();
+        lock(&self.unpublished).retain(|&i| {
+            !published
+                .iter()
+                .any(|p| p.stream == commits[i].stream && p.version == commits[i].version)
+        });
         Ok(())
     }
 

@@ -1,189 +1,155 @@
-//! The MongoDB store: one collection of commit documents.
+//! The MongoDB store: one collection of commit documents, written in batches and read only when
+//! the process does not already hold the stream.
 //!
-//! A commit's `_id` is `<stream>#<version>` (version zero-padded, so ids sort in stream order).
-//! Appending is a plain insert: the unique `_id` makes a second writer at the same version fail
-//! with a duplicate-key error, which becomes [`StoreError::Conflict`]. No transaction, no
-//! read-modify-write: the single insert is atomic on MongoDB and on FerretDB alike.
+//! A commit's `_id` is `<stream>#<version>`. Appending is an insert: the unique `_id` makes a
+//! second writer at the same version fail with a duplicate key, which becomes
+//! [`StoreError::Conflict`]. No transaction, no read-modify-write, no update per commit.
 //!
-//! Hot paths query by `_id` equality only. FerretDB 1.24 on SQLite pushes nothing else down
-//! to the database: a filter on `stream` or `published` reads every document (measured: 0.4 to
-//! 0.7 s on 300 commits under load, against 0.03 s for an `_id` lookup). So a stream loads by
-//! point lookups of its consecutive commit ids (after the prefix this process already holds,
-//! see `prefixes`), and the relay learns of this process's new
-//! commits from the appends themselves; only its start-up and a periodic sweep (for commits
-//! another replica wrote and could not publish) scan for unpublished commits.
+//! The access pattern is the design (figures in `shared/PERFORMANCE.md`): FerretDB 1.24 on
+//! SQLite pushes nothing but `_id` equality down, so any other filter decodes every document.
+//! So:
+//! - loads come from the in-process copy of the stream (`streams`) and, for a stream not held
+//!   or not confirmed lately, from consecutive `_id` lookups;
+//! - appends are batched into one `insert_many` by the `writer` task;
+//! - the outbox is published from memory; a dead process's is found through its ledger by
+//!   `_id` lookups (`outbox`), never by a sweep of the collection.
+//!
+//! Only [`EventStore::replay`], the rebuild of a read model, reads the whole collection.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+mod document;
+mod outbox;
+mod writer;
 
-use alpes_bus::Outgoing;
-use chrono::{DateTime, Utc};
+use std::sync::{Arc, Mutex, MutexGuard};
+
 use futures::TryStreamExt;
-use mongodb::bson::{self, doc};
-use mongodb::error::{ErrorKind, WriteFailure};
+use mongodb::bson::{self, Document, doc};
 use mongodb::options::{FindOptions, IndexOptions};
 use mongodb::{Collection, IndexModel};
-use serde::{Deserialize, Serialize};
-use tokio::sync::{Mutex, Notify};
+use tokio::sync::{Notify, mpsc, oneshot};
 
-use crate::prefixes::Prefixes;
-use crate::{Commit, EventStore, NewCommit, StoreError, StoredEvent, Stream};
+use crate::streams::Streams;
+use crate::{Commit, EventStore, NewCommit, StoreError, Stream};
+use document::{CommitDocument, commit_id, from_document};
+use outbox::{Identity, Keeper, Outbox};
+use writer::{Write, Writer};
 
-const DUPLICATE_KEY: i32 = 11000;
+/// Appends waiting for the writer at most; more wait to be queued (back-pressure).
+const QUEUE: usize = 4096;
 
-/// How often the relay's query also sweeps the whole collection for unpublished commits (left
-/// by a replica that crashed between its write and its publish). On FerretDB/SQLite the sweep
-/// reads every document, which stalls the shared writer for a second or more on a large
-/// collection; a crashed replica's outbox waits at most this long, or until a restart.
-const SWEEP_EVERY: Duration = Duration::from_secs(120);
-
-/// Event streams in the `commits` collection of one database.
+/// Event streams in the `commits` collection of one database. Cloning shares everything.
 #[derive(Clone)]
 pub struct MongoStore {
-    commits: Collection<CommitDocument>,
-    appended: Arc<Notify>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    commits: Collection<Document>,
+    writes: mpsc::Sender<Write>,
+    streams: Streams,
     outbox: Arc<Mutex<Outbox>>,
-    prefixes: Arc<Prefixes>,
+    appended: Arc<Notify>,
+    identity: Identity,
 }
 
-/// This process's unpublished commits, and when the collection was last swept for others'.
-#[derive(Default)]
-struct Outbox {
-    pending: BTreeMap<(i64, String), Commit>,
-    last_sweep: Option<Instant>,
-}
-
-fn outbox_key(commit: &Commit) -> (i64, String) {
-    (
-        commit.recorded_at.timestamp_millis(),
-        commit_id(&commit.stream, commit.version),
-    )
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct CommitDocument {
-    #[serde(rename = "_id")]
-    id: String,
-    stream: String,
-    version: i64,
-    events: Vec<StoredEvent>,
-    outbox: Vec<Outgoing>,
-    handled: Option<String>,
-    recorded_at: bson::DateTime,
-    published: bool,
-}
-
-fn commit_id(stream: &str, version: u64) -> String {
-    format!("{stream}#{version:010}")
-}
-
-impl From<&Commit> for CommitDocument {
-    fn from(c: &Commit) -> Self {
-        Self {
-            id: commit_id(&c.stream, c.version),
-            stream: c.stream.clone(),
-            version: c.version as i64,
-            events: c.events.clone(),
-            outbox: c.outbox.clone(),
-            handled: c.handled.clone(),
-            recorded_at: bson::DateTime::from_millis(c.recorded_at.timestamp_millis()),
-            published: c.published,
-        }
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.identity.release();
     }
 }
 
-impl From<CommitDocument> for Commit {
-    fn from(d: CommitDocument) -> Self {
-        Self {
-            stream: d.stream,
-            version: d.version as u64,
-            events: d.events,
-            outbox: d.outbox,
-            handled: d.handled,
-            recorded_at: DateTime::<Utc>::from_timestamp_millis(d.recorded_at.timestamp_millis())
-                .unwrap_or_default(),
-            published: d.published,
-        }
-    }
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl MongoStore {
-    /// Connects to `url` (e.g. `mongodb://127.0.0.1:27017`) and uses database `database`,
-    /// creating the indexes the store queries by.
+    /// Connects to `url` (e.g. `mongodb://127.0.0.1:27017`) and uses database `database`.
+    /// Before it returns, the outboxes of this database's dead writers (a crashed predecessor)
+    /// are adopted, so the relay publishes them first.
     pub async fn connect(url: &str, database: &str) -> Result<Self, StoreError> {
         let client = mongodb::Client::with_uri_str(url).await?;
-        let commits = client
-            .database(database)
-            .collection::<CommitDocument>("commits");
-        // Only the missing ones: FerretDB 1.24 drops the connection when asked to create an
-        // index that already exists (a restart of any service would do that).
+        let database = client.database(database);
+        let commits = database.collection::<Document>("commits");
+        // Only for MongoDB's sake (FerretDB/SQLite uses no index but `_id`'s), and only when
+        // missing: FerretDB 1.24 drops the connection when asked to create an existing index.
         let existing = commits.list_index_names().await.unwrap_or_default();
-        let wanted = [
-            ("stream_version", doc! { "stream": 1, "version": 1 }),
-            ("unpublished", doc! { "published": 1, "recorded_at": 1 }),
-            ("recorded", doc! { "recorded_at": 1, "_id": 1 }),
-        ];
-        let missing: Vec<IndexModel> = wanted
-            .into_iter()
-            .filter(|(name, _)| !existing.iter().any(|e| e == name))
-            .map(|(name, keys)| {
-                let options = IndexOptions::builder().name(name.to_owned()).build();
-                IndexModel::builder().keys(keys).options(options).build()
-            })
-            .collect();
-        if !missing.is_empty() {
-            commits.create_indexes(missing).await?;
+        if !existing.iter().any(|e| e == "recorded") {
+            let options = IndexOptions::builder().name("recorded".to_owned()).build();
+            let index = IndexModel::builder()
+                .keys(doc! { "recorded_at": 1, "_id": 1 })
+                .options(options)
+                .build();
+            commits.create_index(index).await?;
         }
-        Ok(Self {
+        let identity = Identity::new();
+        let outbox = Arc::new(Mutex::new(Outbox::new(identity.instance.clone(), 0)));
+        let appended = Arc::new(Notify::new());
+        let mut keeper = Keeper::new(
+            database.collection("relays"),
+            commits.clone(),
+            identity.clone(),
+            outbox.clone(),
+        );
+        keeper.tick().await?;
+
+        let (writes, appends) = mpsc::channel(QUEUE);
+        tokio::spawn(
+            Writer {
+                appends,
+                commits: commits.clone(),
+                instance: identity.instance.clone(),
+                outbox: outbox.clone(),
+                appended: appended.clone(),
+            }
+            .run(),
+        );
+        let inner = Arc::new(Inner {
             commits,
-            appended: Arc::default(),
-            outbox: Arc::default(),
-            prefixes: Arc::default(),
-        })
+            writes,
+            streams: Streams::default(),
+            outbox,
+            appended,
+            identity,
+        });
+        tokio::spawn(keeper.run(Arc::downgrade(&inner)));
+        Ok(Self { inner })
     }
 
     /// Answers when the database does: a readiness check.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.commits.count_documents(doc! { "_id": "" }).await?;
+        self.inner.commits.find_one(doc! { "_id": "" }).await?;
         Ok(())
     }
 
-    async fn find(
-        &self,
-        filter: bson::Document,
-        sort: bson::Document,
-        limit: Option<usize>,
-    ) -> Result<Vec<Commit>, StoreError> {
-        let options = FindOptions::builder()
-            .sort(sort)
-            .limit(limit.map(|l| l as i64))
-            .build();
-        let documents: Vec<CommitDocument> = self
-            .commits
-            .find(filter)
-            .with_options(options)
-            .await?
-            .try_collect()
-            .await?;
-        Ok(documents.into_iter().map(Commit::from).collect())
+    /// The commits of `stream` after the first `known`, by `_id` lookups until one misses.
+    async fn commits_after(&self, stream: &str, known: usize) -> Result<Vec<Commit>, StoreError> {
+        let mut found = Vec::new();
+        loop {
+            let id = commit_id(stream, (known + found.len()) as u64 + 1);
+            let Some(document) = self.inner.commits.find_one(doc! { "_id": id }).await? else {
+                return Ok(found);
+            };
+            found.push(Commit::from(from_document::<CommitDocument>(document)?));
+        }
     }
 }
 
 impl EventStore for MongoStore {
     async fn load(&self, stream: &str) -> Result<Stream, StoreError> {
-        let cached = self.prefixes.get(stream);
-        let mut commits: Vec<Commit> = cached.iter().cloned().collect();
-        while let Some(document) = self
-            .commits
-            .find_one(doc! { "_id": commit_id(stream, commits.len() as u64 + 1) })
-            .await?
-        {
-            commits.push(Commit::from(document));
-        }
-        if commits.len() > cached.len() {
-            self.prefixes.put(stream, Arc::new(commits.clone()));
-        }
+        let cached = self.inner.streams.get(stream);
+        let commits = match cached {
+            Some(cached) if cached.is_fresh() => cached.commits,
+            cached => {
+                let known = cached.map(|c| c.commits).unwrap_or_default();
+                let newer = self.commits_after(stream, known.len()).await?;
+                let mut commits = Vec::with_capacity(known.len() + newer.len());
+                commits.extend(known.iter().cloned());
+                commits.extend(newer);
+                let commits = Arc::new(commits);
+                self.inner.streams.put(stream, commits.clone());
+                commits
+            }
+        };
         Ok(Stream {
             name: stream.to_owned(),
             commits,
@@ -191,54 +157,36 @@ impl EventStore for MongoStore {
     }
 
     async fn append(&self, commit: NewCommit) -> Result<Commit, StoreError> {
-        let (stream, expected) = (commit.stream.clone(), commit.expected_version);
-        let stored = commit.into_commit(Utc::now());
-        match self.commits.insert_one(CommitDocument::from(&stored)).await {
-            Ok(_) => {
-                self.prefixes.appended(&stored);
-                if !stored.published {
-                    let mut outbox = self.outbox.lock().await;
-                    outbox.pending.insert(outbox_key(&stored), stored.clone());
-                }
-                self.appended.notify_one();
+        let stored = commit.into_commit(chrono::Utc::now());
+        let (done, written) = oneshot::channel();
+        let write = Write {
+            commit: stored.clone(),
+            done,
+        };
+        let outcome = match self.inner.writes.send(write).await {
+            Ok(()) => written
+                .await
+                .unwrap_or_else(|_| Err(StoreError::Write("the writer stopped".into()))),
+            Err(_) => Err(StoreError::Write("the writer stopped".into())),
+        };
+        match outcome {
+            Ok(()) => {
+                self.inner.streams.appended(&stored);
                 Ok(stored)
             }
-            Err(e) if is_duplicate_key(&e) => Err(StoreError::Conflict { stream, expected }),
-            Err(e) => Err(e.into()),
+            Err(e) => {
+                self.inner.streams.forget(&stored.stream);
+                Err(e)
+            }
         }
     }
 
     async fn unpublished(&self, limit: usize) -> Result<Vec<Commit>, StoreError> {
-        let mut outbox = self.outbox.lock().await;
-        if outbox
-            .last_sweep
-            .is_none_or(|at| at.elapsed() >= SWEEP_EVERY)
-        {
-            let swept = self
-                .find(
-                    doc! { "published": false },
-                    doc! { "recorded_at": 1, "_id": 1 },
-                    Some(limit),
-                )
-                .await?;
-            for commit in swept {
-                outbox.pending.insert(outbox_key(&commit), commit);
-            }
-            outbox.last_sweep = Some(Instant::now());
-        }
-        Ok(outbox.pending.values().take(limit).cloned().collect())
+        Ok(lock(&self.inner.outbox).unpublished(limit))
     }
 
-    async fn mark_published(&self, stream: &str, version: u64) -> Result<(), StoreError> {
-        let id = commit_id(stream, version);
-        self.commits
-            .update_one(doc! { "_id": &id }, doc! { "$set": { "published": true } })
-            .await?;
-        self.outbox
-            .lock()
-            .await
-            .pending
-            .retain(|(_, pending), _| *pending != id);
+    async fn mark_published(&self, commits: &[Commit]) -> Result<(), StoreError> {
+        lock(&self.inner.outbox).published(commits);
         Ok(())
     }
 
@@ -247,33 +195,37 @@ impl EventStore for MongoStore {
         after: Option<&Commit>,
         limit: usize,
     ) -> Result<Vec<Commit>, StoreError> {
+        // Commits only: ledger entries have no stream.
         let filter = match after {
-            None => doc! {},
+            None => doc! { "stream": { "$exists": true } },
             Some(after) => {
                 let at = bson::DateTime::from_millis(after.recorded_at.timestamp_millis());
                 let id = commit_id(&after.stream, after.version);
-                doc! { "$or": [
+                doc! { "stream": { "$exists": true }, "$or": [
                     { "recorded_at": { "$gt": at } },
                     { "recorded_at": at, "_id": { "$gt": id } },
                 ] }
             }
         };
-        self.find(filter, doc! { "recorded_at": 1, "_id": 1 }, Some(limit))
-            .await
+        let options = FindOptions::builder()
+            .sort(doc! { "recorded_at": 1, "_id": 1 })
+            .limit(limit as i64)
+            .build();
+        let documents: Vec<Document> = self
+            .inner
+            .commits
+            .find(filter)
+            .with_options(options)
+            .await?
+            .try_collect()
+            .await?;
+        documents
+            .into_iter()
+            .map(|d| from_document::<CommitDocument>(d).map(Commit::from))
+            .collect()
     }
 
     fn appended(&self) -> &Notify {
-        &self.appended
-    }
-}
-
-fn is_duplicate_key(error: &mongodb::error::Error) -> bool {
-    match error.kind.as_ref() {
-        ErrorKind::Write(WriteFailure::WriteError(e)) => e.code == DUPLICATE_KEY,
-        ErrorKind::InsertMany(e) => e
-            .write_errors
-            .as_ref()
-            .is_some_and(|errors| errors.iter().any(|e| e.code == DUPLICATE_KEY)),
-        _ => false,
+        &self.inner.appended
     }
 }

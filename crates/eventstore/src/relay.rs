@@ -1,4 +1,4 @@
-//! The outbox relay: publishes what commits recorded, then marks them published.
+//! The outbox relay: publishes what commits recorded, then tells the store they are out.
 //!
 //! Publishing happens strictly after the commit is durable and the mark strictly after the
 //! broker's receipt, so a crash anywhere republishes rather than loses (at least once; consumers
@@ -57,11 +57,7 @@ impl<S: EventStore> Relay<S> {
             for receipt in pending {
                 receipt.confirmed().await?;
             }
-            for commit in &commits {
-                self.store
-                    .mark_published(&commit.stream, commit.version)
-                    .await?;
-            }
+            self.store.mark_published(&commits).await?;
         }
     }
 

@@ -12,6 +12,9 @@ pub enum StoreError {
     Conflict { stream: String, expected: u64 },
     #[error("MongoDB: {0}")]
     Mongo(#[from] mongodb::error::Error),
+    /// A write failed, or its outcome is unknown: the stream is read again before the next try.
+    #[error("MongoDB write: {0}")]
+    Write(String),
     #[error("stored data does not read back: {0}")]
     Corrupt(String),
 }
@@ -25,17 +28,17 @@ pub trait EventStore: Clone + Send + Sync + 'static {
     /// write; otherwise fails with [`StoreError::Conflict`] and writes nothing.
     fn append(&self, commit: NewCommit) -> impl Future<Output = Result<Commit, StoreError>> + Send;
 
-    /// Up to `limit` commits whose outbox is not published yet, oldest first.
+    /// Up to `limit` commits whose outbox is not published yet, in the order they must go out.
     fn unpublished(
         &self,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<Commit>, StoreError>> + Send;
 
-    /// Records that the outbox of `stream`'s commit `version` was published.
+    /// Records that the outboxes of `commits` (as returned by [`EventStore::unpublished`]) are
+    /// published, so that neither this process nor a recovering one publishes them again.
     fn mark_published(
         &self,
-        stream: &str,
-        version: u64,
+        commits: &[Commit],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Every commit of every stream, in the order they were recorded: the input of a

@@ -23,9 +23,13 @@ mod reservation;
 #[cfg(test)]
 mod tests;
 
+use std::sync::Arc;
+
 use alpes_bus::Outgoing;
 use alpes_contracts::{Event, EventMetadata};
-use alpes_eventstore::{EventStore, NewCommit, StoreError, StoredEvent, Stream, retry_on_conflict};
+use alpes_eventstore::{
+    EventStore, NewCommit, States, StoreError, StoredEvent, Stream, StreamLocks, retry_on_conflict,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -63,6 +67,11 @@ pub enum AppError {
 #[derive(Clone)]
 pub struct Commissions<S> {
     store: S,
+    /// Handlers of different sagas run at once, and every reservation writes its campaign's
+    /// budget: they take turns on it here instead of colliding in the store.
+    writers: StreamLocks,
+    /// Budgets grow by a commit per sale: each load folds only what it has not folded yet.
+    budgets: States,
 }
 
 /// The stream of the budget of campaign `campaign_id`.
@@ -104,7 +113,23 @@ impl Recorded for CommissionEvent {
 impl<S: EventStore> Commissions<S> {
     /// The use cases over `store`.
     pub fn new(store: S) -> Self {
-        Self { store }
+        Self {
+            store,
+            writers: StreamLocks::default(),
+            budgets: States::default(),
+        }
+    }
+
+    /// Runs one load-decide-append step on `stream` until it does not conflict, as this
+    /// process's only writer of the stream meanwhile; a business or input error travels inside,
+    /// so that only conflicts are retried.
+    async fn step<T, F, Fut>(&self, stream: &str, attempt: F) -> Result<T, AppError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<Result<T, AppError>, StoreError>>,
+    {
+        let _writing = self.writers.lock(stream).await;
+        retry_on_conflict(ATTEMPTS, attempt).await?
     }
 
     /// `stream` and the aggregate its events fold into.
@@ -122,6 +147,21 @@ impl<S: EventStore> Commissions<S> {
             state.apply(&event);
         }
         Ok((stream, state))
+    }
+
+    /// The budget stream `stream` and the budget it folds into.
+    async fn load_budget(&self, stream: &str) -> Result<(Stream, Arc<CampaignBudget>), StoreError> {
+        let stream = self.store.load(stream).await?;
+        let budget = self
+            .budgets
+            .fold(&stream, |budget: &mut CampaignBudget, event| {
+                let event: BudgetEvent = event
+                    .decode()
+                    .map_err(|e| StoreError::Corrupt(format!("{}: {e}", stream.name)))?;
+                budget.apply(&event);
+                Ok::<_, StoreError>(())
+            })?;
+        Ok((stream, budget))
     }
 
     /// Appends `events`, decided on `stream` as loaded, with `outbox` and the message handled.
@@ -153,9 +193,7 @@ impl<S: EventStore> Commissions<S> {
 
     /// Whether campaign `campaign_id` is known here: its budget was opened.
     async fn campaign_known(&self, campaign_id: &str) -> Result<bool, StoreError> {
-        let (_, budget) = self
-            .load::<CampaignBudget>(&budget_stream(campaign_id))
-            .await?;
+        let (_, budget) = self.load_budget(&budget_stream(campaign_id)).await?;
         Ok(budget.campaign_id().is_some())
     }
 }
@@ -172,14 +210,4 @@ fn applied<A: Aggregate>(mut state: A, events: &[A::Event]) -> A {
 fn outgoing<E: Event>(event: &E) -> Result<Outgoing, StoreError> {
     Outgoing::event(event)
         .map_err(|e| StoreError::Corrupt(format!("encoding {}: {e}", E::event_type().name)))
-}
-
-/// Runs one load-decide-append step until it does not conflict; a business or input error
-/// travels inside, so that only conflicts are retried.
-async fn step<T, F, Fut>(attempt: F) -> Result<T, AppError>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<Result<T, AppError>, StoreError>>,
-{
-    retry_on_conflict(ATTEMPTS, attempt).await?
 }

@@ -66,10 +66,7 @@ async fn consume<E: Consumed>(
     config: &Config,
 ) -> Result<(), PlatformError> {
     let app = app.clone();
-    let mut subscription = config.common.subscription(&config.subscription);
-    // Every message of every subscription writes its campaign's budget stream: handled at once
-    // they would only conflict on it.
-    subscription.concurrency = 1;
+    let subscription = config.common.subscription(&config.subscription);
     platform
         .consume::<E, _, _>(subscription, move |delivery| {
             let app = app.clone();

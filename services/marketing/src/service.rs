@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use alpes_bus::Shutdown;
+use alpes_bus::{Outcome, Shutdown};
 use alpes_contracts::events::attribution::{
     AttributionReverted, ConversionAttributed, ConversionRejected,
 };
@@ -92,26 +92,24 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
     });
 
     let app = Marketing::new(platform.store().clone());
-    observe::<InteractionTracked>(&mut platform, &app, &config).await?;
-    observe::<ConversionAttributed>(&mut platform, &app, &config).await?;
-    observe::<ConversionRejected>(&mut platform, &app, &config).await?;
-    observe::<CommissionReserved>(&mut platform, &app, &config).await?;
-    observe::<CommissionRejected>(&mut platform, &app, &config).await?;
-    observe::<CommissionReverted>(&mut platform, &app, &config).await?;
-
     let (recorder, writer) = Recorder::spawn(log.clone());
     let sagas = Sagas::new(log, recorder, platform.publisher().clone());
-    record::<InteractionTracked>(&mut platform, &sagas, &config).await?;
-    record::<ConversionAttributed>(&mut platform, &sagas, &config).await?;
-    record::<ConversionRejected>(&mut platform, &sagas, &config).await?;
-    record::<CommissionReserved>(&mut platform, &sagas, &config).await?;
-    record::<CommissionRejected>(&mut platform, &sagas, &config).await?;
-    record::<CommissionConfirmed>(&mut platform, &sagas, &config).await?;
-    record::<FraudDetected>(&mut platform, &sagas, &config).await?;
-    record::<SagaTimedOut>(&mut platform, &sagas, &config).await?;
-    record::<CommissionReverted>(&mut platform, &sagas, &config).await?;
-    record::<AttributionReverted>(&mut platform, &sagas, &config).await?;
-    record::<InteractionsDiscarded>(&mut platform, &sagas, &config).await?;
+    let follow = Follow {
+        app: &app,
+        sagas: &sagas,
+        config: &config,
+    };
+    follow.topic::<InteractionTracked>(&mut platform).await?;
+    follow.topic::<ConversionAttributed>(&mut platform).await?;
+    follow.topic::<ConversionRejected>(&mut platform).await?;
+    follow.topic::<CommissionReserved>(&mut platform).await?;
+    follow.topic::<CommissionRejected>(&mut platform).await?;
+    follow.topic::<CommissionConfirmed>(&mut platform).await?;
+    follow.topic::<FraudDetected>(&mut platform).await?;
+    follow.topic::<SagaTimedOut>(&mut platform).await?;
+    follow.topic::<CommissionReverted>(&mut platform).await?;
+    follow.topic::<AttributionReverted>(&mut platform).await?;
+    follow.topic::<InteractionsDiscarded>(&mut platform).await?;
     let deadlines = tokio::spawn(sagas.clone().run_deadlines(shutdown.clone()));
 
     let api = adapters::http::routes(app)
@@ -134,40 +132,39 @@ async fn openapi() -> impl IntoResponse {
     )
 }
 
-/// Records every `E` of a saga in the saga log, on a subscription of its own so the log and
-/// the statistics advance independently. A log outage is retried for about half an hour.
-async fn record<E: SagaEvent>(
-    platform: &mut Platform,
-    sagas: &Sagas,
-    config: &Config,
-) -> Result<(), PlatformError> {
-    let sagas = sagas.clone();
-    let mut subscription = config
-        .common
-        .subscription(&format!("{}-sagalog", config.subscription));
-    subscription.max_attempts = 30;
-    platform
-        .consume::<E, _, _>(subscription, move |delivery| {
-            let sagas = sagas.clone();
-            async move { on_saga_event(&sagas, delivery).await }
-        })
-        .await
+/// What marketing does with each saga topic it follows.
+struct Follow<'a> {
+    app: &'a Marketing<MongoStore>,
+    sagas: &'a Sagas,
+    config: &'a Config,
 }
 
-/// Records the facts `E` announces for the campaign statistics.
-async fn observe<E: Observable>(
-    platform: &mut Platform,
-    app: &Marketing<MongoStore>,
-    config: &Config,
-) -> Result<(), PlatformError> {
-    let app = app.clone();
-    let mut subscription = config.common.subscription(&config.subscription);
-    // Every fact of a campaign writes its statistics stream: at once they would only conflict.
-    subscription.concurrency = 1;
-    platform
-        .consume::<E, _, _>(subscription, move |delivery| {
-            let app = app.clone();
-            async move { on_observable(&app, delivery).await }
-        })
-        .await
+impl Follow<'_> {
+    /// Consumes `E` once for both of marketing's uses: the facts it announces go into the
+    /// campaign statistics, and the step into the saga log. Both are idempotent by event id, so
+    /// a redelivery after either failed repeats neither. A log outage is retried for about half
+    /// an hour.
+    async fn topic<E: SagaEvent + Observable>(
+        &self,
+        platform: &mut Platform,
+    ) -> Result<(), PlatformError> {
+        let (app, sagas) = (self.app.clone(), self.sagas.clone());
+        // The saga log's subscription name, kept so that existing subscriptions resume.
+        let mut subscription = self
+            .config
+            .common
+            .subscription(&format!("{}-sagalog", self.config.subscription));
+        subscription.max_attempts = 30;
+        platform
+            .consume::<E, _, _>(subscription, move |delivery| {
+                let (app, sagas) = (app.clone(), sagas.clone());
+                async move {
+                    match on_observable(&app, &delivery).await {
+                        Outcome::Done => on_saga_event(&sagas, delivery).await,
+                        not_done => not_done,
+                    }
+                }
+            })
+            .await
+    }
 }

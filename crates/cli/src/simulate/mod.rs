@@ -8,9 +8,9 @@
 //! reaches its final status. When the drivers are done the watcher gets `--timeout` more to see
 //! every saga settle; then [`report`] judges the outcomes.
 
-mod plan;
-mod platform;
-mod report;
+pub(crate) mod plan;
+pub(crate) mod platform;
+pub(crate) mod report;
 
 use std::collections::HashSet;
 use std::io::IsTerminal;
@@ -29,9 +29,9 @@ use serde_json::json;
 use tokio::sync::{Mutex, mpsc};
 
 use crate::PulsarArgs;
-use crate::api::{Api, ApiError};
+use crate::api::ApiError;
 use plan::{PlanConfig, VisitorPlan};
-use platform::{Platform, Step, interaction};
+use platform::{Platform, ServiceArgs, Step, interaction};
 use report::{Outcome, Run};
 
 /// Who a simulation's fraud reports say they come from.
@@ -41,7 +41,7 @@ pub const REPORTER: &str = "alpes simulate";
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
 /// How long attribution and commission get to learn of a new campaign.
-const CAMPAIGN_READY_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const CAMPAIGN_READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub const EXAMPLES: &str = "Examples:
   alpes simulate --visitors 100 --purchase-rate 0.3 --fraud-rate 0.2 --seed 42
@@ -118,42 +118,14 @@ pub struct SimulateArgs {
     /// Print the summary and every saga's outcome as JSON.
     #[arg(long)]
     pub json: bool,
-    /// The marketing service (campaigns, saga log, fraud reports).
-    #[arg(
-        long,
-        env = "ALPES_MARKETING_URL",
-        default_value = "http://127.0.0.1:8084"
-    )]
-    pub marketing_url: String,
-    /// The tracking service (interactions).
-    #[arg(
-        long,
-        env = "ALPES_TRACKING_URL",
-        default_value = "http://127.0.0.1:8081"
-    )]
-    pub tracking_url: String,
-    /// The attribution service (is the campaign known?).
-    #[arg(
-        long,
-        env = "ALPES_ATTRIBUTION_URL",
-        default_value = "http://127.0.0.1:8082"
-    )]
-    pub attribution_url: String,
-    /// The commission service (is the budget open?).
-    #[arg(
-        long,
-        env = "ALPES_COMMISSION_URL",
-        default_value = "http://127.0.0.1:8083"
-    )]
-    pub commission_url: String,
-    /// API token for marketing's saga log and fraud reports.
-    #[arg(long, env = "ALPES_API_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
+    #[command(flatten)]
+    pub services: ServiceArgs,
     #[command(flatten)]
     pub pulsar: PulsarArgs,
 }
 
-fn rate(text: &str) -> Result<f64, String> {
+/// A `--…-rate` flag: a fraction from 0 to 1.
+pub(crate) fn rate(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
         _ => Err(format!("{text:?} is not a rate from 0 to 1")),
@@ -223,13 +195,7 @@ impl Simulation {
 pub async fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     let seed = args.seed.unwrap_or_else(random_seed);
     let run_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
-    let token = args.token.clone();
-    let platform = Platform {
-        marketing: Api::new("marketing", &args.marketing_url, token.clone())?,
-        tracking: Api::new("tracking", &args.tracking_url, token.clone())?,
-        attribution: Api::new("attribution", &args.attribution_url, token.clone())?,
-        commission: Api::new("commission", &args.commission_url, token)?,
-    };
+    let platform = args.services.platform()?;
     let plan = plan::plan(&PlanConfig {
         visitors: args.visitors,
         purchase_rate: args.purchase_rate,
@@ -581,14 +547,14 @@ async fn watch(
 
 /// Progress on standard error: visitors driven and sagas settled; hidden when it is not a
 /// terminal, so logs and pipes stay clean.
-struct Bars {
+pub(crate) struct Bars {
     _multi: MultiProgress,
-    visitors: ProgressBar,
-    sagas: ProgressBar,
+    pub(crate) visitors: ProgressBar,
+    pub(crate) sagas: ProgressBar,
 }
 
 impl Bars {
-    fn new(visitors: u32, sagas: usize) -> Self {
+    pub(crate) fn new(visitors: u32, sagas: usize) -> Self {
         let target = if std::io::stderr().is_terminal() {
             ProgressDrawTarget::stderr()
         } else {
@@ -613,7 +579,7 @@ impl Bars {
         }
     }
 
-    fn finish(&self) {
+    pub(crate) fn finish(&self) {
         self.visitors.finish();
         self.sagas.finish();
     }

@@ -1,9 +1,11 @@
-//! The platform as a simulation drives it: the HTTP calls to marketing, tracking, attribution
-//! and commission, and the request bodies a visitor's script turns into.
+//! The platform as a simulation (or `alpes bench`) drives it: the flags saying where the
+//! services are, the HTTP calls to marketing, tracking, attribution and commission, and the
+//! request bodies a visitor's script turns into.
 
 use std::time::Duration;
 
 use alpes_contracts::Money;
+use clap::Args;
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
@@ -17,6 +19,56 @@ pub struct Platform {
     pub tracking: Api,
     pub attribution: Api,
     pub commission: Api,
+}
+
+/// Where the four services are, and the API token marketing asks for: the flags of every
+/// command that drives the platform over HTTP.
+#[derive(Args, Debug, Clone)]
+pub struct ServiceArgs {
+    /// The marketing service (campaigns, saga log, fraud reports).
+    #[arg(
+        long,
+        env = "ALPES_MARKETING_URL",
+        default_value = "http://127.0.0.1:8084"
+    )]
+    pub marketing_url: String,
+    /// The tracking service (interactions).
+    #[arg(
+        long,
+        env = "ALPES_TRACKING_URL",
+        default_value = "http://127.0.0.1:8081"
+    )]
+    pub tracking_url: String,
+    /// The attribution service (is the campaign known?).
+    #[arg(
+        long,
+        env = "ALPES_ATTRIBUTION_URL",
+        default_value = "http://127.0.0.1:8082"
+    )]
+    pub attribution_url: String,
+    /// The commission service (is the budget open?).
+    #[arg(
+        long,
+        env = "ALPES_COMMISSION_URL",
+        default_value = "http://127.0.0.1:8083"
+    )]
+    pub commission_url: String,
+    /// API token for marketing's saga log and fraud reports.
+    #[arg(long, env = "ALPES_API_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+impl ServiceArgs {
+    /// Clients of the four services at these URLs.
+    pub fn platform(&self) -> anyhow::Result<Platform> {
+        let token = &self.token;
+        Ok(Platform {
+            marketing: Api::new("marketing", &self.marketing_url, token.clone())?,
+            tracking: Api::new("tracking", &self.tracking_url, token.clone())?,
+            attribution: Api::new("attribution", &self.attribution_url, token.clone())?,
+            commission: Api::new("commission", &self.commission_url, token.clone())?,
+        })
+    }
 }
 
 /// Commission terms of the campaigns a simulation creates: 10 %, at least 5.00, at most 50.00.

@@ -56,7 +56,7 @@ impl JourneyHistory {
             visitor_id: None,
             events: Vec::new(),
         };
-        for commit in &stream.commits {
+        for commit in stream.commits.iter() {
             for event in &commit.events {
                 if event.kind == OWNER {
                     history.visitor_id = Some(event.decode::<Owner>().map_err(corrupt)?.visitor_id);

@@ -61,7 +61,9 @@ pub async fn on_delivery<E: Consumed, S: EventStore>(
 /// What becomes of a message whose use case failed with `error`.
 fn outcome_of(error: AppError) -> Outcome {
     match error {
-        AppError::Store(StoreError::Mongo(_) | StoreError::Conflict { .. })
+        AppError::Store(
+            StoreError::Mongo(_) | StoreError::Write(_) | StoreError::Conflict { .. },
+        )
         | AppError::CampaignUnknown(_) => Outcome::Retry(error.to_string()),
         AppError::Store(StoreError::Corrupt(_))
         | AppError::Invalid(_)

@@ -11,8 +11,8 @@ use alpes_contracts::events::marketing::{
 };
 use alpes_eventstore::EventStore;
 
-use super::{AppError, Commissions, budget_stream, step};
-use crate::domain::{Aggregate, BudgetCommand, CampaignBudget};
+use super::{AppError, Commissions, budget_stream};
+use crate::domain::{Aggregate, BudgetCommand};
 
 impl<S: EventStore> Commissions<S> {
     /// `CampaignCreated`: opens the campaign's budget. Returns whether anything changed.
@@ -67,8 +67,8 @@ impl<S: EventStore> Commissions<S> {
     ) -> Result<bool, AppError> {
         let name = budget_stream(campaign_id);
         let message_id = cause.event_id.as_str();
-        step(|| async {
-            let (stream, budget) = self.load::<CampaignBudget>(&name).await?;
+        self.step(&name, || async {
+            let (stream, budget) = self.load_budget(&name).await?;
             if stream.has_handled(message_id) {
                 return Ok(Ok(false));
             }

@@ -24,12 +24,10 @@ use alpes_contracts::events::marketing::{FraudDetected, SagaTimedOut};
 use alpes_contracts::{Event, EventMetadata, Money};
 use alpes_eventstore::{EventStore, Stream};
 
-use super::{
-    AppError, Commissions, applied, budget_stream, commission_stream, outgoing, saga_of, step,
-};
+use super::{AppError, Commissions, applied, budget_stream, commission_stream, outgoing, saga_of};
 use crate::domain::{
-    Aggregate, BudgetCommand, BudgetEntry, BudgetEvent, CampaignBudget, Commission,
-    CommissionCommand, CommissionEvent,
+    Aggregate, BudgetCommand, BudgetEntry, BudgetEvent, Commission, CommissionCommand,
+    CommissionEvent,
 };
 
 /// What a compensation did.
@@ -117,7 +115,7 @@ impl<S: EventStore> Commissions<S> {
         reason: &str,
     ) -> Result<(Commission, bool), AppError> {
         let name = commission_stream(saga_id);
-        step(|| async {
+        self.step(&name, || async {
             let (stream, commission) = self.load::<Commission>(&name).await?;
             let command = CommissionCommand::Compensate {
                 reason: reason.to_owned(),
@@ -148,8 +146,8 @@ impl<S: EventStore> Commissions<S> {
         reason: &str,
     ) -> Result<Release, AppError> {
         let name = budget_stream(campaign_id);
-        step(|| async {
-            let (stream, budget) = self.load::<CampaignBudget>(&name).await?;
+        self.step(&name, || async {
+            let (stream, budget) = self.load_budget(&name).await?;
             let command = BudgetCommand::Release {
                 saga_id: saga_id.to_owned(),
             };
@@ -192,7 +190,7 @@ impl<S: EventStore> Commissions<S> {
         reason: &str,
     ) -> Result<bool, AppError> {
         let name = commission_stream(saga_id);
-        step(|| async {
+        self.step(&name, || async {
             let stream = self.store.load(&name).await?;
             if announces_revert(&stream) {
                 return Ok(Ok(false));

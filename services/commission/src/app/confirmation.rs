@@ -15,11 +15,9 @@ use alpes_runtime::trace::TraceContext;
 
 use super::{
     AppError, CommissionView, Commissions, applied, budget_stream, commission_stream, outgoing,
-    step,
 };
 use crate::domain::{
-    Aggregate, BudgetCommand, CampaignBudget, Commission, CommissionCommand, CommissionStatus,
-    DomainError,
+    Aggregate, BudgetCommand, Commission, CommissionCommand, CommissionStatus, DomainError,
 };
 
 impl<S: EventStore> Commissions<S> {
@@ -34,36 +32,38 @@ impl<S: EventStore> Commissions<S> {
         let unknown = || AppError::UnknownCommission(commission_id.to_owned());
         let saga_id = Commission::saga_of(commission_id).ok_or_else(unknown)?;
         let name = commission_stream(saga_id);
-        let commission = step(|| async {
-            let (stream, commission) = self.load::<Commission>(&name).await?;
-            if stream.version() == 0 {
-                return Ok(Err(unknown()));
-            }
-            let events = match commission.decide(CommissionCommand::Confirm) {
-                Ok(events) if events.is_empty() => return Ok(Ok(commission)),
-                Ok(events) => events,
-                Err(e) => return Ok(Err(e.into())),
-            };
-            let after = applied(commission, &events);
-            let outbox = match (after.sale(), after.amount()) {
-                (Some(sale), Some(amount)) => {
-                    let mut metadata = EventMetadata::new::<CommissionConfirmed>().in_saga(saga_id);
-                    metadata.traceparent = Some(trace.traceparent.clone());
-                    metadata.tracestate = trace.tracestate.clone();
-                    vec![outgoing(&CommissionConfirmed {
-                        metadata,
-                        commission_id: Commission::id_for(saga_id),
-                        campaign_id: sale.campaign_id.clone(),
-                        partner_id: sale.partner_id.clone(),
-                        amount: amount.clone(),
-                    })?]
+        let commission = self
+            .step(&name, || async {
+                let (stream, commission) = self.load::<Commission>(&name).await?;
+                if stream.version() == 0 {
+                    return Ok(Err(unknown()));
                 }
-                _ => Vec::new(),
-            };
-            self.append(stream, &events, outbox, None).await?;
-            Ok(Ok(after))
-        })
-        .await?;
+                let events = match commission.decide(CommissionCommand::Confirm) {
+                    Ok(events) if events.is_empty() => return Ok(Ok(commission)),
+                    Ok(events) => events,
+                    Err(e) => return Ok(Err(e.into())),
+                };
+                let after = applied(commission, &events);
+                let outbox = match (after.sale(), after.amount()) {
+                    (Some(sale), Some(amount)) => {
+                        let mut metadata =
+                            EventMetadata::new::<CommissionConfirmed>().in_saga(saga_id);
+                        metadata.traceparent = Some(trace.traceparent.clone());
+                        metadata.tracestate = trace.tracestate.clone();
+                        vec![outgoing(&CommissionConfirmed {
+                            metadata,
+                            commission_id: Commission::id_for(saga_id),
+                            campaign_id: sale.campaign_id.clone(),
+                            partner_id: sale.partner_id.clone(),
+                            amount: amount.clone(),
+                        })?]
+                    }
+                    _ => Vec::new(),
+                };
+                self.append(stream, &events, outbox, None).await?;
+                Ok(Ok(after))
+            })
+            .await?;
 
         if let (CommissionStatus::Confirmed, Some(sale)) = (commission.status(), commission.sale())
         {
@@ -75,8 +75,8 @@ impl<S: EventStore> Commissions<S> {
     /// The budget counts the saga's reservation as confirmed.
     async fn book_confirmation(&self, saga_id: &str, campaign_id: &str) -> Result<(), AppError> {
         let name = budget_stream(campaign_id);
-        step(|| async {
-            let (stream, budget) = self.load::<CampaignBudget>(&name).await?;
+        self.step(&name, || async {
+            let (stream, budget) = self.load_budget(&name).await?;
             let command = BudgetCommand::Confirm {
                 saga_id: saga_id.to_owned(),
             };

@@ -15,9 +15,7 @@ use alpes_eventstore::{Commit, EventStore, Projection, StoreError, StoredEvent, 
 use serde::Serialize;
 
 use super::{AppError, Commissions, budget_stream, commission_stream};
-use crate::domain::{
-    Aggregate, CampaignBudget, CampaignStatus, Commission, CommissionEvent, CommissionStatus,
-};
+use crate::domain::{Aggregate, CampaignStatus, Commission, CommissionEvent, CommissionStatus};
 
 /// Commits read per replay query.
 const REPLAY_PAGE: usize = 500;
@@ -165,9 +163,7 @@ impl<S: EventStore> Commissions<S> {
 
     /// The budget of campaign `campaign_id`, once opened.
     pub async fn budget(&self, campaign_id: &str) -> Result<Option<BudgetView>, AppError> {
-        let (_, budget) = self
-            .load::<CampaignBudget>(&budget_stream(campaign_id))
-            .await?;
+        let (_, budget) = self.load_budget(&budget_stream(campaign_id)).await?;
         let (Some(campaign_id), Some(total)) = (budget.campaign_id(), budget.total()) else {
             return Ok(None);
         };

@@ -27,12 +27,10 @@ use alpes_contracts::events::commission::{
 };
 use alpes_eventstore::EventStore;
 
-use super::{
-    AppError, Commissions, applied, budget_stream, commission_stream, outgoing, saga_of, step,
-};
+use super::{AppError, Commissions, applied, budget_stream, commission_stream, outgoing, saga_of};
 use crate::domain::{
-    Aggregate, BudgetCommand, BudgetEntry, CampaignBudget, Commission, CommissionCommand,
-    CommissionEvent, CommissionStatus, Sale,
+    Aggregate, BudgetCommand, BudgetEntry, Commission, CommissionCommand, CommissionEvent,
+    CommissionStatus, Sale,
 };
 
 impl<S: EventStore> Commissions<S> {
@@ -64,7 +62,7 @@ impl<S: EventStore> Commissions<S> {
         cause: &EventMetadata,
     ) -> Result<Commission, AppError> {
         let name = commission_stream(saga_id);
-        step(|| async {
+        self.step(&name, || async {
             let (stream, commission) = self.load::<Commission>(&name).await?;
             let command = CommissionCommand::Attribute {
                 saga_id: saga_id.to_owned(),
@@ -107,8 +105,8 @@ impl<S: EventStore> Commissions<S> {
             return Ok(None); // a pending commission always has both
         };
         let name = budget_stream(&sale.campaign_id);
-        step(|| async {
-            let (stream, budget) = self.load::<CampaignBudget>(&name).await?;
+        self.step(&name, || async {
+            let (stream, budget) = self.load_budget(&name).await?;
             let command = BudgetCommand::Reserve {
                 saga_id: saga_id.to_owned(),
                 commission_id: commission_id.to_owned(),
@@ -123,7 +121,11 @@ impl<S: EventStore> Commissions<S> {
             }
             self.append(stream, &events, Vec::new(), Some(message_id))
                 .await?;
-            Ok(Ok(applied(budget, &events).entry(saga_id).cloned()))
+            // Folding the new commit onto the kept budget updates it in place once this copy
+            // is gone.
+            drop(budget);
+            let (_, after) = self.load_budget(&name).await?;
+            Ok(Ok(after.entry(saga_id).cloned()))
         })
         .await
     }
@@ -152,7 +154,7 @@ impl<S: EventStore> Commissions<S> {
                 return Ok(commission.status());
             }
         };
-        step(|| async {
+        self.step(&name, || async {
             let (stream, commission) = self.load::<Commission>(&name).await?;
             let events = match commission.decide(command.clone()) {
                 Ok(events) if events.is_empty() => return Ok(Ok(commission.status())),

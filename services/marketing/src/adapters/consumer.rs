@@ -1,14 +1,17 @@
-//! What marketing consumes: the facts it counts for campaign statistics (one handler for every
-//! such event type: each says which campaign it is about and what it counts as), and every saga
-//! event, for the saga log.
+//! What marketing consumes: every saga event, once, for two uses — the facts it counts for
+//! campaign statistics (each event type says which campaign it is about and what it counts as,
+//! if anything), and the step it is in the saga log.
 
 use alpes_bus::{Delivery, Outcome};
 use alpes_contracts::Event;
-use alpes_contracts::events::attribution::{ConversionAttributed, ConversionRejected};
-use alpes_contracts::events::commission::{
-    CommissionRejected, CommissionReserved, CommissionReverted,
+use alpes_contracts::events::attribution::{
+    AttributionReverted, ConversionAttributed, ConversionRejected,
 };
-use alpes_contracts::events::tracking::InteractionTracked;
+use alpes_contracts::events::commission::{
+    CommissionConfirmed, CommissionRejected, CommissionReserved, CommissionReverted,
+};
+use alpes_contracts::events::marketing::{FraudDetected, SagaTimedOut};
+use alpes_contracts::events::tracking::{InteractionTracked, InteractionsDiscarded};
 use alpes_eventstore::EventStore;
 use alpes_sagalog::SagaEvent;
 
@@ -19,11 +22,20 @@ use crate::sagas::Sagas;
 /// The default subscription name every marketing replica shares.
 pub const SUBSCRIPTION: &str = "marketing";
 
-/// An event that counts in a campaign's statistics.
+/// A saga event, as it counts in a campaign's statistics.
 pub trait Observable: Event {
-    /// The campaign it is about and the fact it adds, if it is about a campaign.
-    fn observed(&self) -> Option<(String, Observed)>;
+    /// The campaign it is about and the fact it adds, if it adds one.
+    fn observed(&self) -> Option<(String, Observed)> {
+        None
+    }
 }
+
+/// Saga events that add nothing to a campaign's statistics.
+impl Observable for CommissionConfirmed {}
+impl Observable for FraudDetected {}
+impl Observable for SagaTimedOut {}
+impl Observable for AttributionReverted {}
+impl Observable for InteractionsDiscarded {}
 
 impl Observable for InteractionTracked {
     fn observed(&self) -> Option<(String, Observed)> {
@@ -75,7 +87,7 @@ impl Observable for CommissionReverted {
 /// Records one announced fact; a store outage is retried, a corrupt store dead-letters.
 pub async fn on_observable<E: Observable, S: EventStore>(
     app: &Marketing<S>,
-    delivery: Delivery<E>,
+    delivery: &Delivery<E>,
 ) -> Outcome {
     match delivery.event.observed() {
         None => Outcome::Done,

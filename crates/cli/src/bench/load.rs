@@ -1,0 +1,155 @@
+//! The open-loop driver: saga `i` starts at `t0 + i / rate`, whatever became of the sagas
+//! started before it.
+//!
+//! Why open: a closed loop (a few clients, each waiting for its answer before the next request)
+//! slows its own arrivals when the platform slows, so a saturated platform looks merely a
+//! little slower. Here each saga is its own task, started on schedule; a platform that cannot
+//! keep up shows it as growing latency and sagas still open when the run ends, which is what a
+//! shop's traffic would do to it.
+//!
+//! Each task plays one fresh visitor with the request bodies `alpes simulate` uses
+//! ([`interaction`]): its views, its clicks and its purchase, one after the other, then, for a
+//! saga picked as fraud, `POST /fraud-reports` at once. A refused connection or a 503 is retried
+//! a few times with a short backoff (a service restarting, a moment of overload); anything else
+//! ends the visitor and is reported.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use alpes_bus::Shutdown;
+use serde_json::Value as Json;
+use tokio::sync::mpsc;
+
+use crate::api::ApiError;
+use crate::simulate::plan::VisitorPlan;
+use crate::simulate::platform::{Platform, Step, interaction};
+
+/// Attempts of a request that met a refused connection or a 503.
+const ATTEMPTS: u32 = 4;
+
+/// The pause after the first failed attempt; it doubles after each.
+const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+
+/// What every saga of a run does, besides its own visitor.
+#[derive(Debug, Clone)]
+pub struct Script {
+    /// Names the run's visitors and orders, so that every run's visitors are fresh.
+    pub run_id: String,
+    pub campaign: String,
+    pub currency: String,
+    /// Views, then clicks, before the purchase.
+    pub views: u32,
+    pub clicks: u32,
+}
+
+/// What a driver task reports.
+#[derive(Debug, Clone)]
+pub enum Driven {
+    /// Tracking answered the purchase with its saga at `purchased`.
+    Started { saga_id: String, purchased: Instant },
+    /// The saga's fraud report was accepted.
+    FraudReported,
+    /// The visitor failed before a saga started.
+    Failed(String),
+    /// Something failed after the saga started (its fraud report).
+    Error(String),
+}
+
+/// Starts one task per visitor, visitor `i` at `t0 + i / rate`; returns once the last is
+/// started, or at once when `stop` is cancelled. The tasks report on `driven`; it closes when
+/// every task is done.
+pub async fn drive(
+    platform: Arc<Platform>,
+    script: Arc<Script>,
+    visitors: Vec<VisitorPlan>,
+    rate: f64,
+    t0: Instant,
+    driven: mpsc::UnboundedSender<Driven>,
+    stop: Shutdown,
+) {
+    let t0 = tokio::time::Instant::from_std(t0);
+    for (i, visitor) in visitors.into_iter().enumerate() {
+        let at = t0 + Duration::from_secs_f64(i as f64 / rate);
+        tokio::select! {
+            () = tokio::time::sleep_until(at) => {}
+            () = stop.cancelled() => return,
+        }
+        let (platform, script, driven) = (platform.clone(), script.clone(), driven.clone());
+        tokio::spawn(async move { play(&platform, &script, &visitor, &driven).await });
+    }
+}
+
+/// One visitor: views, clicks, purchase, and maybe a fraud report.
+async fn play(
+    platform: &Platform,
+    script: &Script,
+    visitor: &VisitorPlan,
+    driven: &mpsc::UnboundedSender<Driven>,
+) {
+    let body = |step| {
+        interaction(
+            step,
+            &script.run_id,
+            visitor,
+            &script.campaign,
+            &script.currency,
+        )
+    };
+    let track = |body: Json| async move { retrying(|| platform.track(&body)).await };
+    let failed = |what: String| {
+        let _ = driven.send(Driven::Failed(format!("visitor {}: {what}", visitor.index)));
+    };
+    let browsing = std::iter::repeat_n(Step::View, script.views as usize)
+        .chain(std::iter::repeat_n(Step::Click, script.clicks as usize));
+    for step in browsing {
+        if let Err(e) = track(body(step)).await {
+            return failed(e.to_string());
+        }
+    }
+    let saga_id = match track(body(Step::Purchase)).await {
+        Ok(Some(saga_id)) => saga_id,
+        Ok(None) => return failed("tracking accepted the purchase without a saga_id".into()),
+        Err(e) => return failed(e.to_string()),
+    };
+    let _ = driven.send(Driven::Started {
+        saga_id: saga_id.clone(),
+        purchased: Instant::now(),
+    });
+    if visitor.purchase.is_some_and(|p| p.fraud) {
+        let reason = format!("benchmark fraud (run {})", script.run_id);
+        let reported = retrying(|| platform.report_fraud(&saga_id, &reason)).await;
+        let _ = driven.send(match reported {
+            Ok(()) => Driven::FraudReported,
+            Err(e) => Driven::Error(format!("reporting fraud on saga {saga_id}: {e}")),
+        });
+    }
+}
+
+/// Calls `call` until it succeeds, fails for good, or has been tried [`ATTEMPTS`] times.
+async fn retrying<T, F, Fut>(mut call: F) -> Result<T, ApiError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, ApiError>>,
+{
+    let mut backoff = FIRST_BACKOFF;
+    for _ in 1..ATTEMPTS {
+        match call().await {
+            Err(e) if passing(&e) => {
+                tokio::time::sleep(backoff).await;
+                backoff *= 2;
+            }
+            done => return done,
+        }
+    }
+    call().await
+}
+
+/// Whether trying again may help: nothing listened (a service restarting), or the service said
+/// it is unavailable. Timeouts are not retried: the request may have been handled.
+fn passing(error: &ApiError) -> bool {
+    match error {
+        ApiError::Unreachable { source, .. } => source.is_connect(),
+        _ => error.status() == Some(503),
+    }
+}

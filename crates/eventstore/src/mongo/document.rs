@@ -1,0 +1,198 @@
+//! The documents in the `commits` collection, and how commits map to them.
+//!
+//! Two kinds share the collection so that one `insert_many` writes a batch of commits and the
+//! ledger entry naming them:
+//!
+//! - a commit, `_id` `<stream>#<version>` (zero-padded, so ids sort in stream order);
+//! - a ledger entry, `_id` `outbox:<instance>#<seq>`: the commits with an outbox that one write
+//!   of one process carried (see `outbox`).
+//!
+//! Outgoing payloads are BSON binary: as a `Vec<u8>` they became arrays of integers, 13 times
+//! their size. Older documents with integer arrays still read.
+
+use std::collections::BTreeMap;
+
+use alpes_bus::Outgoing;
+use chrono::{DateTime, Utc};
+use mongodb::bson::{self, Document};
+use serde::{Deserialize, Serialize};
+
+use crate::{Commit, StoreError, StoredEvent};
+
+/// The `_id` of `stream`'s commit `version`.
+pub(crate) fn commit_id(stream: &str, version: u64) -> String {
+    format!("{stream}#{version:010}")
+}
+
+/// The `_id` prefix of ledger entries, which no stream name starts with.
+pub(crate) const LEDGER_PREFIX: &str = "outbox:";
+
+/// The `_id` of `instance`'s ledger entry `seq`.
+pub(crate) fn ledger_id(instance: &str, seq: u64) -> String {
+    format!("{LEDGER_PREFIX}{instance}#{seq:012}")
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct CommitDocument {
+    #[serde(rename = "_id")]
+    pub(crate) id: String,
+    stream: String,
+    version: i64,
+    events: Vec<StoredEvent>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    outbox: Vec<OutboxMessage>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    handled: Option<String>,
+    recorded_at: bson::DateTime,
+    /// The ledger entry that names this commit, when it has an outbox: a recovering process
+    /// publishes the commits of a dead process's entry that this field says are that entry's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) ledger: Option<String>,
+}
+
+/// An outgoing message as stored.
+#[derive(Debug, Serialize, Deserialize)]
+struct OutboxMessage {
+    topic: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    event_type: Option<String>,
+    key: String,
+    #[serde(with = "serde_bytes")]
+    payload: Vec<u8>,
+    #[serde(default)]
+    properties: BTreeMap<String, String>,
+    event_time_ms: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    deliver_at_ms: Option<i64>,
+}
+
+/// A ledger entry: the commits one write carried that have an outbox.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct LedgerDocument {
+    #[serde(rename = "_id")]
+    pub(crate) id: String,
+    pub(crate) commits: Vec<String>,
+}
+
+impl CommitDocument {
+    pub(crate) fn new(commit: &Commit, ledger: Option<&str>) -> Self {
+        Self {
+            id: commit_id(&commit.stream, commit.version),
+            stream: commit.stream.clone(),
+            version: commit.version as i64,
+            events: commit.events.clone(),
+            outbox: commit.outbox.iter().map(OutboxMessage::from).collect(),
+            handled: commit.handled.clone(),
+            recorded_at: bson::DateTime::from_millis(commit.recorded_at.timestamp_millis()),
+            ledger: ledger.map(str::to_owned),
+        }
+    }
+}
+
+impl From<CommitDocument> for Commit {
+    fn from(d: CommitDocument) -> Self {
+        Self {
+            stream: d.stream,
+            version: d.version as u64,
+            events: d.events,
+            outbox: d.outbox.into_iter().map(Outgoing::from).collect(),
+            handled: d.handled,
+            recorded_at: DateTime::<Utc>::from_timestamp_millis(d.recorded_at.timestamp_millis())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+impl From<&Outgoing> for OutboxMessage {
+    fn from(o: &Outgoing) -> Self {
+        Self {
+            topic: o.topic.clone(),
+            event_type: o.event_type.clone(),
+            key: o.key.clone(),
+            payload: o.payload.clone(),
+            properties: o.properties.clone(),
+            event_time_ms: o.event_time_ms as i64,
+            deliver_at_ms: o.deliver_at_ms,
+        }
+    }
+}
+
+impl From<OutboxMessage> for Outgoing {
+    fn from(m: OutboxMessage) -> Self {
+        Self {
+            topic: m.topic,
+            event_type: m.event_type,
+            key: m.key,
+            payload: m.payload,
+            properties: m.properties,
+            event_time_ms: m.event_time_ms.max(0) as u64,
+            deliver_at_ms: m.deliver_at_ms,
+        }
+    }
+}
+
+/// `value` as a BSON document.
+pub(crate) fn to_document(value: &impl Serialize) -> Result<Document, StoreError> {
+    bson::to_document(value).map_err(|e| StoreError::Corrupt(format!("encoding a document: {e}")))
+}
+
+/// A stored document as `T`.
+pub(crate) fn from_document<T: serde::de::DeserializeOwned>(
+    document: Document,
+) -> Result<T, StoreError> {
+    let id = document.get_str("_id").unwrap_or("?").to_owned();
+    bson::from_document(document).map_err(|e| StoreError::Corrupt(format!("{id}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn commit() -> Commit {
+        Commit {
+            stream: "s".into(),
+            version: 3,
+            events: vec![StoredEvent {
+                kind: "Happened".into(),
+                data: serde_json::json!({"amount": 5}),
+            }],
+            outbox: vec![Outgoing {
+                topic: "persistent://alpes/events/t".into(),
+                event_type: Some("T".into()),
+                key: "k".into(),
+                payload: (0..=255).collect(),
+                properties: BTreeMap::from([("a".into(), "b".into())]),
+                event_time_ms: 1_700_000_000_000,
+                deliver_at_ms: None,
+            }],
+            handled: Some("m".into()),
+            recorded_at: DateTime::from_timestamp_millis(1_700_000_000_123).unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_commit_reads_back_as_written_with_its_payload_as_binary() {
+        let document = to_document(&CommitDocument::new(&commit(), Some("outbox:i#1"))).unwrap();
+        let payload = document.get_array("outbox").unwrap()[0]
+            .as_document()
+            .unwrap()
+            .get("payload")
+            .unwrap();
+        assert!(matches!(payload, bson::Bson::Binary(b) if b.bytes.len() == 256));
+        let back: CommitDocument = from_document(document).unwrap();
+        assert_eq!(back.ledger.as_deref(), Some("outbox:i#1"));
+        assert_eq!(Commit::from(back), commit());
+    }
+
+    #[test]
+    fn a_payload_stored_as_integers_still_reads() {
+        let mut document = to_document(&CommitDocument::new(&commit(), None)).unwrap();
+        let integers: Vec<bson::Bson> = (0..=255).map(bson::Bson::Int32).collect();
+        document.get_array_mut("outbox").unwrap()[0]
+            .as_document_mut()
+            .unwrap()
+            .insert("payload", integers);
+        let back: CommitDocument = from_document(document).unwrap();
+        assert_eq!(Commit::from(back), commit());
+    }
+}
