@@ -70,17 +70,7 @@ impl MongoStore {
         let client = mongodb::Client::with_uri_str(url).await?;
         let database = client.database(database);
         let commits = database.collection::<Document>("commits");
-        // Only for MongoDB's sake (FerretDB/SQLite uses no index but `_id`'s), and only when
-        // missing: FerretDB 1.24 drops the connection when asked to create an existing index.
-        let existing = commits.list_index_names().await.unwrap_or_default();
-        if !existing.iter().any(|e| e == "recorded") {
-            let options = IndexOptions::builder().name("recorded".to_owned()).build();
-            let index = IndexModel::builder()
-                .keys(doc! { "recorded_at": 1, "_id": 1 })
-                .options(options)
-                .build();
-            commits.create_index(index).await?;
-        }
+        prepare_indexes(&database, &commits).await?;
         let identity = Identity::new();
         let outbox = Arc::new(Mutex::new(Outbox::new(identity.instance.clone(), 0)));
         let appended = Arc::new(Notify::new());
@@ -132,6 +122,36 @@ impl MongoStore {
             found.push(Commit::from(from_document::<CommitDocument>(document)?));
         }
     }
+}
+
+/// The one index besides `_id`'s: replay's order, for MongoDB. FerretDB/SQLite never uses an
+/// index but `_id`'s, and each one costs every insert, so there the store keeps none, and drops
+/// those older versions created.
+async fn prepare_indexes(
+    database: &mongodb::Database,
+    commits: &Collection<Document>,
+) -> Result<(), StoreError> {
+    let build = database.run_command(doc! { "buildInfo": 1 }).await?;
+    let ferretdb = build.contains_key("ferretdbVersion");
+    let existing = commits.list_index_names().await.unwrap_or_default();
+    for unused in ["stream_version", "unpublished"]
+        .into_iter()
+        .chain(ferretdb.then_some("recorded"))
+    {
+        if existing.iter().any(|e| e == unused) {
+            commits.drop_index(unused).await?;
+        }
+    }
+    // Only when missing: FerretDB 1.24 drops the connection when asked to create an existing one.
+    if !ferretdb && !existing.iter().any(|e| e == "recorded") {
+        let options = IndexOptions::builder().name("recorded".to_owned()).build();
+        let index = IndexModel::builder()
+            .keys(doc! { "recorded_at": 1, "_id": 1 })
+            .options(options)
+            .build();
+        commits.create_index(index).await?;
+    }
+    Ok(())
 }
 
 impl EventStore for MongoStore {

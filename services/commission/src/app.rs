@@ -193,7 +193,11 @@ impl<S: EventStore> Commissions<S> {
 
     /// Whether campaign `campaign_id` is known here: its budget was opened.
     async fn campaign_known(&self, campaign_id: &str) -> Result<bool, StoreError> {
-        let (_, budget) = self.load_budget(&budget_stream(campaign_id)).await?;
+        let name = budget_stream(campaign_id);
+        // In the budget's turn, so that its writers find the folded budget unshared and update
+        // it in place instead of copying it.
+        let _turn = self.writers.lock(&name).await;
+        let (_, budget) = self.load_budget(&name).await?;
         Ok(budget.campaign_id().is_some())
     }
 }
