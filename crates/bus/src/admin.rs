@@ -202,6 +202,24 @@ impl Admin {
         }
     }
 
+    /// Deletes subscription `subscription` of event topic `topic` (its short name) with its
+    /// backlog: for subscriptions a new version no longer reads, which would otherwise retain
+    /// every message for ever. A subscription that does not exist is no error; one that still
+    /// has consumers (an older replica still running) is refused by the broker.
+    pub async fn delete_subscription(
+        &self,
+        topic: &str,
+        subscription: &str,
+    ) -> Result<(), BusError> {
+        let path =
+            format!("/admin/v2/persistent/{TENANT_NAMESPACE}/{topic}/subscription/{subscription}");
+        match self.call(Method::DELETE, &path, None).await {
+            Ok(_) => Ok(()),
+            Err(BusError::Admin { detail, .. }) if detail.starts_with("404") => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// PUT that treats "already exists" as success.
     async fn create(&self, path: &str, body: Option<serde_json::Value>) -> Result<(), BusError> {
         match self.call(Method::PUT, path, body).await {

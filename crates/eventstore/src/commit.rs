@@ -68,11 +68,12 @@ impl NewCommit {
     }
 }
 
-/// A loaded stream: its commits in order, shared with the store's copy (a load copies nothing).
+/// A loaded stream: its commits in order, shared with the store's copy (a load copies nothing,
+/// and extending the copy by an append copies pointers, not commits).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Stream {
     pub name: String,
-    pub commits: Arc<Vec<Commit>>,
+    pub commits: Arc<Vec<Arc<Commit>>>,
 }
 
 impl Stream {

@@ -41,7 +41,7 @@ impl EventStore for MemoryStore {
                 commits
                     .iter()
                     .filter(|c| c.stream == stream)
-                    .cloned()
+                    .map(|c| Arc::new(c.clone()))
                     .collect(),
             ),
         })

@@ -21,6 +21,7 @@ mod outbox;
 mod writer;
 
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use futures::TryStreamExt;
 use mongodb::bson::{self, Document, doc};
@@ -36,6 +37,9 @@ use writer::{Write, Writer};
 
 /// Appends waiting for the writer at most; more wait to be queued (back-pressure).
 const QUEUE: usize = 4096;
+
+/// How long an append waits for its write's answer before it fails (and is retried).
+const APPEND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Event streams in the `commits` collection of one database. Cloning shares everything.
 #[derive(Clone)]
@@ -90,6 +94,7 @@ impl MongoStore {
                 instance: identity.instance.clone(),
                 outbox: outbox.clone(),
                 appended: appended.clone(),
+                writes: 0,
             }
             .run(),
         );
@@ -162,10 +167,14 @@ impl EventStore for MongoStore {
             cached => {
                 let known = cached.map(|c| c.commits).unwrap_or_default();
                 let newer = self.commits_after(stream, known.len()).await?;
-                let mut commits = Vec::with_capacity(known.len() + newer.len());
-                commits.extend(known.iter().cloned());
-                commits.extend(newer);
-                let commits = Arc::new(commits);
+                let commits = if newer.is_empty() {
+                    known
+                } else {
+                    let mut commits = Vec::with_capacity(known.len() + newer.len());
+                    commits.extend(known.iter().cloned());
+                    commits.extend(newer.into_iter().map(Arc::new));
+                    Arc::new(commits)
+                };
                 self.inner.streams.put(stream, commits.clone());
                 commits
             }
@@ -183,10 +192,17 @@ impl EventStore for MongoStore {
             commit: stored.clone(),
             done,
         };
+        // A caller that gives up does not stop the write: if it lands, its outbox is published,
+        // and the caller's retry finds the commit (a conflict, then `has_handled`).
         let outcome = match self.inner.writes.send(write).await {
-            Ok(()) => written
-                .await
-                .unwrap_or_else(|_| Err(StoreError::Write("the writer stopped".into()))),
+            Ok(()) => match tokio::time::timeout(APPEND_TIMEOUT, written).await {
+                Ok(answer) => {
+                    answer.unwrap_or_else(|_| Err(StoreError::Write("the writer stopped".into())))
+                }
+                Err(_) => Err(StoreError::Write(format!(
+                    "no answer from the database within {APPEND_TIMEOUT:?}"
+                ))),
+            },
             Err(_) => Err(StoreError::Write("the writer stopped".into())),
         };
         match outcome {

@@ -81,13 +81,15 @@ mod tests {
         let commits = amounts
             .iter()
             .enumerate()
-            .map(|(i, amount)| Commit {
-                stream: "s".into(),
-                version: i as u64 + 1,
-                events: vec![StoredEvent::new("Deposited", amount).unwrap()],
-                outbox: Vec::new(),
-                handled: None,
-                recorded_at: Utc::now(),
+            .map(|(i, amount)| {
+                Arc::new(Commit {
+                    stream: "s".into(),
+                    version: i as u64 + 1,
+                    events: vec![StoredEvent::new("Deposited", amount).unwrap()],
+                    outbox: Vec::new(),
+                    handled: None,
+                    recorded_at: Utc::now(),
+                })
             })
             .collect();
         Stream {

@@ -27,7 +27,7 @@ const GENERATION: usize = 4096;
 /// A stream as last seen: every commit, and when the database last confirmed that was all.
 #[derive(Clone)]
 pub(crate) struct Cached {
-    pub(crate) commits: Arc<Vec<Commit>>,
+    pub(crate) commits: Arc<Vec<Arc<Commit>>>,
     pub(crate) checked: Instant,
 }
 
@@ -64,13 +64,23 @@ impl Streams {
         Some(cached)
     }
 
-    /// `commits` are all of `stream` as of now (just read from the database).
-    pub(crate) fn put(&self, stream: &str, commits: Arc<Vec<Commit>>) {
+    /// `commits` are all of `stream` as of now (just read from the database). A longer copy
+    /// already here stays: both are prefixes of the stream, and an append may have extended
+    /// the copy while this one was being read.
+    pub(crate) fn put(&self, stream: &str, commits: Arc<Vec<Arc<Commit>>>) {
+        let mut generations = self.lock();
+        let known = generations
+            .current
+            .get(stream)
+            .or_else(|| generations.previous.get(stream))
+            .map(|c| c.commits.len());
+        if known.is_some_and(|known| known > commits.len()) {
+            return;
+        }
         let cached = Cached {
             commits,
             checked: Instant::now(),
         };
-        let mut generations = self.lock();
         generations.previous.remove(stream);
         generations.insert(stream, cached);
     }
@@ -83,12 +93,14 @@ impl Streams {
             Some(cached) if cached.commits.len() as u64 + 1 == commit.version => {
                 let mut longer = Vec::with_capacity(cached.commits.len() + 1);
                 longer.extend(cached.commits.iter().cloned());
-                longer.push(commit.clone());
+                longer.push(Arc::new(commit.clone()));
                 self.put(&commit.stream, Arc::new(longer));
             }
             Some(_) => self.forget(&commit.stream),
             // A stream written blind (a new stream at version 1) is known whole.
-            None if commit.version == 1 => self.put(&commit.stream, Arc::new(vec![commit.clone()])),
+            None if commit.version == 1 => {
+                self.put(&commit.stream, Arc::new(vec![Arc::new(commit.clone())]))
+            }
             None => {}
         }
     }
@@ -149,9 +161,20 @@ mod tests {
     }
 
     #[test]
+    fn a_shorter_read_never_replaces_a_longer_copy() {
+        let streams = Streams::default();
+        streams.put(
+            "s",
+            Arc::new(vec![Arc::new(commit("s", 1)), Arc::new(commit("s", 2))]),
+        );
+        streams.put("s", Arc::new(vec![Arc::new(commit("s", 1))]));
+        assert_eq!(len(&streams, "s"), Some(2));
+    }
+
+    #[test]
     fn a_fresh_copy_is_trusted_and_a_forgotten_one_is_gone() {
         let streams = Streams::default();
-        streams.put("s", Arc::new(vec![commit("s", 1)]));
+        streams.put("s", Arc::new(vec![Arc::new(commit("s", 1))]));
         assert!(streams.get("s").unwrap().is_fresh());
         streams.forget("s");
         assert!(streams.get("s").is_none());
@@ -160,17 +183,17 @@ mod tests {
     #[test]
     fn streams_not_used_for_a_generation_are_dropped_and_used_ones_kept() {
         let streams = Streams::default();
-        streams.put("hot", Arc::new(vec![commit("hot", 1)]));
+        streams.put("hot", Arc::new(vec![Arc::new(commit("hot", 1))]));
         for i in 0..GENERATION {
             let name = format!("cold-{i}");
-            streams.put(&name, Arc::new(vec![commit(&name, 1)]));
+            streams.put(&name, Arc::new(vec![Arc::new(commit(&name, 1))]));
             if i % 100 == 0 {
                 assert_eq!(len(&streams, "hot"), Some(1));
             }
         }
         for i in 0..GENERATION {
             let name = format!("colder-{i}");
-            streams.put(&name, Arc::new(vec![commit(&name, 1)]));
+            streams.put(&name, Arc::new(vec![Arc::new(commit(&name, 1))]));
         }
         assert_eq!(
             len(&streams, "cold-1"),

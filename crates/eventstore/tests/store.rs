@@ -283,3 +283,44 @@ async fn ferretdb_replicas_see_each_others_commits_through_their_caches() {
         .collect();
     assert_eq!(amounts, [1, 2, 3], "an aged copy is checked on load");
 }
+
+/// A commit an earlier version of the store left unpublished (marked `published: false`, its
+/// payload an array of integers) is published by the first process of the new version, once.
+#[tokio::test]
+async fn what_the_previous_version_left_unpublished_is_published_once() {
+    let url = env("ALPES_MONGO_URL", "mongodb://127.0.0.1:27017");
+    let database = format!("test_{}", uuid::Uuid::new_v4().simple());
+    let client = mongodb::Client::with_uri_str(&url).await.unwrap();
+    let commits = client
+        .database(&database)
+        .collection::<mongodb::bson::Document>("commits");
+    let payload: Vec<i32> = vec![1, 2, 3];
+    let old = |stream: &str, published: bool| {
+        mongodb::bson::doc! {
+            "_id": format!("{stream}#0000000001"), "stream": stream, "version": 1_i64,
+            "events": [], "handled": null, "recorded_at": mongodb::bson::DateTime::now(),
+            "published": published,
+            "outbox": [{ "topic": "persistent://alpes/events/t", "event_type": null, "key": "k",
+                         "payload": payload.clone(), "properties": {}, "event_time_ms": 1_i64,
+                         "deliver_at_ms": null }],
+        }
+    };
+    commits
+        .insert_many([old("left", false), old("done", true)])
+        .await
+        .unwrap();
+
+    let store = MongoStore::connect(&url, &database).await.unwrap();
+    let pending = store.unpublished(10).await.unwrap();
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    assert_eq!(pending[0].stream, "left");
+    assert_eq!(pending[0].outbox[0].payload, [1, 2, 3]);
+    store.mark_published(&pending).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    drop(store);
+    let next = MongoStore::connect(&url, &database).await.unwrap();
+    assert!(
+        next.unpublished(10).await.unwrap().is_empty(),
+        "swept once per database"
+    );
+}

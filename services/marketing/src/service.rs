@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
+use alpes_bus::admin::Admin;
 use alpes_bus::{Outcome, Shutdown};
+use alpes_contracts::Event;
 use alpes_contracts::events::attribution::{
     AttributionReverted, ConversionAttributed, ConversionRejected,
 };
@@ -91,6 +93,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
         async move { log.ping().await.map_err(|e| e.to_string()) }
     });
 
+    retire_statistics_subscriptions(&config).await;
     let app = Marketing::new(platform.store().clone());
     let (recorder, writer) = Recorder::spawn(log.clone());
     let sagas = Sagas::new(log, recorder, platform.publisher().clone());
@@ -132,6 +135,33 @@ async fn openapi() -> impl IntoResponse {
     )
 }
 
+/// Earlier versions read six topics a second time for statistics, under the subscription
+/// name itself; nothing reads those subscriptions now, and the broker would keep their backlog
+/// for ever. Deleting them is best effort: an older replica still attached keeps its own.
+async fn retire_statistics_subscriptions(config: &Config) {
+    let admin = Admin::new(&config.common.pulsar_admin_url);
+    let topics = [
+        InteractionTracked::event_type(),
+        ConversionAttributed::event_type(),
+        ConversionRejected::event_type(),
+        CommissionReserved::event_type(),
+        CommissionRejected::event_type(),
+        CommissionReverted::event_type(),
+    ];
+    for ty in topics {
+        let topic = ty.topic_name();
+        let retries = format!("{topic}-{}-retry", config.subscription);
+        for topic in [topic, retries] {
+            if let Err(e) = admin
+                .delete_subscription(&topic, &config.subscription)
+                .await
+            {
+                tracing::warn!(%topic, error = %e, "an old statistics subscription stays");
+            }
+        }
+    }
+}
+
 /// What marketing does with each saga topic it follows.
 struct Follow<'a> {
     app: &'a Marketing<MongoStore>,
@@ -141,9 +171,9 @@ struct Follow<'a> {
 
 impl Follow<'_> {
     /// Consumes `E` once for both of marketing's uses: the facts it announces go into the
-    /// campaign statistics, and the step into the saga log. Both are idempotent by event id, so
-    /// a redelivery after either failed repeats neither. A log outage is retried for about half
-    /// an hour.
+    /// campaign statistics, and the step into the saga log. Both are attempted every time and
+    /// both are idempotent by event id, so a redelivery after either failed repeats neither's
+    /// effect. A log outage is retried for about half an hour.
     async fn topic<E: SagaEvent + Observable>(
         &self,
         platform: &mut Platform,
@@ -159,9 +189,12 @@ impl Follow<'_> {
             .consume::<E, _, _>(subscription, move |delivery| {
                 let (app, sagas) = (app.clone(), sagas.clone());
                 async move {
-                    match on_observable(&app, &delivery).await {
-                        Outcome::Done => on_saga_event(&sagas, delivery).await,
-                        not_done => not_done,
+                    // Each use on its own: the log is not held back by the statistics' store.
+                    let counted = on_observable(&app, &delivery).await;
+                    let logged = on_saga_event(&sagas, delivery).await;
+                    match (logged, counted) {
+                        (Outcome::Done, counted) => counted,
+                        (retry, _) => retry,
                     }
                 }
             })

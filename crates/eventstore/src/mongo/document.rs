@@ -48,6 +48,10 @@ pub(crate) struct CommitDocument {
     /// publishes the commits of a dead process's entry that this field says are that entry's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) ledger: Option<String>,
+    /// The write that stored it (`<instance>#<n>`): when an interrupted write is sent again, a
+    /// duplicate `_id` carrying this write's mark is its own commit, not another writer's.
+    #[serde(default)]
+    pub(crate) write: String,
 }
 
 /// An outgoing message as stored.
@@ -75,7 +79,7 @@ pub(crate) struct LedgerDocument {
 }
 
 impl CommitDocument {
-    pub(crate) fn new(commit: &Commit, ledger: Option<&str>) -> Self {
+    pub(crate) fn new(commit: &Commit, ledger: Option<&str>, write: &str) -> Self {
         Self {
             id: commit_id(&commit.stream, commit.version),
             stream: commit.stream.clone(),
@@ -85,6 +89,7 @@ impl CommitDocument {
             handled: commit.handled.clone(),
             recorded_at: bson::DateTime::from_millis(commit.recorded_at.timestamp_millis()),
             ledger: ledger.map(str::to_owned),
+            write: write.to_owned(),
         }
     }
 }
@@ -172,7 +177,8 @@ mod tests {
 
     #[test]
     fn a_commit_reads_back_as_written_with_its_payload_as_binary() {
-        let document = to_document(&CommitDocument::new(&commit(), Some("outbox:i#1"))).unwrap();
+        let document =
+            to_document(&CommitDocument::new(&commit(), Some("outbox:i#1"), "i#1")).unwrap();
         let payload = document.get_array("outbox").unwrap()[0]
             .as_document()
             .unwrap()
@@ -186,7 +192,7 @@ mod tests {
 
     #[test]
     fn a_payload_stored_as_integers_still_reads() {
-        let mut document = to_document(&CommitDocument::new(&commit(), None)).unwrap();
+        let mut document = to_document(&CommitDocument::new(&commit(), None, "i#1")).unwrap();
         let integers: Vec<bson::Bson> = (0..=255).map(bson::Bson::Int32).collect();
         document.get_array_mut("outbox").unwrap()[0]
             .as_document_mut()

@@ -20,6 +20,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::{Duration, Instant};
 
+use futures::TryStreamExt;
 use mongodb::Collection;
 use mongodb::bson::{self, Document, doc};
 
@@ -36,6 +37,10 @@ const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 /// The registry document's `_id` in the `relays` collection.
 const REGISTRY: &str = "relays";
+/// The pseudo-instance whose outbox is what versions before the ledger left unpublished.
+const LEGACY: &str = "legacy";
+/// The registry's flag that they were published.
+const LEGACY_SWEPT: &str = "legacy_swept";
 
 /// Instances alive in this process, so that a sibling store (tests run several in one process)
 /// is not mistaken for a dead one of the same pid.
@@ -292,6 +297,17 @@ impl Keeper {
     async fn release_adopted(&mut self) -> Result<(), StoreError> {
         let finished = lock(&self.outbox).finished_adoptions();
         for (instance, seen) in finished {
+            if instance == LEGACY {
+                self.registry
+                    .update_one(
+                        doc! { "_id": REGISTRY },
+                        doc! { "$set": { LEGACY_SWEPT: true } },
+                    )
+                    .upsert(true)
+                    .await?;
+                lock(&self.outbox).adopted.remove(&instance);
+                continue;
+            }
             let field = format!("instances.{instance}");
             self.registry
                 .update_one(
@@ -307,7 +323,14 @@ impl Keeper {
 
     /// Adopts every dead instance in the registry.
     async fn adopt(&mut self) -> Result<(), StoreError> {
-        let Some(registry) = self.registry.find_one(doc! { "_id": REGISTRY }).await? else {
+        let registry = self.registry.find_one(doc! { "_id": REGISTRY }).await?;
+        let swept = registry
+            .as_ref()
+            .is_some_and(|r| r.get_bool(LEGACY_SWEPT).unwrap_or(false));
+        if !swept && !lock(&self.outbox).adopted.contains_key(LEGACY) {
+            self.adopt_legacy().await?;
+        }
+        let Some(registry) = registry else {
             return Ok(());
         };
         let Ok(instances) = registry.get_document("instances") else {
@@ -339,6 +362,30 @@ impl Keeper {
             }
             outbox.adopted.insert(instance.clone(), *seen);
         }
+        Ok(())
+    }
+
+    /// Versions before the ledger marked each commit `published` and swept for the unmarked
+    /// ones. Once per database, what they left unpublished is found by that sweep (the one
+    /// scan the store ever makes) and published like a dead instance's outbox.
+    async fn adopt_legacy(&mut self) -> Result<(), StoreError> {
+        let mut found = Vec::new();
+        let mut cursor = self.commits.find(doc! { "published": false }).await?;
+        while let Some(document) = cursor.try_next().await? {
+            found.push(Commit::from(from_document::<CommitDocument>(document)?));
+        }
+        found.sort_by_key(|c| (c.recorded_at, c.version));
+        if !found.is_empty() {
+            tracing::info!(
+                commits = found.len(),
+                "publishing what an earlier version left"
+            );
+        }
+        let mut outbox = lock(&self.outbox);
+        outbox.add(&format!("{LEDGER_PREFIX}{LEGACY}#0"), found);
+        outbox
+            .adopted
+            .insert(LEGACY.to_owned(), bson::DateTime::now());
         Ok(())
     }
 

@@ -7,21 +7,24 @@
 //! batch (group commit). Under load the batches grow by themselves; alone, an append costs one
 //! round trip as before.
 //!
-//! A write whose outcome is unknown (the connection dropped) is resolved before the next one:
-//! its ledger entry is looked up by `_id`; if it exists, the commits it wrote join the outbox,
-//! otherwise its seq is used again, so that ledgers have no gaps (see `outbox`).
+//! A write whose outcome is unknown (the connection dropped mid-way) is sent again, the same
+//! documents, until the answer is definite; a duplicate `_id` then is either this write's own
+//! document from the earlier attempt (its `write` mark says so) or another writer's (a
+//! conflict). Nothing is answered, and no later write starts, before that: reading back instead
+//! could run before the interrupted insert lands and lose what it stored. So a ledger seq, once
+//! sent, is never used again, and ledgers have no gaps (see `outbox`).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mongodb::Collection;
-use mongodb::bson::Document;
-use mongodb::error::{ErrorKind, WriteFailure};
+use mongodb::bson::{Document, doc};
+use mongodb::error::ErrorKind;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::document::{CommitDocument, LedgerDocument, commit_id, ledger_id, to_document};
 use super::lock;
-use super::outbox::{Outbox, written_under};
+use super::outbox::Outbox;
 use crate::{Commit, StoreError};
 
 const DUPLICATE_KEY: i32 = 11000;
@@ -41,14 +44,16 @@ pub(crate) struct Writer {
     pub(crate) instance: String,
     pub(crate) outbox: Arc<Mutex<Outbox>>,
     pub(crate) appended: Arc<Notify>,
+    /// Writes sent so far, for their marks.
+    pub(crate) writes: u64,
 }
 
 /// What became of one document of a write.
+#[derive(Debug, Clone, PartialEq)]
 enum Written {
     Stored,
     Duplicate,
     Failed(String),
-    Unknown(String),
 }
 
 impl Writer {
@@ -60,7 +65,9 @@ impl Writer {
         }
     }
 
-    async fn write(&self, batch: Vec<Write>) {
+    async fn write(&mut self, batch: Vec<Write>) {
+        self.writes += 1;
+        let mark = format!("{}#{}", self.instance, self.writes);
         let with_outbox: Vec<String> = batch
             .iter()
             .filter(|w| !w.commit.outbox.is_empty())
@@ -86,17 +93,17 @@ impl Writer {
             let ledger = (!w.commit.outbox.is_empty())
                 .then_some(ledger.as_deref())
                 .flatten();
-            match to_document(&CommitDocument::new(&w.commit, ledger)) {
+            match to_document(&CommitDocument::new(&w.commit, ledger, &mark)) {
                 Ok(document) => documents.push(document),
                 Err(e) => return self.fail_all(batch, seq, &e.to_string()),
             }
         }
 
-        let outcomes = outcomes(
-            self.commits.insert_many(documents).ordered(false).await,
-            offset + batch.len(),
-        );
-        let ambiguous = outcomes.iter().any(|o| matches!(o, Written::Unknown(_)));
+        let outcomes = self.insert_until_definite(&documents, &mark).await;
+        if offset == 1 && outcomes[0] != Written::Stored && outcomes[0] != Written::Duplicate {
+            // The commits must not stay without the entry that names them.
+            self.insert_entry(&documents[0]).await;
+        }
         let mut stored = Vec::new();
         for (w, outcome) in batch.into_iter().zip(&outcomes[offset..]) {
             let answer = match outcome {
@@ -110,21 +117,14 @@ impl Writer {
                     stream: w.commit.stream.clone(),
                     expected: w.commit.version - 1,
                 }),
-                Written::Failed(reason) | Written::Unknown(reason) => {
-                    Err(StoreError::Write(reason.clone()))
-                }
+                Written::Failed(reason) => Err(StoreError::Write(reason.clone())),
             };
             let _ = w.done.send(answer);
         }
-        let Some(seq) = seq else {
-            return;
-        };
-        if ambiguous {
-            self.resolve(seq).await;
-        } else {
+        if let Some(seq) = seq {
             lock(&self.outbox).written(seq, stored);
+            self.appended.notify_one();
         }
-        self.appended.notify_one();
     }
 
     /// Nothing of `batch` was sent: every append fails with `reason`.
@@ -137,16 +137,68 @@ impl Writer {
         }
     }
 
-    /// Learns what a write with an unknown outcome stored, asking until the database answers.
-    async fn resolve(&self, seq: u64) {
-        let id = ledger_id(&self.instance, seq);
+    /// Sends `documents` until each one's fate is known. After an interrupted attempt, a
+    /// duplicate that carries `mark` (or is the ledger entry, whose id is this write's alone)
+    /// was stored by that attempt.
+    async fn insert_until_definite(&self, documents: &[Document], mark: &str) -> Vec<Written> {
+        let mut delay = Duration::from_millis(100);
+        let mut interrupted = false;
+        loop {
+            let result = self
+                .commits
+                .insert_many(documents.iter())
+                .ordered(false)
+                .await;
+            let known = match outcomes(result, documents.len()) {
+                Ok(outcomes) if interrupted => self.own_duplicates(documents, outcomes, mark).await,
+                known => known,
+            };
+            match known {
+                Ok(outcomes) => return outcomes,
+                Err(e) => {
+                    tracing::warn!(error = %e, "a write was interrupted; sending it again");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                    interrupted = true;
+                }
+            }
+        }
+    }
+
+    /// `outcomes` with the duplicates that are this write's own documents counted as stored.
+    async fn own_duplicates(
+        &self,
+        documents: &[Document],
+        mut outcomes: Vec<Written>,
+        mark: &str,
+    ) -> Result<Vec<Written>, mongodb::error::Error> {
+        for (document, outcome) in documents.iter().zip(outcomes.iter_mut()) {
+            if *outcome != Written::Duplicate {
+                continue;
+            }
+            let id = document.get_str("_id").unwrap_or_default();
+            let own = if id.starts_with(super::document::LEDGER_PREFIX) {
+                true
+            } else {
+                let stored = self.commits.find_one(doc! { "_id": id }).await?;
+                stored.is_some_and(|d| d.get_str("write").is_ok_and(|w| w == mark))
+            };
+            if own {
+                *outcome = Written::Stored;
+            }
+        }
+        Ok(outcomes)
+    }
+
+    /// Inserts a ledger entry on its own until it is there.
+    async fn insert_entry(&self, entry: &Document) {
         let mut delay = Duration::from_millis(100);
         loop {
-            match written_under(&self.commits, &id).await {
-                Ok(Some(commits)) => return lock(&self.outbox).written(seq, commits),
-                Ok(None) => return lock(&self.outbox).unused(seq),
+            match self.commits.insert_one(entry).await {
+                Ok(_) => return,
+                Err(e) if duplicate(&e) => return,
                 Err(e) => {
-                    tracing::warn!(ledger = %id, error = %e, "resolving an interrupted write");
+                    tracing::warn!(error = %e, "storing a ledger entry; trying again");
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(5));
                 }
@@ -155,15 +207,23 @@ impl Writer {
     }
 }
 
-/// Each of `count` documents' fate after an unordered `insert_many`.
-fn outcomes(result: mongodb::error::Result<impl Sized>, count: usize) -> Vec<Written> {
+fn duplicate(error: &mongodb::error::Error) -> bool {
+    matches!(error.kind.as_ref(), ErrorKind::Write(mongodb::error::WriteFailure::WriteError(e)) if e.code == DUPLICATE_KEY)
+}
+
+/// Each of `count` documents' fate after an unordered `insert_many`, or the error that leaves
+/// it unknown.
+fn outcomes(
+    result: mongodb::error::Result<impl Sized>,
+    count: usize,
+) -> Result<Vec<Written>, mongodb::error::Error> {
     let error = match result {
-        Ok(_) => return (0..count).map(|_| Written::Stored).collect(),
+        Ok(_) => return Ok(vec![Written::Stored; count]),
         Err(e) => e,
     };
     match error.kind.as_ref() {
         ErrorKind::InsertMany(failure) if failure.write_concern_error.is_none() => {
-            let mut outcomes: Vec<Written> = (0..count).map(|_| Written::Stored).collect();
+            let mut outcomes = vec![Written::Stored; count];
             for e in failure.write_errors.iter().flatten() {
                 if let Some(slot) = outcomes.get_mut(e.index) {
                     *slot = if e.code == DUPLICATE_KEY {
@@ -173,13 +233,8 @@ fn outcomes(result: mongodb::error::Result<impl Sized>, count: usize) -> Vec<Wri
                     };
                 }
             }
-            outcomes
+            Ok(outcomes)
         }
-        ErrorKind::Write(WriteFailure::WriteError(e)) if count == 1 && e.code == DUPLICATE_KEY => {
-            vec![Written::Duplicate]
-        }
-        _ => (0..count)
-            .map(|_| Written::Unknown(error.to_string()))
-            .collect(),
+        _ => Err(error),
     }
 }

@@ -234,7 +234,8 @@ impl<S: EventStore> Attribution<S> {
                 events.push(VisitorEvent::JourneyOpened {
                     journey_id: journey_id.clone(),
                 });
-                self.load_journey(&journey_id).await?
+                // A new id: its stream is empty, no need to ask.
+                LoadedJourney::new(&journey_id)
             }
         };
         events.push(VisitorEvent::InteractionAssigned {

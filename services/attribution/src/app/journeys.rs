@@ -75,6 +75,21 @@ impl JourneyHistory {
     }
 }
 
+impl LoadedJourney {
+    /// A journey that does not exist yet: open, empty, at version 0.
+    pub(super) fn new(journey_id: &str) -> Self {
+        Self {
+            id: journey_id.to_owned(),
+            state: Journey::from_events(std::iter::empty()),
+            owner: None,
+            stream: Stream {
+                name: journey_stream(journey_id),
+                ..Stream::default()
+            },
+        }
+    }
+}
+
 impl<S: EventStore> Attribution<S> {
     /// Journey `journey_id`; the default (open, empty) journey when its stream is empty.
     pub(super) async fn load_journey(&self, journey_id: &str) -> Result<LoadedJourney, AppError> {
