@@ -8,7 +8,7 @@
 //!   of one process carried (see `outbox`).
 //!
 //! Outgoing payloads are BSON binary: as a `Vec<u8>` they became arrays of integers, 13 times
-//! their size. Older documents with integer arrays still read.
+//! their size; their properties are one string. Older documents still read.
 
 use std::collections::BTreeMap;
 
@@ -63,7 +63,12 @@ struct OutboxMessage {
     key: String,
     #[serde(with = "serde_bytes")]
     payload: Vec<u8>,
-    #[serde(default)]
+    /// The message properties as one JSON text: as a document, FerretDB stores the type of
+    /// every property beside it, doubling the commit.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    headers: String,
+    /// How earlier versions stored them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     properties: BTreeMap<String, String>,
     event_time_ms: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -115,7 +120,8 @@ impl From<&Outgoing> for OutboxMessage {
             event_type: o.event_type.clone(),
             key: o.key.clone(),
             payload: o.payload.clone(),
-            properties: o.properties.clone(),
+            headers: serde_json::to_string(&o.properties).unwrap_or_default(),
+            properties: BTreeMap::new(),
             event_time_ms: o.event_time_ms as i64,
             deliver_at_ms: o.deliver_at_ms,
         }
@@ -129,7 +135,10 @@ impl From<OutboxMessage> for Outgoing {
             event_type: m.event_type,
             key: m.key,
             payload: m.payload,
-            properties: m.properties,
+            properties: match serde_json::from_str(&m.headers) {
+                Ok(headers) => headers,
+                Err(_) => m.properties,
+            },
             event_time_ms: m.event_time_ms.max(0) as u64,
             deliver_at_ms: m.deliver_at_ms,
         }
@@ -191,13 +200,15 @@ mod tests {
     }
 
     #[test]
-    fn a_payload_stored_as_integers_still_reads() {
+    fn a_message_as_earlier_versions_stored_it_still_reads() {
         let mut document = to_document(&CommitDocument::new(&commit(), None, "i#1")).unwrap();
         let integers: Vec<bson::Bson> = (0..=255).map(bson::Bson::Int32).collect();
-        document.get_array_mut("outbox").unwrap()[0]
+        let message = document.get_array_mut("outbox").unwrap()[0]
             .as_document_mut()
-            .unwrap()
-            .insert("payload", integers);
+            .unwrap();
+        message.insert("payload", integers);
+        message.remove("headers");
+        message.insert("properties", bson::doc! { "a": "b" });
         let back: CommitDocument = from_document(document).unwrap();
         assert_eq!(Commit::from(back), commit());
     }
