@@ -84,7 +84,11 @@ impl MongoStore {
             identity.clone(),
             outbox.clone(),
         );
-        keeper.tick().await?;
+        // A registry that cannot be read now must not keep the service from starting: the
+        // keeper tries again every second.
+        if let Err(e) = keeper.tick().await {
+            tracing::warn!(error = %e, "outbox registry: adopting dead instances later");
+        }
 
         let (writes, appends) = mpsc::channel(QUEUE);
         tokio::spawn(

@@ -372,7 +372,10 @@ impl Keeper {
         let mut found = Vec::new();
         let mut cursor = self.commits.find(doc! { "published": false }).await?;
         while let Some(document) = cursor.try_next().await? {
-            found.push(Commit::from(from_document::<CommitDocument>(document)?));
+            match from_document::<CommitDocument>(document) {
+                Ok(document) => found.push(Commit::from(document)),
+                Err(e) => tracing::error!(error = %e, "an unpublished commit does not read back"),
+            }
         }
         found.sort_by_key(|c| (c.recorded_at, c.version));
         if !found.is_empty() {
@@ -421,9 +424,13 @@ pub(crate) async fn written_under(
         let Some(document) = commits.find_one(doc! { "_id": commit_id }).await? else {
             continue;
         };
-        let document: CommitDocument = from_document(document)?;
-        if document.ledger.as_deref() == Some(id) {
-            written.push(Commit::from(document));
+        match from_document::<CommitDocument>(document) {
+            Ok(document) if document.ledger.as_deref() == Some(id) => {
+                written.push(Commit::from(document));
+            }
+            Ok(_) => {}
+            // Not this entry's to publish if it cannot be read; skipping it keeps the rest going.
+            Err(e) => tracing::error!(ledger = %id, error = %e, "a commit does not read back"),
         }
     }
     Ok(Some(written))
