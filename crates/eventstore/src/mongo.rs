@@ -21,7 +21,7 @@ mod outbox;
 mod writer;
 
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
 use mongodb::bson::{self, Document, doc};
@@ -54,6 +54,8 @@ struct Inner {
     outbox: Arc<Mutex<Outbox>>,
     appended: Arc<Notify>,
     identity: Identity,
+    /// Since when the writer's write in flight has been waiting, if one is.
+    busy_since: Arc<Mutex<Option<Instant>>>,
 }
 
 impl Drop for Inner {
@@ -91,6 +93,7 @@ impl MongoStore {
         }
 
         let (writes, appends) = mpsc::channel(QUEUE);
+        let busy_since = Arc::new(Mutex::new(None));
         tokio::spawn(
             Writer {
                 appends,
@@ -99,6 +102,7 @@ impl MongoStore {
                 outbox: outbox.clone(),
                 appended: appended.clone(),
                 writes: 0,
+                busy_since: busy_since.clone(),
             }
             .run(),
         );
@@ -109,13 +113,24 @@ impl MongoStore {
             outbox,
             appended,
             identity,
+            busy_since,
         });
         tokio::spawn(keeper.run(Arc::downgrade(&inner)));
         Ok(Self { inner })
     }
 
-    /// Answers when the database does: a readiness check.
+    /// Answers when the database does and the writer is moving: a readiness check.
     pub async fn ping(&self) -> Result<(), StoreError> {
+        if self.inner.writes.is_closed() {
+            return Err(StoreError::Write("the writer stopped".into()));
+        }
+        let waiting = lock(&self.inner.busy_since).map(|since| since.elapsed());
+        if let Some(waiting) = waiting.filter(|w| *w > APPEND_TIMEOUT) {
+            return Err(StoreError::Write(format!(
+                "a write has waited {} s for the database",
+                waiting.as_secs()
+            )));
+        }
         self.inner.commits.find_one(doc! { "_id": "" }).await?;
         Ok(())
     }

@@ -15,7 +15,7 @@
 //! sent, is never used again, and ledgers have no gaps (see `outbox`).
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mongodb::Collection;
 use mongodb::bson::{Document, doc};
@@ -46,6 +46,8 @@ pub(crate) struct Writer {
     pub(crate) appended: Arc<Notify>,
     /// Writes sent so far, for their marks.
     pub(crate) writes: u64,
+    /// Since when the write in flight has been waiting for its answer, if one is.
+    pub(crate) busy_since: Arc<Mutex<Option<Instant>>>,
 }
 
 /// What became of one document of a write.
@@ -99,7 +101,9 @@ impl Writer {
             }
         }
 
+        *lock(&self.busy_since) = Some(Instant::now());
         let outcomes = self.insert_until_definite(&documents, &mark).await;
+        *lock(&self.busy_since) = None;
         if offset == 1 && outcomes[0] != Written::Stored && outcomes[0] != Written::Duplicate {
             // The commits must not stay without the entry that names them.
             self.insert_entry(&documents[0]).await;
