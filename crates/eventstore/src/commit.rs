@@ -55,6 +55,21 @@ pub struct Commit {
     pub recorded_at: DateTime<Utc>,
 }
 
+#[cfg(test)]
+impl Commit {
+    /// An empty commit of `stream` at `version`, for tests of what tracks commits.
+    pub(crate) fn empty(stream: &str, version: u64) -> Self {
+        Self {
+            stream: stream.into(),
+            version,
+            events: Vec::new(),
+            outbox: Vec::new(),
+            handled: None,
+            recorded_at: Utc::now(),
+        }
+    }
+}
+
 impl NewCommit {
     pub(crate) fn into_commit(self, recorded_at: DateTime<Utc>) -> Commit {
         Commit {

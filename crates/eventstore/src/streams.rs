@@ -129,17 +129,9 @@ impl Generations {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::Utc;
 
     fn commit(stream: &str, version: u64) -> Commit {
-        Commit {
-            stream: stream.into(),
-            version,
-            events: Vec::new(),
-            outbox: Vec::new(),
-            handled: Some(format!("m-{version}")),
-            recorded_at: Utc::now(),
-        }
+        Commit::empty(stream, version)
     }
 
     fn len(streams: &Streams, stream: &str) -> Option<usize> {

@@ -439,17 +439,9 @@ pub(crate) async fn written_under(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::Utc;
 
     fn commit(stream: &str, version: u64) -> Commit {
-        Commit {
-            stream: stream.into(),
-            version,
-            events: Vec::new(),
-            outbox: Vec::new(),
-            handled: None,
-            recorded_at: Utc::now(),
-        }
+        Commit::empty(stream, version)
     }
 
     #[test]
