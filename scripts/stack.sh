@@ -4,7 +4,9 @@
 #   - FerretDB v1.24.2 (MongoDB wire protocol) with its SQLite backend
 #   - PostgreSQL 15 (Debian package), a private cluster
 #
-# Usage: scripts/stack.sh up | down | status | env
+# Usage: scripts/stack.sh up | down | status | env | restart-pulsar
+#   restart-pulsar: SIGKILL the broker this stack started, start it again and wait until it is
+#   ready (fault-injection tests use it: it must only ever hit this stack's own broker).
 #
 # State (data, pid files, logs) lives in <repo>/.stack/; downloads and builds are cached in
 # ${ALPES_CACHE:-$HOME/.cache/alpes} (and Maven's ~/.m2, Go's module cache).
@@ -71,7 +73,7 @@ die() {
 }
 
 usage() {
-  echo "usage: $0 up | down | status | env" >&2
+  echo "usage: $0 up | down | status | env | restart-pulsar" >&2
   exit 2
 }
 
@@ -463,6 +465,30 @@ cmd_down() {
   if [[ -d "$PG_DATA" ]]; then stop_postgres; else log "postgres: not running"; fi
 }
 
+# A crash, not a shutdown: kill -9 the broker of this stack (only the pid in its pid file), then
+# start it again on the same data and wait for it.
+cmd_restart_pulsar() {
+  with_lock
+  pid_alive "$PULSAR_PID" PulsarStandaloneStarter || die "pulsar: not running (start the stack with '$0 up')"
+  local pid i
+  pid="$(pid_of "$PULSAR_PID")"
+  log "pulsar: killing the broker (kill -9 $pid)"
+  kill -KILL "$pid" 2>/dev/null || true
+  for ((i = 0; i < 100; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.2
+  done
+  kill -0 "$pid" 2>/dev/null && die "pulsar: process $pid did not exit after SIGKILL"
+  # The broker's ports are released with the process; wait for the kernel to let them go.
+  for ((i = 0; i < 50; i++)); do
+    tcp_open "$HOST" "$PULSAR_PORT" || tcp_open "$HOST" "$PULSAR_ADMIN_PORT" || break
+    sleep 0.2
+  done
+  rm -f "$PULSAR_PID"
+  start_pulsar
+  wait_pulsar
+}
+
 cmd_status() {
   local down=0
   if pid_alive "$PULSAR_PID" PulsarStandaloneStarter && pulsar_ready; then
@@ -509,5 +535,6 @@ case "$1" in
   down) cmd_down ;;
   status) cmd_status ;;
   env) cmd_env ;;
+  restart-pulsar) cmd_restart_pulsar ;;
   *) usage ;;
 esac

@@ -24,6 +24,6 @@ pub use saga::{
     CampaignTally, Cursor, Durations, ListQuery, Page, RecordedStep, Saga, SagaSummary, Stats,
     Tally,
 };
-pub use status::{Derived, Status, derive};
+pub use status::{Derived, Status, derive, derive_seen};
 pub use step::{Direction, Facts, SagaEvent, Step};
 pub use store::{Due, SagaLog, ensure_database};

@@ -3,6 +3,14 @@
 //! One Postgres commit costs a few milliseconds of fsync whatever it holds, so the log keeps up
 //! with the forward path by writing whatever has queued up since the last commit in one
 //! transaction, not by committing faster.
+//!
+//! One transaction means one step Postgres refuses (a NUL in its payload, an id too large for
+//! an index) would fail every step that shared it, again on each retry. So a batch that fails
+//! for what it holds ([`LogError::is_permanent`]) is split in halves until the refused steps
+//! stand alone: the others are recorded, and only the refused ones get the permanent error. A
+//! batch that fails for a reason that may pass (the connection) fails whole, to be retried.
+
+use std::ops::Range;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -31,19 +39,17 @@ impl Recorder {
             let mut batch = Vec::with_capacity(MAX_BATCH);
             while pending.recv_many(&mut batch, MAX_BATCH).await > 0 {
                 let (steps, acks): (Vec<Step>, Vec<Ack>) = batch.drain(..).unzip();
-                let written = log.record(&steps).await.map(drop);
-                if let Err(e) = &written {
-                    tracing::warn!(steps = steps.len(), error = %e, "recording saga steps failed");
-                }
-                for ack in acks {
-                    let _ = ack.send(written.clone());
+                let written = log.record_each(&steps).await;
+                for (ack, written) in acks.into_iter().zip(written) {
+                    let _ = ack.send(written);
                 }
             }
         });
         (Self { queue }, writer)
     }
 
-    /// Records `step`; returns once it is durable (or was recorded before).
+    /// Records `step`; returns once it is durable (or was recorded before). An error for
+    /// which [`LogError::is_permanent`] holds is about this step alone.
     pub async fn record(&self, step: Step) -> Result<(), LogError> {
         let (ack, written) = oneshot::channel();
         self.queue
@@ -51,5 +57,43 @@ impl Recorder {
             .await
             .map_err(|_| LogError::Stopped)?;
         written.await.map_err(|_| LogError::Stopped)?
+    }
+}
+
+impl SagaLog {
+    /// Records `steps` in as few transactions as it can and says, step by step, whether each
+    /// was recorded: a batch Postgres refuses for what it holds is halved until each refused
+    /// step fails alone with its permanent error, and the rest are recorded.
+    pub async fn record_each(&self, steps: &[Step]) -> Vec<Result<(), LogError>> {
+        let mut results = vec![Ok(()); steps.len()];
+        // The ranges of `steps` still to record, one transaction each.
+        let mut pending: Vec<Range<usize>> = Vec::new();
+        pending.push(0..steps.len());
+        while let Some(range) = pending.pop() {
+            if range.is_empty() {
+                continue;
+            }
+            match self.record(&steps[range.clone()]).await {
+                Ok(_) => {}
+                Err(e) if e.is_permanent() && range.len() > 1 => {
+                    let middle = range.start + range.len() / 2;
+                    pending.push(middle..range.end);
+                    pending.push(range.start..middle);
+                }
+                Err(e) => {
+                    if e.is_permanent() {
+                        let step = &steps[range.start];
+                        tracing::warn!(
+                            event_id = %step.event_id, saga_id = %step.saga_id, error = %e,
+                            "the saga log refuses this step"
+                        );
+                    } else {
+                        tracing::warn!(steps = range.len(), error = %e, "recording saga steps failed");
+                    }
+                    results[range].fill(Err(e));
+                }
+            }
+        }
+        results
     }
 }

@@ -3,6 +3,22 @@
 //! Nothing here depends on the order steps arrived in, or on how often: the log re-derives a
 //! saga from all of its recorded steps each time one is added, so a step that comes late, twice,
 //! or before the step that caused it gives the same saga as the in-order run.
+//!
+//! Two rules keep a delay inside the platform from reversing a sale:
+//!
+//! - **A timeout that came too late is void.** A `SagaTimedOut` step happened at its deadline
+//!   (see `Step::of`). If the commission was reserved at or before that deadline
+//!   (`CommissionReserved` happened no later), the saga completed in time and only the timeout's
+//!   announcement was late: the sweeper raced the reservation, or the event was published by
+//!   hand. The step is kept on the timeline but does not count: the saga stays COMPLETED, as
+//!   commission, which judges the same two times the same way, ignores such a timeout.
+//! - **A deadline counts from the saga's own time, with a grace period from when the log first
+//!   saw it.** A saga times out `deadline_after` after its earliest step happened, but never
+//!   sooner than `deadline_after` after the log first recorded any of its steps
+//!   ([`derive_seen`]): a purchase whose events reach the log late (a relay catching up after a
+//!   crash, a consumer that was down) still has a whole deadline to finish, instead of timing
+//!   out the moment it appears. A saga already COMPLETED or REJECTED when first seen has no
+//!   deadline at all, like any final saga.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -105,12 +121,31 @@ pub fn derive<'a>(
     steps: impl IntoIterator<Item = &'a Step>,
     deadline_after: Duration,
 ) -> Option<Derived> {
+    derive_seen(steps, deadline_after, None)
+}
+
+/// [`derive`] for a saga whose first step the log recorded at `first_seen`: its deadline is
+/// `deadline_after` after its start, but no sooner than `deadline_after` after `first_seen`.
+pub fn derive_seen<'a>(
+    steps: impl IntoIterator<Item = &'a Step>,
+    deadline_after: Duration,
+    first_seen: Option<Timestamp>,
+) -> Option<Derived> {
     // Dedup by event id and fix an order that does not depend on arrival.
     let mut steps: Vec<&Step> = steps.into_iter().collect();
     steps.sort_by(|a, b| a.event_id.cmp(&b.event_id));
     steps.dedup_by(|a, b| a.event_id == b.event_id);
     let started_at = steps.iter().map(|s| s.occurred_at).min()?;
-    let types: BTreeSet<&str> = steps.iter().map(|s| s.event_type.as_str()).collect();
+    let reserved_at = steps
+        .iter()
+        .filter(|s| s.event_type == "CommissionReserved")
+        .map(|s| s.occurred_at)
+        .min();
+    let types: BTreeSet<&str> = steps
+        .iter()
+        .filter(|s| !is_void_timeout(s, reserved_at))
+        .map(|s| s.event_type.as_str())
+        .collect();
     let has = |t: &str| types.contains(t);
     let first = |names: &[&str]| {
         steps
@@ -120,14 +155,15 @@ pub fn derive<'a>(
             .min()
     };
 
-    const STARTS: [&str; 7] = [
+    // Not `AttributionReverted`: attribution answers a compensation of a saga it never saw
+    // too (with no journey), so it proves nothing started.
+    const STARTS: [&str; 6] = [
         "InteractionTracked",
         "ConversionAttributed",
         "ConversionRejected",
         "CommissionReserved",
         "CommissionRejected",
         "CommissionConfirmed",
-        "AttributionReverted",
     ];
     const COMPENSATES: [&str; 5] = [
         "FraudDetected",
@@ -140,10 +176,12 @@ pub fn derive<'a>(
     let started = STARTS.iter().any(|t| has(t));
     let compensating = COMPENSATES.iter().any(|t| has(t));
 
-    let (status, finished_at) = if has("InteractionsDiscarded") {
-        (Status::Compensated, first(&["InteractionsDiscarded"]))
-    } else if compensating && !started {
+    // An orphan's compensation runs to its end too (each hop answers with nothing undone), and
+    // it stays an orphan until its purchase shows up.
+    let (status, finished_at) = if compensating && !started {
         (Status::Orphaned, None)
+    } else if has("InteractionsDiscarded") {
+        (Status::Compensated, first(&["InteractionsDiscarded"]))
     } else if has("SagaTimedOut") {
         (Status::TimedOut, None)
     } else if compensating {
@@ -157,8 +195,14 @@ pub fn derive<'a>(
     } else {
         (Status::Started, None)
     };
+    let after = chrono::Duration::from_std(deadline_after).unwrap_or(chrono::Duration::MAX);
     let deadline = (!status.is_final()).then(|| {
-        started_at + chrono::Duration::from_std(deadline_after).unwrap_or(chrono::Duration::MAX)
+        let own = started_at
+            .checked_add_signed(after)
+            .unwrap_or(Timestamp::MAX_UTC);
+        let grace =
+            first_seen.map(|seen| seen.checked_add_signed(after).unwrap_or(Timestamp::MAX_UTC));
+        own.max(grace.unwrap_or(own))
     });
     Some(Derived {
         status,
@@ -168,6 +212,12 @@ pub fn derive<'a>(
         finished_at,
         deadline,
     })
+}
+
+/// Whether `step` is a timeout whose deadline (its time) is at or after the commission's
+/// reservation at `reserved_at`: the saga completed in time, so the timeout does not count.
+fn is_void_timeout(step: &Step, reserved_at: Option<Timestamp>) -> bool {
+    step.event_type == "SagaTimedOut" && reserved_at.is_some_and(|at| at <= step.occurred_at)
 }
 
 /// The sale's facts, each from the most telling step that states it.
@@ -339,6 +389,17 @@ mod tests {
         assert_eq!(derived.status, Status::Orphaned);
         assert!(derived.orphan);
         assert_eq!(derived.deadline, None);
+        // Every hop answers it with nothing undone, and it stays an orphan.
+        let answered = [
+            "FraudDetected",
+            "CommissionReverted",
+            "AttributionReverted",
+            "InteractionsDiscarded",
+        ];
+        assert_eq!(status_of(&answered), Status::Orphaned);
+        let mut found = answered.to_vec();
+        found.push("InteractionTracked");
+        assert_eq!(status_of(&found), Status::Compensated);
         assert_eq!(
             status_of(&["FraudDetected", "CommissionReverted", "InteractionTracked"]),
             Status::Compensating
@@ -360,6 +421,77 @@ mod tests {
         assert_eq!(done.finished_at, Some(at(7)));
         assert_eq!(done.facts.partner_id.as_deref(), Some("p-1"));
         assert_eq!(done.facts.amount, Some(Money::new(10_000, "EUR")));
+    }
+
+    #[test]
+    fn a_timeout_at_or_after_the_reservation_is_void_and_the_saga_stays_completed() {
+        for deadline in [5, 6, 60] {
+            let steps = [
+                step("InteractionTracked", 0),
+                step("ConversionAttributed", 1),
+                step("CommissionReserved", 5),
+                step("SagaTimedOut", deadline),
+            ];
+            let derived = derive(&steps, DEADLINE).unwrap();
+            assert_eq!(derived.status, Status::Completed, "deadline {deadline}");
+            assert_eq!(derived.finished_at, Some(at(5)));
+            assert_eq!(derived.deadline, None);
+        }
+        // A fraud report still compensates a completed saga whose timeout was void.
+        assert_eq!(
+            status_of(&[
+                "InteractionTracked",
+                "CommissionReserved",
+                "SagaTimedOut",
+                "FraudDetected"
+            ]),
+            Status::Compensating
+        );
+    }
+
+    #[test]
+    fn a_timeout_whose_deadline_came_before_the_reservation_stands() {
+        let mut steps = vec![
+            step("InteractionTracked", 0),
+            step("ConversionAttributed", 1),
+            step("SagaTimedOut", 4),
+            step("CommissionReserved", 5),
+        ];
+        assert_eq!(derive(&steps, DEADLINE).unwrap().status, Status::TimedOut);
+        steps.push(step("CommissionReverted", 6));
+        steps.push(step("AttributionReverted", 7));
+        steps.push(step("InteractionsDiscarded", 8));
+        assert_eq!(
+            derive(&steps, DEADLINE).unwrap().status,
+            Status::Compensated
+        );
+    }
+
+    #[test]
+    fn a_saga_first_seen_late_gets_a_whole_deadline_from_when_it_was_seen() {
+        let purchase = [step("InteractionTracked", 0)];
+        let on_time = derive_seen(&purchase, DEADLINE, Some(at(0))).unwrap();
+        assert_eq!(on_time.deadline, Some(at(30)));
+        // Reached the log 2 minutes late (a relay catching up after a crash).
+        let late = derive_seen(&purchase, DEADLINE, Some(at(120))).unwrap();
+        assert_eq!(late.started_at, at(0), "its own time is kept");
+        assert_eq!(late.deadline, Some(at(150)));
+        // Already completed when first seen: never times out.
+        let completed = [
+            step("InteractionTracked", 0),
+            step("ConversionAttributed", 1),
+            step("CommissionReserved", 2),
+        ];
+        let done = derive_seen(&completed, DEADLINE, Some(at(120))).unwrap();
+        assert_eq!(done.status, Status::Completed);
+        assert_eq!(done.deadline, None);
+        let rejected = [step("InteractionTracked", 0), step("ConversionRejected", 1)];
+        assert_eq!(
+            derive_seen(&rejected, DEADLINE, Some(at(120)))
+                .unwrap()
+                .deadline,
+            None
+        );
     }
 
     const TYPES: [&str; 11] = [
@@ -406,10 +538,27 @@ mod tests {
         }
 
         #[test]
-        fn a_saga_with_discarded_interactions_is_compensated_whatever_else_it_holds(
+        fn a_late_first_sight_never_brings_a_deadline_forward(
+            (steps, _) in saga_and_redelivery(), seen in 0i64..600
+        ) {
+            let own = derive(&steps, DEADLINE).unwrap();
+            let late = derive_seen(&steps, DEADLINE, Some(at(seen))).unwrap();
+            prop_assert_eq!(own.status, late.status);
+            match (own.deadline, late.deadline) {
+                (Some(own), Some(late)) => {
+                    prop_assert!(late >= own);
+                    prop_assert!(late >= at(seen) + chrono::Duration::from_std(DEADLINE).unwrap());
+                }
+                (own, late) => prop_assert_eq!(own, late),
+            }
+        }
+
+        #[test]
+        fn a_started_saga_with_discarded_interactions_is_compensated_whatever_else_it_holds(
             (steps, _) in saga_and_redelivery()
         ) {
             let mut steps = steps;
+            steps.push(step("InteractionTracked", 0));
             steps.push(step("InteractionsDiscarded", 200));
             let derived = derive(&steps, DEADLINE).unwrap();
             prop_assert_eq!(derived.status, Status::Compensated);

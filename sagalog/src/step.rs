@@ -81,6 +81,12 @@ pub trait SagaEvent: Event + Serialize {
     fn is_step(&self) -> bool {
         true
     }
+
+    /// When it happened for its saga: its `occurred_at`, except for a timeout, which happened
+    /// at its deadline (however late it was announced; see `status`).
+    fn happened_at(&self) -> Timestamp {
+        self.metadata().occurred_at
+    }
 }
 
 impl Step {
@@ -102,7 +108,7 @@ impl Step {
             service: event_type.service.to_owned(),
             direction: E::DIRECTION,
             payload: serde_json::to_value(event).unwrap_or(serde_json::Value::Null),
-            occurred_at: metadata.occurred_at,
+            occurred_at: event.happened_at(),
             facts: event.facts(),
         })
     }
@@ -202,6 +208,10 @@ impl SagaEvent for SagaTimedOut {
 
     fn facts(&self) -> Facts {
         Facts::default()
+    }
+
+    fn happened_at(&self) -> Timestamp {
+        self.deadline
     }
 }
 

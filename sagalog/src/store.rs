@@ -12,7 +12,7 @@ use crate::saga::{
     CampaignTally, Cursor, Durations, ListQuery, Page, RecordedStep, Saga, SagaSummary, Stats,
     Tally,
 };
-use crate::status::{Derived, Status, derive};
+use crate::status::{Derived, Status, derive_seen};
 use crate::step::{Direction, Facts, Step};
 
 /// A saga whose deadline has passed.
@@ -89,20 +89,26 @@ impl SagaLog {
         touched.dedup();
         let rows = sqlx::query(
             "SELECT event_id, saga_id, event_type, service, direction, occurred_at, \
-             campaign_id, partner_id, amount_minor, currency \
+             recorded_at, campaign_id, partner_id, amount_minor, currency \
              FROM saga_steps WHERE saga_id = ANY($1)",
         )
         .bind(&touched)
         .fetch_all(&mut *tx)
         .await?;
-        let mut by_saga: HashMap<String, Vec<Step>> = HashMap::new();
+        // Each saga's steps, and when the log first saw it (its deadline's grace period).
+        let mut by_saga: HashMap<String, (Vec<Step>, Option<Timestamp>)> = HashMap::new();
         for row in rows {
             let step = step_of(&row)?;
-            by_saga.entry(step.saga_id.clone()).or_default().push(step);
+            let seen: Timestamp = row.try_get("recorded_at")?;
+            let (steps, first_seen) = by_saga.entry(step.saga_id.clone()).or_default();
+            *first_seen = Some(first_seen.map_or(seen, |first| first.min(seen)));
+            steps.push(step);
         }
         let derived: Vec<(String, Derived)> = by_saga
             .into_iter()
-            .filter_map(|(id, steps)| derive(&steps, self.deadline_after).map(|d| (id, d)))
+            .filter_map(|(id, (steps, seen))| {
+                derive_seen(&steps, self.deadline_after, seen).map(|d| (id, d))
+            })
             .collect();
         upsert_sagas(&mut tx, &derived).await?;
         tx.commit().await?;

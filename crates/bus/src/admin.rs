@@ -3,10 +3,13 @@
 //! Every step is idempotent (an existing tenant, namespace or topic is fine; uploading a schema
 //! the registry already holds returns its version), so every service and test calls
 //! [`Admin::bootstrap`] at start-up without coordination.
+//!
+//! Everything happens in the process's namespace ([`Namespace::current`]): the platform's
+//! `alpes/events` by default, a test suite's own otherwise.
 
 use std::time::Duration;
 
-use alpes_contracts::{EventType, TENANT_NAMESPACE, events};
+use alpes_contracts::{EventType, Namespace, events};
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
@@ -92,12 +95,13 @@ impl Admin {
     }
 
     async fn bootstrap_once(&self) -> Result<Bootstrapped, BusError> {
-        let (tenant, _) = TENANT_NAMESPACE.split_once('/').expect("tenant/namespace");
+        let ns = Namespace::current();
+        let tenant = ns.tenant();
         let clusters = self.clusters().await?;
         let tenant_info = json!({ "adminRoles": [], "allowedClusters": clusters });
         self.create(&format!("/admin/v2/tenants/{tenant}"), Some(tenant_info))
             .await?;
-        let namespace = format!("/admin/v2/namespaces/{TENANT_NAMESPACE}");
+        let namespace = format!("/admin/v2/namespaces/{ns}");
         self.create(&namespace, None).await?;
         self.call(
             Method::PUT,
@@ -119,18 +123,15 @@ impl Admin {
         let mut topics = Vec::new();
         for ty in events::all() {
             let topic = ty.topic_name();
-            self.create(
-                &format!("/admin/v2/persistent/{TENANT_NAMESPACE}/{topic}"),
-                None,
-            )
-            .await?;
+            self.create(&format!("/admin/v2/persistent/{ns}/{topic}"), None)
+                .await?;
             let version = self.upload_schema(&topic, ty).await?;
             topics.push((ty.topic(), version));
         }
         Ok(Bootstrapped { topics })
     }
 
-    /// Registers `ty`'s Avro schema for `topic` (a short name in the alpes namespace) and
+    /// Registers `ty`'s Avro schema for `topic` (a short name in the process's namespace) and
     /// returns its version. The registry refuses a schema that breaks compatibility with the
     /// topic's earlier schemas: that is [`BusError::SchemaRefused`].
     pub async fn upload_schema(&self, topic: &str, ty: &EventType) -> Result<i64, BusError> {
@@ -139,7 +140,8 @@ impl Admin {
 
     /// Registers an Avro schema given as `.avsc` text for `topic`; see [`Admin::upload_schema`].
     pub async fn upload_schema_text(&self, topic: &str, avsc: &str) -> Result<i64, BusError> {
-        let path = format!("/admin/v2/schemas/{TENANT_NAMESPACE}/{topic}/schema");
+        let ns = Namespace::current();
+        let path = format!("/admin/v2/schemas/{ns}/{topic}/schema");
         let body = json!({ "type": "AVRO", "schema": avsc, "properties": {} });
         let response = self
             .http
@@ -170,14 +172,15 @@ impl Admin {
         }
     }
 
-    /// The Avro schema text registered for `topic` (a short name in the alpes namespace) at
+    /// The Avro schema text registered for `topic` (a short name in the process's namespace) at
     /// `version`, or `None` when the registry has no such version.
     pub async fn schema_at(&self, topic: &str, version: i64) -> Result<Option<String>, BusError> {
         #[derive(Deserialize)]
         struct Registered {
             data: String,
         }
-        let path = format!("/admin/v2/schemas/{TENANT_NAMESPACE}/{topic}/schema/{version}");
+        let ns = Namespace::current();
+        let path = format!("/admin/v2/schemas/{ns}/{topic}/schema/{version}");
         let url = self.url(&path);
         let response = self
             .http
@@ -211,8 +214,8 @@ impl Admin {
         topic: &str,
         subscription: &str,
     ) -> Result<(), BusError> {
-        let path =
-            format!("/admin/v2/persistent/{TENANT_NAMESPACE}/{topic}/subscription/{subscription}");
+        let ns = Namespace::current();
+        let path = format!("/admin/v2/persistent/{ns}/{topic}/subscription/{subscription}");
         match self.call(Method::DELETE, &path, None).await {
             Ok(_) => Ok(()),
             Err(BusError::Admin { detail, .. }) if detail.starts_with("404") => Ok(()),

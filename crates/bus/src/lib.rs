@@ -8,7 +8,9 @@
 //! - [`Subscription`] consumes one event type with a Key_Shared subscription. Its handler says
 //!   what became of each message ([`Outcome`]): done (ack), retry later (redelivered after a
 //!   growing backoff through a delayed retry topic), or reject (dead-letter topic, with the
-//!   reason). Undecodable bytes are dead-lettered with the decode error.
+//!   reason). Undecodable bytes are dead-lettered with the decode error. When the broker goes
+//!   away, it subscribes again on its own, with backoff, and its [`SubscriptionHealth`] says it
+//!   is down meanwhile (readiness reads it).
 //! - [`admin`] bootstraps the tenant, namespace, compatibility strategy, topics and schemas
 //!   through Pulsar's admin REST API.
 //!
@@ -19,6 +21,7 @@ pub mod admin;
 mod envelope;
 mod error;
 mod publisher;
+mod reconnect;
 mod subscription;
 
 use pulsar::{Pulsar, TokioExecutor};
@@ -26,6 +29,7 @@ use pulsar::{Pulsar, TokioExecutor};
 pub use envelope::{Delivery, Outgoing, property};
 pub use error::BusError;
 pub use publisher::{PendingReceipt, Publisher, Receipt};
+pub use reconnect::SubscriptionHealth;
 pub use subscription::{Backoff, Outcome, StartAt, Subscription, SubscriptionConfig};
 pub use tokio_util::sync::CancellationToken as Shutdown;
 
@@ -44,18 +48,27 @@ impl Bus {
     /// `http://127.0.0.1:8080`), where subscriptions look up the writer schemas of messages
     /// written with other schema versions.
     pub async fn connect(url: &str, admin_url: &str, service: &str) -> Result<Self, BusError> {
-        let connect = |url: &str| {
+        let builder = || {
             Pulsar::builder(url.to_owned(), TokioExecutor)
                 // Enough room to pipeline; when full, sends wait instead of failing (back-pressure).
                 .with_outbound_channel_size(1_000)
-                .build()
         };
         let connect_error = |source| BusError::Connect {
             url: url.to_owned(),
             source,
         };
-        let producers = connect(url).await.map_err(connect_error)?;
-        let consumers = connect(url).await.map_err(connect_error)?;
+        // Producers keep the client's own reconnection: it re-creates a producer and resends
+        // its pending messages, and what fails after that is sent again by its caller (the
+        // outbox relay keeps every entry until the broker confirmed it).
+        let producers = builder().build().await.map_err(connect_error)?;
+        // Consumers give up quickly and let their subscription re-subscribe (see `reconnect`).
+        let (connection, operation) = reconnect::consumer_connection_retries();
+        let consumers = builder()
+            .with_connection_retry_options(connection)
+            .with_operation_retry_options(operation)
+            .build()
+            .await
+            .map_err(connect_error)?;
         Ok(Self {
             publisher: Publisher::new(producers),
             consumers,
@@ -80,7 +93,7 @@ impl Bus {
         config: SubscriptionConfig,
     ) -> Result<Subscription<E>, BusError> {
         let links = subscription::Links {
-            client: &self.consumers,
+            client: self.consumers.clone(),
             publisher: self.publisher.clone(),
             admin: self.admin.clone(),
         };

@@ -105,8 +105,13 @@ impl Publisher {
     pub async fn close(&self) {
         let mut producers = self.producers.lock().await;
         for (topic, mut producer) in producers.drain() {
-            if let Err(e) = producer.close().await {
-                tracing::warn!(%topic, error = %e, "closing producer failed");
+            match producer.close().await {
+                Ok(()) => {}
+                // Its connection is gone (a broker restart since its last send): so is it.
+                Err(pulsar::Error::Connection(pulsar::error::ConnectionError::Disconnected)) => {
+                    tracing::debug!(%topic, "producer already disconnected");
+                }
+                Err(e) => tracing::warn!(%topic, error = %e, "closing producer failed"),
             }
         }
     }

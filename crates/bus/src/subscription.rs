@@ -11,12 +11,18 @@
 //!
 //! Handlers must therefore not depend on order across retries; alpes handlers don't: saga state
 //! is a function of the set of events.
+//!
+//! When a consumer's stream ends or fails on its connection (a broker restart), the
+//! subscription makes both consumers again after a backoff, as often as it takes, while the
+//! messages in hand finish; its [`SubscriptionHealth`] is down meanwhile. What was received and
+//! not acknowledged comes back from the broker, and handlers deduplicate.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::marker::PhantomData;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use alpes_contracts::Event;
 use alpes_contracts::codec;
@@ -24,10 +30,12 @@ use apache_avro::Schema;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use pulsar::consumer::{InitialPosition, Message};
+use pulsar::error::ConsumerError;
 use pulsar::{Consumer, ConsumerOptions, Pulsar, SubType, TokioExecutor};
 
 use crate::admin::Admin;
 use crate::publisher::format_message_id;
+use crate::reconnect::{self, SubscriptionHealth};
 use crate::{BusError, Delivery, Outgoing, Publisher, Shutdown, property};
 
 /// What became of a message.
@@ -73,6 +81,9 @@ pub struct SubscriptionConfig {
     /// Messages handled at once by one consumer. Messages with the same key are still handled
     /// one after the other, in the order they arrived; different keys overlap.
     pub concurrency: usize,
+    /// Delay before subscribing again after the consumers were lost (jittered: between half
+    /// and all of it).
+    pub resubscribe: Backoff,
 }
 
 /// Where a new subscription starts; an existing one resumes where it was.
@@ -86,7 +97,8 @@ pub enum StartAt {
 
 impl SubscriptionConfig {
     /// Defaults: 5 attempts, backoff from 1 s doubling up to 1 min, new subscriptions start
-    /// at the earliest message, one message at a time.
+    /// at the earliest message, one message at a time; a lost subscription is made again after
+    /// 0.5 s, doubling up to 15 s.
     pub fn new(name: impl Into<String>) -> Self {
         Self {
             name: name.into(),
@@ -98,6 +110,10 @@ impl SubscriptionConfig {
             receiver_queue_size: 100,
             start_at: StartAt::Earliest,
             concurrency: 1,
+            resubscribe: Backoff {
+                initial: Duration::from_millis(500),
+                max: Duration::from_secs(15),
+            },
         }
     }
 }
@@ -108,6 +124,10 @@ pub struct Subscription<E> {
     consumer: Consumer<Vec<u8>, TokioExecutor>,
     /// Shared on the retry topic, where delivery times are honoured.
     retries: Consumer<Vec<u8>, TokioExecutor>,
+    /// Where both consumers are made again after a broker restart.
+    client: Pulsar<TokioExecutor>,
+    consumer_name: String,
+    health: SubscriptionHealth,
     publisher: Publisher,
     /// Where writer schemas are looked up: over HTTP, not the consumer's connection, whose
     /// reader blocks while the consumer's queue is full and would never see the answer.
@@ -122,11 +142,20 @@ pub struct Subscription<E> {
 }
 
 /// What a subscription needs from its [`crate::Bus`].
-pub(crate) struct Links<'a> {
-    pub client: &'a Pulsar<TokioExecutor>,
+pub(crate) struct Links {
+    pub client: Pulsar<TokioExecutor>,
     pub publisher: Publisher,
     pub admin: Admin,
 }
+
+/// A subscription's two consumers: on the event topic, and on its retry topic.
+type Consumers = (
+    Consumer<Vec<u8>, TokioExecutor>,
+    Consumer<Vec<u8>, TokioExecutor>,
+);
+
+/// Making the consumers again, after a backoff.
+type Resubscribing = Pin<Box<dyn Future<Output = Result<Consumers, BusError>> + Send>>;
 
 /// A received message while its handler runs: what finishing it needs.
 struct Ticket {
@@ -180,7 +209,7 @@ enum Undecodable {
 
 impl<E: Event> Subscription<E> {
     pub(crate) async fn open(
-        links: Links<'_>,
+        links: Links,
         service: &str,
         config: SubscriptionConfig,
     ) -> Result<Self, BusError> {
@@ -193,42 +222,14 @@ impl<E: Event> Subscription<E> {
         let retry_topic = format!("{topic}-{}-retry", config.name);
         let dead_letter_topic = format!("{topic}-{}-dlq", config.name);
         let consumer_name = format!("{service}-{}", uuid::Uuid::new_v4().simple());
-        let open = |topic: &str, sub_type: SubType| {
-            client
-                .consumer()
-                .with_topic(topic)
-                .with_subscription(&config.name)
-                .with_subscription_type(sub_type)
-                .with_consumer_name(&consumer_name)
-                .with_options(
-                    ConsumerOptions::default()
-                        .durable(true)
-                        .with_initial_position(match config.start_at {
-                            StartAt::Earliest => InitialPosition::Earliest,
-                            StartAt::Latest => InitialPosition::Latest,
-                        })
-                        .with_receiver_queue_size(config.receiver_queue_size),
-                )
-                .build()
-        };
-        let subscribe_error = |topic: &str| {
-            let topic = topic.to_owned();
-            let subscription = config.name.clone();
-            move |source| BusError::Subscribe {
-                subscription,
-                topic,
-                source,
-            }
-        };
-        let consumer = open(&topic, SubType::KeyShared)
-            .await
-            .map_err(subscribe_error(&topic))?;
-        let retries = open(&retry_topic, SubType::Shared)
-            .await
-            .map_err(subscribe_error(&retry_topic))?;
+        let (consumer, retries) =
+            subscribe(&client, &config, &consumer_name, &topic, &retry_topic).await?;
         Ok(Self {
             consumer,
             retries,
+            client,
+            consumer_name,
+            health: SubscriptionHealth::new(&config.name, &topic),
             publisher,
             admin,
             config,
@@ -238,6 +239,12 @@ impl<E: Event> Subscription<E> {
             writer_schemas: HashMap::new(),
             _event: PhantomData,
         })
+    }
+
+    /// Whether this subscription is consuming; clones keep reading it after [`Self::run`]
+    /// took the subscription.
+    pub fn health(&self) -> SubscriptionHealth {
+        self.health.clone()
     }
 
     /// Where delayed retries of this subscription go.
@@ -267,6 +274,9 @@ impl<E: Event> Subscription<E> {
         let mut busy: HashSet<String> = HashSet::new();
         let mut waiting: VecDeque<Ready<E>> = VecDeque::new();
         let mut stopping = false;
+        // While the consumers are lost: the attempt under way, and since when and how often.
+        let mut resubscribing: Option<Resubscribing> = None;
+        let mut lost: Option<(Instant, u32)> = None;
         loop {
             // Every received message queues here; the oldest whose key is free starts.
             while in_flight.len() < limit {
@@ -282,7 +292,7 @@ impl<E: Event> Subscription<E> {
                 }
                 in_flight.push(ready.start(&mut handler));
             }
-            let room = !stopping && in_flight.len() + waiting.len() < limit;
+            let room = !stopping && lost.is_none() && in_flight.len() + waiting.len() < limit;
             let next = tokio::select! {
                 biased;
                 Some((ticket, outcome)) = in_flight.next(), if !in_flight.is_empty() => {
@@ -295,33 +305,90 @@ impl<E: Event> Subscription<E> {
                 }
                 _ = shutdown.cancelled(), if !stopping => {
                     stopping = true;
+                    resubscribing = None;
+                    continue;
+                }
+                made = async { resubscribing.as_mut().expect("guarded").await },
+                    if resubscribing.is_some() =>
+                {
+                    let (since, attempts) = lost.expect("lost while resubscribing");
+                    match made {
+                        Ok((consumer, retries)) => {
+                            // The lost consumers close as they drop.
+                            self.consumer = consumer;
+                            self.retries = retries;
+                            resubscribing = None;
+                            lost = None;
+                            self.health.resubscribed();
+                            tracing::info!(
+                                subscription = %self.config.name,
+                                topic = %self.topic,
+                                attempts,
+                                down_ms = since.elapsed().as_millis() as u64,
+                                "subscribed again"
+                            );
+                        }
+                        Err(e) => {
+                            tracing::debug!(subscription = %self.config.name, attempts, error = %e, "subscribing again failed");
+                            lost = Some((since, attempts + 1));
+                            resubscribing = Some(self.resubscribe(attempts + 1));
+                        }
+                    }
                     continue;
                 }
                 next = self.consumer.next(), if room => (Source::Topic, next),
                 next = self.retries.next(), if room => (Source::Retries, next),
                 else => break,
             };
-            match next {
-                (_, None) => break,
+            let lost_because = match next {
+                (_, None) => "the message stream ended".to_owned(),
                 (source, Some(Ok(message))) => {
                     if let Some(ready) = self.prepare(source, message).await {
                         waiting.push_back(ready);
                     }
+                    continue;
                 }
+                (_, Some(Err(e))) if is_connection_error(&e) => e.to_string(),
                 (_, Some(Err(e))) => {
                     tracing::warn!(subscription = %self.config.name, error = %e, "receive failed");
                     tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
                 }
+            };
+            if self.health.lost() {
+                tracing::warn!(
+                    subscription = %self.config.name,
+                    topic = %self.topic,
+                    reason = %lost_because,
+                    "lost the broker: subscribing again until it answers"
+                );
             }
+            lost = Some((Instant::now(), 1));
+            resubscribing = Some(self.resubscribe(1));
         }
         // Messages not started stay unacknowledged: the broker redelivers them.
         drop(waiting);
-        for consumer in [&mut self.consumer, &mut self.retries] {
-            if let Err(e) = consumer.close().await {
-                tracing::warn!(subscription = %self.config.name, error = %e, "closing consumer failed");
+        if lost.is_none() {
+            for consumer in [&mut self.consumer, &mut self.retries] {
+                if let Err(e) = consumer.close().await {
+                    tracing::warn!(subscription = %self.config.name, error = %e, "closing consumer failed");
+                }
             }
         }
         Ok(())
+    }
+
+    /// Attempt number `attempt` at making the consumers again, after its backoff.
+    fn resubscribe(&self, attempt: u32) -> Resubscribing {
+        let delay = reconnect::jittered(self.config.resubscribe.delay(attempt));
+        let client = self.client.clone();
+        let config = self.config.clone();
+        let name = self.consumer_name.clone();
+        let (topic, retry_topic) = (self.topic.clone(), self.retry_topic.clone());
+        Box::pin(async move {
+            tokio::time::sleep(delay).await;
+            subscribe(&client, &config, &name, &topic, &retry_topic).await
+        })
     }
 
     /// Decodes `message` into a delivery ready for the handler; a message that cannot be
@@ -459,8 +526,11 @@ impl<E: Event> Subscription<E> {
 
     async fn ack(&mut self, source: Source, message: &Message<Vec<u8>>) {
         if let Err(e) = self.consumer_of(source).ack(message).await {
-            // The message comes back and the handler's deduplication absorbs it.
-            tracing::warn!(subscription = %self.config.name, error = %e, "ack failed");
+            // The message comes back and the handler's deduplication absorbs it. While the
+            // broker is away every ack fails, and the loss was logged already.
+            if self.health.is_up() {
+                tracing::warn!(subscription = %self.config.name, error = %e, "ack failed");
+            }
         }
     }
 
@@ -468,7 +538,9 @@ impl<E: Event> Subscription<E> {
     async fn later(&mut self, source: Source, message: &Message<Vec<u8>>, reason: &str) {
         tracing::warn!(subscription = %self.config.name, %reason, "message will be redelivered");
         tokio::time::sleep(Duration::from_secs(1)).await;
-        if let Err(e) = self.consumer_of(source).nack(message).await {
+        if let Err(e) = self.consumer_of(source).nack(message).await
+            && self.health.is_up()
+        {
             tracing::warn!(subscription = %self.config.name, error = %e, "nack failed");
         }
     }
@@ -559,6 +631,58 @@ impl<E: Event> Subscription<E> {
             Err(e) => self.later(source, message, &e.to_string()).await,
         }
     }
+}
+
+/// Subscribes `name` to `topic` (Key_Shared) and to its `retry_topic` (Shared).
+async fn subscribe(
+    client: &Pulsar<TokioExecutor>,
+    config: &SubscriptionConfig,
+    name: &str,
+    topic: &str,
+    retry_topic: &str,
+) -> Result<Consumers, BusError> {
+    let open = |topic: &str, sub_type: SubType| {
+        client
+            .consumer()
+            .with_topic(topic)
+            .with_subscription(&config.name)
+            .with_subscription_type(sub_type)
+            .with_consumer_name(name)
+            .with_options(
+                ConsumerOptions::default()
+                    .durable(true)
+                    .with_initial_position(match config.start_at {
+                        StartAt::Earliest => InitialPosition::Earliest,
+                        StartAt::Latest => InitialPosition::Latest,
+                    })
+                    .with_receiver_queue_size(config.receiver_queue_size),
+            )
+            .build()
+    };
+    let subscribe_error = |topic: &str| {
+        let topic = topic.to_owned();
+        let subscription = config.name.clone();
+        move |source| BusError::Subscribe {
+            subscription,
+            topic,
+            source,
+        }
+    };
+    let consumer = open(topic, SubType::KeyShared)
+        .await
+        .map_err(subscribe_error(topic))?;
+    let retries = open(retry_topic, SubType::Shared)
+        .await
+        .map_err(subscribe_error(retry_topic))?;
+    Ok((consumer, retries))
+}
+
+/// Whether a receive error means the consumer lost its broker, rather than one bad message.
+fn is_connection_error(error: &pulsar::Error) -> bool {
+    matches!(
+        error,
+        pulsar::Error::Connection(_) | pulsar::Error::Consumer(ConsumerError::Connection(_))
+    )
 }
 
 fn encode_hex(bytes: &[u8]) -> String {

@@ -35,7 +35,10 @@ async fn an_event_round_trips_with_all_its_metadata() {
         Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned());
     event.metadata.tracestate = Some("alpes=1".to_owned());
     let receipt = bus.publisher().publish(&event).await.unwrap();
-    assert_eq!(receipt.topic, "persistent://alpes/events/fraud-detected-v1");
+    assert_eq!(
+        receipt.topic,
+        format!("persistent://{NAMESPACE}/fraud-detected-v1")
+    );
 
     let delivery = next(&mut rx, 20).await;
     assert_eq!(

@@ -1,8 +1,10 @@
 //! `alpes`: the command line users drive the platform with.
 //!
 //! Configuration comes from flags or the environment variables the services read
-//! (`ALPES_PULSAR_URL`, `ALPES_PULSAR_ADMIN_URL`, `ALPES_MARKETING_URL`, `ALPES_API_TOKEN`, ...),
-//! so one `eval "$(scripts/stack.sh env)"` configures both.
+//! (`ALPES_PULSAR_URL`, `ALPES_PULSAR_ADMIN_URL`, `ALPES_PULSAR_NAMESPACE`, `ALPES_MARKETING_URL`,
+//! `ALPES_API_TOKEN`, ...), so one `eval "$(scripts/stack.sh env)"` configures both. The Pulsar
+//! namespace is a global flag: every command that names a topic (events, bootstrap, publish,
+//! simulate, bench) speaks to the platform running in that namespace.
 //!
 //! Exit codes: 0 success, 1 failure (including a simulation whose sagas did not end as
 //! expected, or a benchmark whose sagas did not all end), 2 refused input (an unknown event
@@ -23,7 +25,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use alpes_bus::admin::Admin;
-use alpes_contracts::compat;
+use alpes_contracts::{DEFAULT_NAMESPACE, Namespace, compat};
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
@@ -40,6 +42,14 @@ use clap::{Args, Parser, Subcommand};
   alpes bench --rate 20 --duration 1m"
 )]
 struct Cli {
+    /// The Pulsar tenant/namespace of the platform's topics (a test suite runs in its own).
+    #[arg(
+        long,
+        global = true,
+        env = "ALPES_PULSAR_NAMESPACE",
+        default_value = DEFAULT_NAMESPACE
+    )]
+    pulsar_namespace: Namespace,
     #[command(subcommand)]
     command: Command,
 }
@@ -52,7 +62,8 @@ enum Command {
     /// Work with the Avro contracts under schema/.
     #[command(subcommand)]
     Schema(SchemaCommand),
-    /// Create the tenant, namespace, topics and schemas in Pulsar (idempotent).
+    /// Create the tenant, namespace, topics and schemas in Pulsar (idempotent), in
+    /// `--pulsar-namespace`.
     #[command(after_help = "Example:\n  alpes bootstrap --admin-url http://127.0.0.1:8080")]
     Bootstrap {
         /// Pulsar's admin REST API.
@@ -122,7 +133,13 @@ async fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .init();
-    match run(Cli::parse().command).await {
+    let cli = Cli::parse();
+    // Before any topic is named, so that every command speaks to the same namespace.
+    if let Err(error) = cli.pulsar_namespace.install() {
+        eprintln!("error: {error}");
+        return ExitCode::from(2);
+    }
+    match run(cli.command).await {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");

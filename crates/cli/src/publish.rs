@@ -3,8 +3,10 @@
 //! The route is JSON → Avro value (checked field by field against the event's schema, see
 //! [`crate::json_avro`]) → Avro bytes → the typed event through `codec::decode` → the bus's
 //! [`Outgoing::event`]. Going through the typed event means the message is exactly what a
-//! service would publish: same bytes, same key, same properties, same event time. Nothing
-//! touches Pulsar until the document is known to be valid.
+//! service would publish: same bytes, same key, same properties, same event time. Decoding
+//! also checks the field limits every consumer applies (`alpes_contracts::limits`), so an
+//! event a consumer would dead-letter (a NUL in an id, an oversize reason) is refused here,
+//! naming the field. Nothing touches Pulsar until the document is known to be valid.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -202,7 +204,13 @@ pub fn prepare(ty: &'static EventType, mut document: Json) -> Result<Prepared, R
         })?;
     let outgoing = typed_outgoing(ty.name, &bytes)
         .ok_or_else(|| Refused(format!("publishing {} is not supported yet", ty.name)))?
-        .map_err(|e| Refused(e.to_string()))?;
+        .map_err(|e| match e {
+            CodecError::Invalid { source, .. } => refused(vec![Invalid {
+                path: source.field,
+                problem: source.message,
+            }]),
+            other => Refused(other.to_string()),
+        })?;
     Ok(Prepared { outgoing, document })
 }
 
@@ -484,6 +492,34 @@ mod tests {
         );
         assert!(
             error.contains("metadata.schema_version: expected 1"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_string_over_its_limit_is_refused_by_its_path_before_publishing() {
+        let mut doc = purchase();
+        doc["visitor"]["anonymous_id"] = json!("a\u{0}b");
+        let error = prepared("InteractionTracked", doc).unwrap_err();
+        assert!(
+            error.contains("visitor.anonymous_id: contains the control character U+0000"),
+            "{error}"
+        );
+        assert!(error.contains("nothing was published"), "{error}");
+
+        let mut doc = purchase();
+        doc["tracking"]["campaign_id"] = json!("c".repeat(3_000));
+        let error = prepared("InteractionTracked", doc).unwrap_err();
+        assert!(
+            error.contains("tracking.campaign_id: is 3000 bytes long; at most 128"),
+            "{error}"
+        );
+
+        let fraud =
+            json!({"metadata": {"saga_id": "s-1"}, "reason": "chargeback\u{0}", "reporter": "ops"});
+        let error = prepared("FraudDetected", fraud).unwrap_err();
+        assert!(
+            error.contains("\n  reason: contains the control"),
             "{error}"
         );
     }

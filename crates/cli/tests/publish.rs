@@ -23,6 +23,17 @@ fn admin_url() -> String {
     std::env::var("ALPES_PULSAR_ADMIN_URL").unwrap_or_else(|_| "http://127.0.0.1:8080".into())
 }
 
+/// The test suites' own Pulsar namespace, installed for this process: a platform left running
+/// (`scripts/demo.sh`, in `alpes/events`) never sees what these tests publish.
+const NAMESPACE: &str = "alpes/test";
+
+fn test_namespace() {
+    alpes_contracts::Namespace::parse(NAMESPACE)
+        .unwrap()
+        .install()
+        .unwrap();
+}
+
 #[tokio::test]
 async fn an_invalid_document_is_refused_with_exit_code_2_and_nothing_published() {
     let document = json!({
@@ -97,6 +108,7 @@ async fn a_dry_run_shows_the_completed_document_without_a_broker() {
 
 #[tokio::test]
 async fn a_published_event_arrives_on_its_topic_with_its_key_and_metadata() {
+    test_namespace();
     Admin::new(&admin_url())
         .bootstrap()
         .await
@@ -130,6 +142,7 @@ async fn a_published_event_arrives_on_its_topic_with_its_key_and_metadata() {
     let env = [
         ("ALPES_PULSAR_URL", pulsar_url()),
         ("ALPES_PULSAR_ADMIN_URL", admin_url()),
+        ("ALPES_PULSAR_NAMESPACE", NAMESPACE.to_owned()),
     ];
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let ran = alpes(
@@ -166,10 +179,51 @@ async fn a_published_event_arrives_on_its_topic_with_its_key_and_metadata() {
     assert_eq!(printed["event_id"], event.metadata.event_id.as_str());
     assert_eq!(printed["message_id"], delivery.message_id.as_str());
     assert_eq!(
-        printed["topic"],
-        "persistent://alpes/events/fraud-detected-v1"
+        printed["topic"], "persistent://alpes/test/fraud-detected-v1",
+        "published in the namespace it was told"
     );
 
     shutdown.cancel();
     running.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn every_command_names_topics_in_the_namespace_it_is_given() {
+    let listed = alpes(&["events"], "", &[("ALPES_PULSAR_NAMESPACE", NAMESPACE)]).await;
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    assert!(
+        listed
+            .stdout
+            .contains("persistent://alpes/test/interaction-tracked-v1"),
+        "{}",
+        listed.stdout
+    );
+    assert!(!listed.stdout.contains("alpes/events"), "{}", listed.stdout);
+
+    let by_flag = alpes(&["--pulsar-namespace", "alpes/staging", "events"], "", &[]).await;
+    assert_eq!(by_flag.code, 0, "{}", by_flag.stderr);
+    assert!(
+        by_flag
+            .stdout
+            .contains("persistent://alpes/staging/fraud-detected-v1"),
+        "{}",
+        by_flag.stdout
+    );
+
+    let by_default = alpes(&["events"], "", &[]).await;
+    assert!(
+        by_default
+            .stdout
+            .contains("persistent://alpes/events/fraud-detected-v1"),
+        "{}",
+        by_default.stdout
+    );
+
+    let refused = alpes(&["events", "--pulsar-namespace", "no-slash"], "", &[]).await;
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("tenant/namespace"),
+        "{}",
+        refused.stderr
+    );
 }

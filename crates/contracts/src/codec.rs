@@ -4,12 +4,18 @@
 //! Decoding reads with the event's current schema. Bytes written with an older revision of the
 //! schema are read through Avro schema resolution when the caller passes that writer schema
 //! (the bus fetches it from Pulsar's schema registry by the message's schema version).
+//!
+//! Decoding also checks the event against [`crate::limits`]: every consumer decodes through
+//! here, so an event with a NUL in an id or a reason of a megabyte is refused (and dead-lettered
+//! by the bus, with the field and why) before any service acts on it. Encoding does not check:
+//! what a service produces from checked input stays within the limits.
 
 use apache_avro::Schema;
 use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::writer::datum::GenericDatumWriter;
 
 use crate::Event;
+use crate::limits::Invalid;
 
 /// Why an event could not be encoded or decoded.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +33,13 @@ pub enum CodecError {
         event: &'static str,
         #[source]
         source: apache_avro::Error,
+    },
+    /// The datum decoded but a field breaks its limit (see [`crate::limits`]).
+    #[error("{event} is not valid: {source}")]
+    Invalid {
+        event: &'static str,
+        #[source]
+        source: Invalid,
     },
     /// The datum decoded but bytes were left over: not one datum of this schema.
     #[error("cannot decode {event} from Avro: {trailing} trailing byte(s) after the datum")]
@@ -50,8 +63,15 @@ pub fn encode<E: Event>(event: &E) -> Result<Vec<u8>, CodecError> {
         .map_err(encode_error)
 }
 
-/// Decodes plain Avro binary written with the event's current schema.
+/// Decodes plain Avro binary written with the event's current schema, and checks the event
+/// against its limits.
 pub fn decode<E: Event>(bytes: &[u8]) -> Result<E, CodecError> {
+    decode_unchecked(bytes).and_then(checked)
+}
+
+/// Decodes plain Avro binary written with the event's current schema, without checking its
+/// limits: for tools that must show whatever arrived (a dead letter, a codec test).
+pub fn decode_unchecked<E: Event>(bytes: &[u8]) -> Result<E, CodecError> {
     let ty = E::event_type();
     let decode_error = |source| CodecError::Decode {
         event: ty.name,
@@ -68,7 +88,8 @@ pub fn decode<E: Event>(bytes: &[u8]) -> Result<E, CodecError> {
 }
 
 /// Decodes plain Avro binary written with `writer`, an older or newer revision of the event's
-/// schema within the same major version, resolving it to the current schema.
+/// schema within the same major version, resolving it to the current schema, and checks the
+/// event against its limits.
 pub fn decode_with_writer<E: Event>(bytes: &[u8], writer: &Schema) -> Result<E, CodecError> {
     let ty = E::event_type();
     if writer == ty.schema() {
@@ -86,7 +107,19 @@ pub fn decode_with_writer<E: Event>(bytes: &[u8], writer: &Schema) -> Result<E, 
         .read_value(&mut rest)
         .map_err(decode_error)?;
     ensure_consumed::<E>(rest)?;
-    apache_avro::from_value(&value).map_err(decode_error)
+    apache_avro::from_value(&value)
+        .map_err(decode_error)
+        .and_then(checked)
+}
+
+fn checked<E: Event>(event: E) -> Result<E, CodecError> {
+    match event.validate() {
+        Ok(()) => Ok(event),
+        Err(source) => Err(CodecError::Invalid {
+            event: E::event_type().name,
+            source,
+        }),
+    }
 }
 
 fn ensure_consumed<E: Event>(rest: &[u8]) -> Result<(), CodecError> {

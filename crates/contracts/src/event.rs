@@ -7,10 +7,7 @@ use apache_avro::Schema;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::EventMetadata;
-
-/// The Pulsar tenant and namespace all alpes topics live in.
-pub const TENANT_NAMESPACE: &str = "alpes/events";
+use crate::{EventMetadata, Namespace};
 
 /// The contract of one event type at one major version.
 pub struct EventType {
@@ -79,9 +76,10 @@ impl EventType {
         format!("{kebab}-v{}", self.major)
     }
 
-    /// The full topic, e.g. `persistent://alpes/events/interaction-tracked-v1`.
+    /// The full topic in this process's namespace ([`Namespace::current`]), e.g.
+    /// `persistent://alpes/events/interaction-tracked-v1`.
     pub fn topic(&self) -> String {
-        format!("persistent://{TENANT_NAMESPACE}/{}", self.topic_name())
+        Namespace::current().topic(&self.topic_name())
     }
 }
 
@@ -91,8 +89,11 @@ impl fmt::Debug for EventType {
     }
 }
 
-/// A Rust type that is the payload of one integration event.
-pub trait Event: Serialize + DeserializeOwned + Clone + fmt::Debug + Send + Sync + 'static {
+/// A Rust type that is the payload of one integration event; [`crate::limits::Validate`] checks
+/// its string fields, and decoding refuses an event that fails it.
+pub trait Event:
+    Serialize + DeserializeOwned + Clone + fmt::Debug + Send + Sync + crate::limits::Validate + 'static
+{
     /// The contract this type implements.
     fn event_type() -> &'static EventType;
     /// The event's metadata.

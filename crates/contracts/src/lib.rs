@@ -10,14 +10,21 @@
 //! - [`compat`] checks that each schema stays compatible with the earlier revisions of its major
 //!   version.
 //! - [`events`] holds the types, one module per producing service.
+//! - [`limits`] says what each string field may hold; every event is checked against it when
+//!   decoded, and every entry point (HTTP, CLI) applies the same rules.
+//! - [`Namespace`] is the Pulsar tenant/namespace the process's topics live in, chosen once at
+//!   start-up (`alpes/events` unless said otherwise; test suites use their own).
 
 pub mod codec;
 pub mod compat;
 mod event;
 pub mod events;
+pub mod limits;
 mod metadata;
 mod money;
+mod namespace;
 
-pub use event::{Event, EventType, TENANT_NAMESPACE};
+pub use event::{Event, EventType};
 pub use metadata::{EventMetadata, Timestamp};
 pub use money::Money;
+pub use namespace::{DEFAULT_NAMESPACE, Namespace, NamespaceError};

@@ -7,6 +7,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::Event;
+use crate::limits::{At, ID, Invalid, TRACE, Validate};
 
 /// A UTC instant, stored in Avro as `timestamp-micros`.
 pub type Timestamp = DateTime<Utc>;
@@ -74,5 +75,18 @@ impl EventMetadata {
     pub fn produced_by(mut self, service: impl Into<String>) -> Self {
         self.producer = service.into();
         self
+    }
+}
+
+impl Validate for EventMetadata {
+    fn validate_at(&self, at: &str) -> Result<(), Invalid> {
+        let at = At(at);
+        at.check("event_id", ID, &self.event_id)?;
+        at.check("event_type", ID, &self.event_type)?;
+        at.check("producer", ID, &self.producer)?;
+        at.check_opt("saga_id", ID, &self.saga_id)?;
+        at.check_opt("causation_id", ID, &self.causation_id)?;
+        at.check_opt("traceparent", TRACE, &self.traceparent)?;
+        at.check_opt("tracestate", TRACE, &self.tracestate)
     }
 }

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::limits::{At, Invalid, Validate, currency_problem};
+
 /// An amount of money in minor units (cents for EUR) of an ISO 4217 currency. Never a float.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Money {
@@ -17,6 +19,15 @@ impl Money {
         Self {
             amount_minor,
             currency: currency.into(),
+        }
+    }
+}
+
+impl Validate for Money {
+    fn validate_at(&self, at: &str) -> Result<(), Invalid> {
+        match currency_problem(&self.currency) {
+            None => Ok(()),
+            Some(message) => Err(Invalid::new(At(at).path("currency"), message)),
         }
     }
 }

@@ -3,8 +3,13 @@
 //! Publishing happens strictly after the commit is durable and the mark strictly after the
 //! broker's receipt, so a crash anywhere republishes rather than loses (at least once; consumers
 //! deduplicate by event id). Sends of one batch are pipelined and leave in commit order.
+//!
+//! When the broker goes away, the `pulsar` client re-creates the producers and resends what
+//! they had pending; a send it gives up on fails the flush, and the commits stay unpublished
+//! in the store, to be sent again after a backoff until the broker takes them. The outage is
+//! logged once when it starts and once when publishing works again.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use alpes_bus::{BusError, Publisher, Shutdown};
 
@@ -63,10 +68,38 @@ impl<S: EventStore> Relay<S> {
 
     /// Flushes whenever an append wakes it, or every poll interval, until `shutdown`; then
     /// flushes one last time so that nothing committed before shutdown waits for a restart.
+    /// After a failed flush it waits a growing backoff (0.5 s doubling up to 10 s) before the
+    /// next, whatever the appends, so that an unreachable broker is not hammered.
     pub async fn run(self, shutdown: Shutdown) {
+        // Since when, and how many flushes in a row, publishing has failed.
+        let mut failing: Option<(Instant, u32)> = None;
         loop {
-            if let Err(e) = self.flush().await {
-                tracing::warn!(error = %e, "outbox relay: publishing failed, will retry");
+            match self.flush().await {
+                Ok(_) => {
+                    if let Some((since, failures)) = failing.take() {
+                        tracing::info!(
+                            failures,
+                            down_ms = since.elapsed().as_millis() as u64,
+                            "outbox relay: publishing again"
+                        );
+                    }
+                }
+                Err(e) => {
+                    let (since, failures) = failing.unwrap_or_else(|| (Instant::now(), 0));
+                    if failures == 0 {
+                        tracing::warn!(error = %e, "outbox relay: publishing failed; the outbox is kept and sent again until the broker takes it");
+                    } else {
+                        tracing::debug!(error = %e, failures, "outbox relay: publishing still fails");
+                    }
+                    failing = Some((since, failures + 1));
+                }
+            }
+            if let Some((_, failures)) = failing {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(retry_delay(failures)) => {}
+                }
+                continue;
             }
             tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -77,5 +110,24 @@ impl<S: EventStore> Relay<S> {
         if let Err(e) = self.flush().await {
             tracing::warn!(error = %e, "outbox relay: final flush failed; the next start publishes the rest");
         }
+    }
+}
+
+/// The wait after `failures` failed flushes in a row: 0.5 s, doubling, at most 10 s.
+fn retry_delay(failures: u32) -> Duration {
+    let factor = 1u32 << failures.saturating_sub(1).min(10);
+    Duration::from_millis(500)
+        .saturating_mul(factor)
+        .min(Duration::from_secs(10))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failing_relay_waits_longer_each_time_up_to_ten_seconds() {
+        let delays: Vec<u128> = (1..=7).map(|f| retry_delay(f).as_millis()).collect();
+        assert_eq!(delays, [500, 1_000, 2_000, 4_000, 8_000, 10_000, 10_000]);
     }
 }

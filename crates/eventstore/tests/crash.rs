@@ -24,6 +24,11 @@ const PUBLISHED: usize = 4;
 const CHILD: &str = "ALPES_OUTBOX_CHILD";
 
 fn main() -> ExitCode {
+    // The test suites' own namespace: a platform left running never sees these events.
+    alpes_contracts::Namespace::parse("alpes/test")
+        .unwrap()
+        .install()
+        .unwrap();
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     if let Ok(spec) = std::env::var(CHILD) {
         runtime.block_on(child(spec));

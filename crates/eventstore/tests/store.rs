@@ -180,6 +180,11 @@ async fn memory_rebuild() {
 async fn an_outbox_written_before_a_crash_is_published_after_restart() {
     let pulsar_url = env("ALPES_PULSAR_URL", "pulsar://127.0.0.1:6650");
     let admin_url = env("ALPES_PULSAR_ADMIN_URL", "http://127.0.0.1:8080");
+    // The test suites' own namespace: a platform left running never sees these events.
+    alpes_contracts::Namespace::parse("alpes/test")
+        .unwrap()
+        .install()
+        .unwrap();
     Admin::new(&admin_url)
         .bootstrap()
         .await

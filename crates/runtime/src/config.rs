@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use alpes_bus::{StartAt, SubscriptionConfig};
+use alpes_contracts::{DEFAULT_NAMESPACE, Namespace};
 
 /// Connection settings shared by every service; `#[command(flatten)]` it into a service's own.
 #[derive(clap::Args, Debug, Clone)]
@@ -26,6 +27,11 @@ pub struct CommonArgs {
         default_value = "http://127.0.0.1:8080"
     )]
     pub pulsar_admin_url: String,
+    /// Pulsar tenant/namespace of every topic the service reads and writes. The platform runs
+    /// in `alpes/events`; a test suite in a namespace of its own, so that a platform left
+    /// running and the tests never consume each other's events.
+    #[arg(long, env = "ALPES_PULSAR_NAMESPACE", default_value = DEFAULT_NAMESPACE)]
+    pub pulsar_namespace: Namespace,
     /// MongoDB (or FerretDB) holding the service's event streams.
     #[arg(
         long,

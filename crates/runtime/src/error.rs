@@ -79,6 +79,56 @@ impl ApiError {
         }
     }
 
+    /// 413: the body is larger than the endpoint accepts.
+    pub fn too_large(message: impl Into<String>) -> Self {
+        Self::from_status(StatusCode::PAYLOAD_TOO_LARGE, message)
+    }
+
+    /// 503: the service is at its limit of requests in flight; the client may retry soon.
+    pub fn overloaded(message: impl Into<String>) -> Self {
+        Self {
+            code: "overloaded",
+            ..Self::from_status(StatusCode::SERVICE_UNAVAILABLE, message)
+        }
+    }
+
+    /// 503: the request did not finish within the server's time limit; the client may retry.
+    pub fn timed_out(message: impl Into<String>) -> Self {
+        Self {
+            code: "timed_out",
+            ..Self::from_status(StatusCode::SERVICE_UNAVAILABLE, message)
+        }
+    }
+
+    /// An error the framework answered with `status` (an extractor's rejection, an unknown
+    /// route or method, a protocol error), with the code clients match on for that status.
+    pub fn from_status(status: StatusCode, message: impl Into<String>) -> Self {
+        let code = match status.as_u16() {
+            400 => "malformed_request",
+            401 => "unauthorized",
+            403 => "forbidden",
+            404 => "not_found",
+            405 => "method_not_allowed",
+            406 => "not_acceptable",
+            408 => "request_timeout",
+            409 => "conflict",
+            413 => "payload_too_large",
+            414 => "uri_too_long",
+            415 => "unsupported_media_type",
+            422 => "validation_failed",
+            431 => "headers_too_large",
+            503 => "unavailable",
+            _ if status.is_client_error() => "bad_request",
+            _ => "internal",
+        };
+        Self {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+        }
+    }
+
     /// 503: a dependency is down; the client may retry.
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self {
@@ -87,6 +137,13 @@ impl ApiError {
             message: message.into(),
             field: None,
         }
+    }
+}
+
+/// A field that breaks its limit (see `alpes_contracts::limits`) is a 400 naming it.
+impl From<alpes_contracts::limits::Invalid> for ApiError {
+    fn from(invalid: alpes_contracts::limits::Invalid) -> Self {
+        Self::invalid(invalid.field, invalid.message)
     }
 }
 

@@ -2,13 +2,14 @@
 //!
 //! `/healthz` answers while the process runs. `/readyz` answers 200 only when every dependency
 //! check passes and the service is not shutting down, so an orchestrator stops sending traffic
-//! the moment SIGTERM arrives.
+//! the moment SIGTERM arrives. A subscription that lost the broker makes the service not ready
+//! until it has subscribed again: a replica that cannot consume should not look healthy.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use alpes_bus::Shutdown;
+use alpes_bus::{Shutdown, SubscriptionHealth};
 use axum::Json;
 use axum::http::StatusCode;
 use futures::future::{BoxFuture, join_all};
@@ -43,6 +44,27 @@ impl Readiness {
         self
     }
 
+    /// Requires every one of `subscriptions` to be consuming (check `subscriptions`, whose
+    /// message names those that are down). Reads their state only: no broker round trip.
+    pub fn subscriptions(self, subscriptions: Vec<SubscriptionHealth>) -> Self {
+        let subscriptions = Arc::new(subscriptions);
+        self.check("subscriptions", move || {
+            let down: Vec<String> = subscriptions
+                .iter()
+                .filter(|s| !s.is_up())
+                .map(|s| format!("`{}` on {}", s.name(), s.topic()))
+                .collect();
+            std::future::ready(if down.is_empty() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "lost the broker, subscribing again: {}",
+                    down.join(", ")
+                ))
+            })
+        })
+    }
+
     /// Runs every check (2 s each, concurrently) and reports.
     pub async fn report(&self) -> (StatusCode, Json<Value>) {
         if self.shutdown.is_cancelled() {
@@ -73,5 +95,35 @@ impl Readiness {
             StatusCode::SERVICE_UNAVAILABLE
         };
         (code, Json(json!({ "status": status, "checks": checks })))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_subscription_that_lost_the_broker_makes_the_service_not_ready_until_it_is_back() {
+        let commission = SubscriptionHealth::new("commission", "persistent://alpes/events/a-v1");
+        let other = SubscriptionHealth::new("commission", "persistent://alpes/events/b-v1");
+        let readiness =
+            Readiness::new(Shutdown::new()).subscriptions(vec![commission.clone(), other]);
+        assert_eq!(readiness.report().await.0, StatusCode::OK);
+
+        commission.lost();
+        let (code, Json(body)) = readiness.report().await;
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["status"], "not_ready");
+        let message = body["checks"]["subscriptions"].as_str().unwrap();
+        assert!(
+            message.contains("`commission` on persistent://alpes/events/a-v1")
+                && !message.contains("b-v1"),
+            "names the subscription that is down, and only it: {message}"
+        );
+
+        commission.resubscribed();
+        let (code, Json(body)) = readiness.report().await;
+        assert_eq!(code, StatusCode::OK);
+        assert_eq!(body["checks"]["subscriptions"], "ok");
     }
 }

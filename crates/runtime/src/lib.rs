@@ -4,7 +4,8 @@
 //!   environment variables (one mechanism: clap), flattened into each service's own config.
 //! - [`telemetry::init`]: JSON (or human) logs through `tracing`.
 //! - [`http`]: the axum server with `/healthz`, `/readyz`, `/metrics`, trace context on every
-//!   request, JSON errors with a stable `code`, and graceful shutdown.
+//!   request, JSON errors with a stable `code` (from the framework and hyper too), timeouts,
+//!   a limit of requests in flight and of body size, and graceful shutdown.
 //! - [`platform::Platform`]: the wiring every service repeats otherwise — bootstrap, bus,
 //!   event store, outbox relay, consumers, readiness, HTTP, and the order they stop in.
 //! - [`shutdown::on_signals`]: a [`Shutdown`](alpes_bus::Shutdown) token cancelled by SIGTERM
@@ -16,6 +17,7 @@ pub mod health;
 pub mod http;
 pub mod metrics;
 pub mod platform;
+mod protocol_errors;
 pub mod shutdown;
 pub mod telemetry;
 pub mod trace;

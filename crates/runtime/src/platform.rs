@@ -9,7 +9,9 @@
 use std::future::Future;
 
 use alpes_bus::admin::Admin;
-use alpes_bus::{Bus, BusError, Delivery, Outcome, Publisher, Shutdown, SubscriptionConfig};
+use alpes_bus::{
+    Bus, BusError, Delivery, Outcome, Publisher, Shutdown, SubscriptionConfig, SubscriptionHealth,
+};
 use alpes_contracts::Event;
 use alpes_eventstore::{MongoStore, Relay, StoreError};
 use axum::Router;
@@ -24,6 +26,8 @@ use crate::metrics::Metrics;
 /// Why a service could not start, or stopped badly.
 #[derive(Debug, thiserror::Error)]
 pub enum PlatformError {
+    #[error("choosing the Pulsar namespace: {0}")]
+    Namespace(#[source] alpes_contracts::NamespaceError),
     #[error("bootstrapping Pulsar: {0}")]
     Bootstrap(#[source] BusError),
     #[error("connecting to Pulsar: {0}")]
@@ -52,6 +56,8 @@ pub struct Platform {
     /// Consumers stop with the service, or at once if a later one cannot start.
     consuming: Shutdown,
     consumers: Vec<JoinHandle<Result<(), BusError>>>,
+    /// Whether each consumer is connected, for readiness.
+    subscriptions: Vec<SubscriptionHealth>,
     relay_stop: Shutdown,
     relay: JoinHandle<()>,
     /// Checks beyond MongoDB and Pulsar, for dependencies only this service has.
@@ -59,14 +65,20 @@ pub struct Platform {
 }
 
 impl Platform {
-    /// Bootstraps Pulsar, connects, and starts the outbox relay of `service`'s store in
-    /// MongoDB database `database`.
+    /// Bootstraps Pulsar in the process's namespace (installed here from `common`; every
+    /// service of one process must agree on it), connects, and starts the outbox relay of
+    /// `service`'s store in MongoDB database `database`.
     pub async fn start(
         common: &CommonArgs,
         service: &'static str,
         database: &str,
         shutdown: &Shutdown,
     ) -> Result<Self, PlatformError> {
+        common
+            .pulsar_namespace
+            .clone()
+            .install()
+            .map_err(PlatformError::Namespace)?;
         let admin = Admin::new(&common.pulsar_admin_url);
         admin.bootstrap().await.map_err(PlatformError::Bootstrap)?;
         let bus = Bus::connect(&common.pulsar_url, &common.pulsar_admin_url, service)
@@ -85,6 +97,7 @@ impl Platform {
             store,
             consuming: shutdown.child_token(),
             consumers: Vec::new(),
+            subscriptions: Vec::new(),
             relay_stop,
             relay: tokio::spawn(relay),
             readiness: Readiness::new(shutdown.clone()),
@@ -112,6 +125,8 @@ impl Platform {
 
     /// Subscribes to `E` and hands each message to `handler` until shutdown, counting the
     /// outcomes. If the subscription cannot be made, everything started so far is stopped.
+    /// Once made, it subscribes again by itself after losing the broker, and `/readyz` says
+    /// not ready meanwhile.
     pub async fn consume<E, F, Fut>(
         &mut self,
         config: SubscriptionConfig,
@@ -134,6 +149,8 @@ impl Platform {
                 });
             }
         };
+        self.metrics.watch(subscription.health());
+        self.subscriptions.push(subscription.health());
         let metrics = self.metrics.clone();
         let counted = move |delivery| {
             let handled = handler(delivery);
@@ -173,7 +190,8 @@ impl Platform {
             .check("pulsar", move || {
                 let admin = admin.clone();
                 async move { admin.clusters().await.map(drop).map_err(|e| e.to_string()) }
-            });
+            })
+            .subscriptions(self.subscriptions.clone());
         let router = http::router(api, readiness, self.metrics.clone());
         let served = http::serve(listener, router, shutdown).await;
 

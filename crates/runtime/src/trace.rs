@@ -22,7 +22,11 @@ impl TraceContext {
         match header("traceparent").filter(|t| is_valid(t)) {
             Some(traceparent) => Self {
                 traceparent: traceparent.to_owned(),
-                tracestate: header("tracestate").map(str::to_owned),
+                // W3C lets a hop drop a `tracestate` over its 512 bytes; kept, it would make
+                // the events of this request break their contract's limits.
+                tracestate: header("tracestate")
+                    .filter(|state| alpes_contracts::limits::TRACE.problem(state).is_none())
+                    .map(str::to_owned),
             },
             None => Self::new_trace(),
         }
@@ -81,5 +85,18 @@ mod tests {
             assert_ne!(fresh, invalid);
             assert!(is_valid(&fresh), "{fresh}");
         }
+    }
+
+    #[test]
+    fn a_tracestate_over_its_limit_is_dropped() {
+        let mut headers = HeaderMap::new();
+        let valid = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        headers.insert("traceparent", valid.parse().unwrap());
+        headers.insert("tracestate", "vendor=1".parse().unwrap());
+        let kept = TraceContext::from_headers(&headers).tracestate;
+        assert_eq!(kept.as_deref(), Some("vendor=1"));
+        let long = format!("vendor={}", "x".repeat(600));
+        headers.insert("tracestate", long.parse().unwrap());
+        assert_eq!(TraceContext::from_headers(&headers).tracestate, None);
     }
 }

@@ -39,6 +39,7 @@ use crate::domain::{
 
 pub use compensation::Compensated;
 pub use query::{BudgetView, CommissionFilter, CommissionPage, CommissionView, Rejection};
+pub use reservation::Attempt;
 
 /// Conflicting writers reload and decide again this many times before the message is retried.
 const ATTEMPTS: u32 = 10;

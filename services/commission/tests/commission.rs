@@ -40,6 +40,14 @@ fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
 }
 
+/// The test suites' own Pulsar namespace, installed for this process: a platform left running
+/// (`scripts/demo.sh`, in `alpes/events`) and these tests never consume each other's events.
+fn test_namespace() -> alpes_contracts::Namespace {
+    let namespace = alpes_contracts::Namespace::parse("alpes/test").unwrap();
+    namespace.clone().install().unwrap();
+    namespace
+}
+
 fn eur(amount_minor: i64) -> Money {
     Money::new(amount_minor, "EUR")
 }
@@ -64,6 +72,7 @@ async fn spawn_app() -> App {
             log_format: LogFormat::Text,
             subscribe_from: SubscribeFrom::Latest,
             consumer_concurrency: 8,
+            pulsar_namespace: test_namespace(),
         },
         database: unique("commission_test").replace('-', "_"),
         subscription: unique("commission-test"),
@@ -129,6 +138,7 @@ impl App {
 }
 
 async fn observer() -> Bus {
+    test_namespace();
     Bus::connect(
         &env("ALPES_PULSAR_URL", "pulsar://127.0.0.1:6650"),
         &env("ALPES_PULSAR_ADMIN_URL", "http://127.0.0.1:8080"),

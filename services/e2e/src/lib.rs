@@ -55,6 +55,13 @@ pub struct Endpoints {
         default_value = "http://127.0.0.1:8080"
     )]
     pub pulsar_admin_url: String,
+    /// The Pulsar tenant/namespace the platform runs in.
+    #[arg(
+        long,
+        env = "ALPES_PULSAR_NAMESPACE",
+        default_value = alpes_contracts::DEFAULT_NAMESPACE
+    )]
+    pub pulsar_namespace: alpes_contracts::Namespace,
 }
 
 impl Endpoints {
@@ -70,8 +77,10 @@ impl Endpoints {
         }
     }
 
-    /// A connection to the broker, as `name`.
+    /// A connection to the broker, as `name`, in the platform's namespace (which becomes this
+    /// process's).
     pub async fn bus(&self, name: &str) -> anyhow::Result<Bus> {
+        self.pulsar_namespace.clone().install()?;
         Ok(Bus::connect(&self.pulsar_url, &self.pulsar_admin_url, name).await?)
     }
 }

@@ -1,6 +1,12 @@
 //! The saga coordinator: it observes every saga event into the log, times out the sagas that
 //! stop moving, and takes fraud reports. It never commands the forward path: a timeout or a
 //! fraud report is an event the other services react to, like any other.
+//!
+//! A timeout is published a little after its deadline, so it may race the saga's completion.
+//! The outcome does not depend on who wins: the timeout carries its `deadline`, and a saga
+//! whose commission was reserved by then stays COMPLETED (the log counts the timeout void, and
+//! commission ignores it). A deadline counts from the saga's own time, with a grace period from
+//! when the log first saw it (see `alpes_sagalog::derive_seen`).
 
 use std::time::Duration;
 

@@ -17,6 +17,14 @@ fn unique(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
 }
 
+/// The test suites' own Pulsar namespace, installed for this process: a platform left running
+/// (`scripts/demo.sh`, in `alpes/events`) and these tests never consume each other's events.
+fn test_namespace() -> alpes_contracts::Namespace {
+    let namespace = alpes_contracts::Namespace::parse("alpes/test").unwrap();
+    namespace.clone().install().unwrap();
+    namespace
+}
+
 async fn spawn_app() -> (
     String,
     Shutdown,
@@ -33,6 +41,7 @@ async fn spawn_app() -> (
             log_format: LogFormat::Text,
             subscribe_from: SubscribeFrom::Latest,
             consumer_concurrency: 8,
+            pulsar_namespace: test_namespace(),
         },
         database: unique("marketing_test"),
         subscription: unique("marketing_test"),

@@ -26,9 +26,6 @@ pub enum AppError {
     Store(#[from] StoreError),
     #[error("stored data does not read back: {0}")]
     Corrupt(String),
-    /// A compensation names interactions this service never registered: it can never apply.
-    #[error("none of the interactions {0:?} is known here")]
-    UnknownInteractions(Vec<String>),
 }
 
 /// An interaction as the HTTP API receives it.
@@ -126,8 +123,11 @@ impl<S: EventStore> Tracking<S> {
     }
 
     /// Compensation: discards every interaction of a reverted journey, then queues one
-    /// `InteractionsDiscarded`. Redeliveries and repeated reverts of the same journey change
-    /// nothing and publish nothing again. Returns how many interactions were discarded now.
+    /// `InteractionsDiscarded`, the saga's last step. Redeliveries and repeated reverts of the
+    /// same journey change nothing and publish nothing again. A revert none of whose
+    /// interactions is known here (published straight to the topic, or a revert with nothing to
+    /// undo) discards nothing and is answered all the same, with no interaction named, so the
+    /// saga always ends. Returns how many interactions were discarded now.
     pub async fn discard_journey(&self, reverted: &AttributionReverted) -> Result<usize, AppError> {
         let message_id = &reverted.metadata.event_id;
         let mut discarded = 0;
@@ -161,19 +161,23 @@ impl<S: EventStore> Tracking<S> {
             visitor_id = visitor_id.or(visitor);
         }
 
-        if known == 0 {
-            return Err(AppError::UnknownInteractions(
-                reverted.interaction_ids.clone(),
-            ));
-        }
+        // Interactions published straight to the topic, or a journey attribution reverted with
+        // nothing in it, are not known here: there is nothing to discard, but the saga's
+        // compensation still ends here, so the answer is announced all the same, naming no
+        // interaction.
+        let interaction_ids = if known == 0 {
+            Vec::new()
+        } else {
+            reverted.interaction_ids.clone()
+        };
         let summary = InteractionsDiscarded {
             metadata: EventMetadata::caused_by::<InteractionsDiscarded>(&reverted.metadata),
             visitor_id: visitor_id.unwrap_or_default(),
-            interaction_ids: reverted.interaction_ids.clone(),
+            interaction_ids,
             reason: reverted.reason.clone(),
         };
         let outbox = vec![outgoing(&summary)?];
-        let journey_stream = format!("journey-discard-{}", reverted.journey_id);
+        let journey_stream = announcement_stream(reverted);
         retry_on_conflict(ATTEMPTS, || async {
             let stream = self.store.load(&journey_stream).await?;
             if stream.version() > 0 {
@@ -210,6 +214,20 @@ impl<S: EventStore> Tracking<S> {
     }
 }
 
+/// The stream whose first commit announces the discarding for `reverted`, once: one per
+/// journey, or, for a revert that names no journey (attribution had nothing to undo), one per
+/// saga.
+fn announcement_stream(reverted: &AttributionReverted) -> String {
+    match (
+        reverted.journey_id.trim(),
+        reverted.metadata.saga_id.as_deref(),
+    ) {
+        ("", Some(saga_id)) => format!("saga-discard-{saga_id}"),
+        ("", None) => format!("revert-discard-{}", reverted.metadata.event_id),
+        (journey_id, _) => format!("journey-discard-{journey_id}"),
+    }
+}
+
 fn stored(events: &[InteractionEvent]) -> Result<Vec<StoredEvent>, AppError> {
     events
         .iter()
@@ -231,5 +249,64 @@ fn into_store_error(e: AppError) -> StoreError {
     match e {
         AppError::Store(e) => e,
         other => StoreError::Corrupt(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alpes_contracts::{Event, codec};
+    use alpes_eventstore::MemoryStore;
+
+    use super::*;
+
+    /// Every `E` queued in any outbox, oldest first.
+    async fn queued<E: Event>(store: &MemoryStore) -> Vec<E> {
+        store
+            .unpublished(usize::MAX)
+            .await
+            .unwrap()
+            .iter()
+            .flat_map(|c| &c.outbox)
+            .filter(|o| o.event_type.as_deref() == Some(E::event_type().name))
+            .map(|o| codec::decode(&o.payload).unwrap())
+            .collect()
+    }
+
+    fn reverted(journey_id: &str, interaction_ids: &[&str]) -> AttributionReverted {
+        AttributionReverted {
+            metadata: EventMetadata::new::<AttributionReverted>().in_saga("saga-1"),
+            journey_id: journey_id.into(),
+            interaction_ids: interaction_ids.iter().map(|&i| i.to_owned()).collect(),
+            reason: "fraud reported".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_revert_of_interactions_never_tracked_here_is_answered_once_naming_none() {
+        let store = MemoryStore::new();
+        let tracking = Tracking::new(store.clone());
+        let revert = reverted("journey-1", &["click-1", "purchase-1"]);
+
+        assert_eq!(tracking.discard_journey(&revert).await.unwrap(), 0);
+        assert_eq!(tracking.discard_journey(&revert).await.unwrap(), 0);
+
+        let discarded: Vec<InteractionsDiscarded> = queued(&store).await;
+        assert_eq!(discarded.len(), 1, "answered once: {discarded:?}");
+        assert_eq!(discarded[0].interaction_ids, Vec::<String>::new());
+        assert_eq!(discarded[0].metadata.saga_id.as_deref(), Some("saga-1"));
+        assert_eq!(
+            discarded[0].metadata.causation_id.as_deref(),
+            Some(revert.metadata.event_id.as_str())
+        );
+    }
+
+    #[tokio::test]
+    async fn a_revert_that_names_no_journey_is_answered_once_per_saga() {
+        let store = MemoryStore::new();
+        let tracking = Tracking::new(store.clone());
+        tracking.discard_journey(&reverted("", &[])).await.unwrap();
+        tracking.discard_journey(&reverted("", &[])).await.unwrap();
+        let discarded: Vec<InteractionsDiscarded> = queued(&store).await;
+        assert_eq!(discarded.len(), 1, "answered once: {discarded:?}");
     }
 }

@@ -1,5 +1,6 @@
 //! Shared set-up for the bus tests: they run against the Apache Pulsar standalone of the local
-//! stack (`scripts/stack.sh up`), located by the same variables the services read.
+//! stack (`scripts/stack.sh up`), located by the same variables the services read, in the
+//! test suites' own namespace ([`NAMESPACE`]): a platform left running never sees their events.
 
 #![allow(dead_code)]
 
@@ -19,8 +20,16 @@ pub fn admin_url() -> String {
     std::env::var("ALPES_PULSAR_ADMIN_URL").unwrap_or_else(|_| "http://127.0.0.1:8080".into())
 }
 
-/// A bus connected to the real broker, after the (idempotent) bootstrap ran once.
+/// The Pulsar namespace of the test suites.
+pub const NAMESPACE: &str = "alpes/test";
+
+/// A bus connected to the real broker in [`NAMESPACE`], after the (idempotent) bootstrap ran
+/// once.
 pub async fn bus() -> Bus {
+    alpes_contracts::Namespace::parse(NAMESPACE)
+        .unwrap()
+        .install()
+        .unwrap();
     // Bus logs go to the test's captured output, shown when it fails.
     let _ = tracing_subscriber::fmt()
         .with_test_writer()

@@ -7,7 +7,7 @@ use std::process::{Output, Stdio};
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
-const VARIABLES: [&str; 8] = [
+const VARIABLES: [&str; 9] = [
     "ALPES_API_TOKEN",
     "ALPES_MARKETING_URL",
     "ALPES_TRACKING_URL",
@@ -15,6 +15,7 @@ const VARIABLES: [&str; 8] = [
     "ALPES_COMMISSION_URL",
     "ALPES_PULSAR_URL",
     "ALPES_PULSAR_ADMIN_URL",
+    "ALPES_PULSAR_NAMESPACE",
     "RUST_LOG",
 ];
 

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::event::{impl_event, saga_key};
+use crate::limits::{At, DETAIL, ID, Invalid, Validate};
 use crate::{EventMetadata, Money};
 
 /// How a conversion is credited to the touchpoints of its journey; chosen per campaign.
@@ -110,3 +111,48 @@ pub struct AttributionReverted {
 impl_event!(AttributionReverted, "attribution", |e| saga_key(
     &e.metadata
 ));
+
+impl Validate for Credit {
+    fn validate_at(&self, at: &str) -> Result<(), Invalid> {
+        let at = At(at);
+        at.check("interaction_id", ID, &self.interaction_id)?;
+        at.check("partner_id", ID, &self.partner_id)?;
+        at.check_opt("campaign_id", ID, &self.campaign_id)?;
+        at.nested("amount", &self.amount)
+    }
+}
+
+impl Validate for ConversionAttributed {
+    fn validate_at(&self, at: &str) -> Result<(), Invalid> {
+        let at = At(at);
+        at.nested("metadata", &self.metadata)?;
+        at.check("journey_id", ID, &self.journey_id)?;
+        at.check("interaction_id", ID, &self.interaction_id)?;
+        at.check("order_id", ID, &self.order_id)?;
+        at.check("campaign_id", ID, &self.campaign_id)?;
+        at.nested("amount", &self.amount)?;
+        at.nested_each("credits", &self.credits)
+    }
+}
+
+impl Validate for ConversionRejected {
+    fn validate_at(&self, at: &str) -> Result<(), Invalid> {
+        let at = At(at);
+        at.nested("metadata", &self.metadata)?;
+        at.check_opt("journey_id", ID, &self.journey_id)?;
+        at.check("interaction_id", ID, &self.interaction_id)?;
+        at.check("order_id", ID, &self.order_id)?;
+        at.check_opt("campaign_id", ID, &self.campaign_id)?;
+        at.check("detail", DETAIL, &self.detail)
+    }
+}
+
+impl Validate for AttributionReverted {
+    fn validate_at(&self, at: &str) -> Result<(), Invalid> {
+        let at = At(at);
+        at.nested("metadata", &self.metadata)?;
+        at.check("journey_id", ID, &self.journey_id)?;
+        at.check_each("interaction_ids", ID, &self.interaction_ids)?;
+        at.check("reason", DETAIL, &self.reason)
+    }
+}

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::event::{impl_event, saga_key};
+use crate::limits::{At, COMPOSITE_ID, DETAIL, ID, Invalid, Validate};
 use crate::{EventMetadata, Money};
 
 /// How a commission is computed from a sale.
@@ -111,3 +112,50 @@ pub struct CommissionConfirmed {
     pub amount: Money,
 }
 impl_event!(CommissionConfirmed, "commission", |e| saga_key(&e.metadata));
+
+impl Validate for CommissionReserved {
+    fn validate_at(&self, at: &str) -> Result<(), Invalid> {
+        let at = At(at);
+        at.nested("metadata", &self.metadata)?;
+        at.check("commission_id", COMPOSITE_ID, &self.commission_id)?;
+        at.check("campaign_id", ID, &self.campaign_id)?;
+        at.check("partner_id", ID, &self.partner_id)?;
+        at.check("order_id", ID, &self.order_id)?;
+        at.nested("sale_amount", &self.sale_amount)?;
+        at.nested("commission", &self.commission)?;
+        at.nested("budget_remaining", &self.budget_remaining)
+    }
+}
+
+impl Validate for CommissionRejected {
+    fn validate_at(&self, at: &str) -> Result<(), Invalid> {
+        let at = At(at);
+        at.nested("metadata", &self.metadata)?;
+        at.check("campaign_id", ID, &self.campaign_id)?;
+        at.check_opt("partner_id", ID, &self.partner_id)?;
+        at.check("order_id", ID, &self.order_id)?;
+        at.check("detail", DETAIL, &self.detail)
+    }
+}
+
+impl Validate for CommissionReverted {
+    fn validate_at(&self, at: &str) -> Result<(), Invalid> {
+        let at = At(at);
+        at.nested("metadata", &self.metadata)?;
+        at.check_opt("commission_id", COMPOSITE_ID, &self.commission_id)?;
+        at.check_opt("campaign_id", ID, &self.campaign_id)?;
+        at.nested_opt("released", &self.released)?;
+        at.check("reason", DETAIL, &self.reason)
+    }
+}
+
+impl Validate for CommissionConfirmed {
+    fn validate_at(&self, at: &str) -> Result<(), Invalid> {
+        let at = At(at);
+        at.nested("metadata", &self.metadata)?;
+        at.check("commission_id", COMPOSITE_ID, &self.commission_id)?;
+        at.check("campaign_id", ID, &self.campaign_id)?;
+        at.check("partner_id", ID, &self.partner_id)?;
+        at.nested("amount", &self.amount)
+    }
+}

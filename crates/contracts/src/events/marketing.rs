@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::event::{impl_event, saga_key};
 use crate::events::attribution::AttributionModel;
 use crate::events::commission::CommissionTerms;
+use crate::limits::{At, ID, Invalid, NAME, REASON, Validate};
 use crate::{EventMetadata, Money, Timestamp};
 
 /// A sale was reported as fraudulent: everything its saga caused must be compensated.
@@ -85,3 +86,45 @@ pub struct CampaignCompleted {
     pub reason: Option<String>,
 }
 impl_event!(CampaignCompleted, "marketing", |e| &e.campaign_id);
+
+impl Validate for FraudDetected {
+    fn validate_at(&self, at: &str) -> Result<(), Invalid> {
+        let at = At(at);
+        at.nested("metadata", &self.metadata)?;
+        at.check("reason", REASON, &self.reason)?;
+        at.check("reporter", NAME, &self.reporter)
+    }
+}
+
+impl Validate for SagaTimedOut {
+    fn validate_at(&self, at: &str) -> Result<(), Invalid> {
+        let at = At(at);
+        at.nested("metadata", &self.metadata)?;
+        at.check("last_status", NAME, &self.last_status)
+    }
+}
+
+impl Validate for CampaignCreated {
+    fn validate_at(&self, at: &str) -> Result<(), Invalid> {
+        let at = At(at);
+        at.nested("metadata", &self.metadata)?;
+        at.check("campaign_id", ID, &self.campaign_id)?;
+        at.check("name", NAME, &self.name)?;
+        at.nested("budget", &self.budget)
+    }
+}
+
+/// The lifecycle events share their shape: a campaign and an optional reason.
+macro_rules! validate_lifecycle {
+    ($($ty:ident),+) => {$(
+        impl Validate for $ty {
+            fn validate_at(&self, at: &str) -> Result<(), Invalid> {
+                let at = At(at);
+                at.nested("metadata", &self.metadata)?;
+                at.check("campaign_id", ID, &self.campaign_id)?;
+                at.check_opt("reason", REASON, &self.reason)
+            }
+        }
+    )+};
+}
+validate_lifecycle!(CampaignActivated, CampaignPaused, CampaignCompleted);

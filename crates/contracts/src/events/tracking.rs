@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::event::{impl_event, saga_key};
+use crate::limits::{At, DETAIL, ID, Invalid, LABEL, URL, USER_AGENT, Validate};
 use crate::{EventMetadata, Money, Timestamp};
 
 /// What a visitor did.
@@ -112,3 +113,73 @@ pub struct InteractionsDiscarded {
     pub reason: String,
 }
 impl_event!(InteractionsDiscarded, "tracking", |e| saga_key(&e.metadata));
+
+impl Validate for Visitor {
+    fn validate_at(&self, at: &str) -> Result<(), Invalid> {
+        let at = At(at);
+        at.check_opt("user_id", ID, &self.user_id)?;
+        at.check("anonymous_id", ID, &self.anonymous_id)?;
+        at.check_opt("ip", LABEL, &self.ip)?;
+        at.check_opt("user_agent", USER_AGENT, &self.user_agent)
+    }
+}
+
+impl Validate for TrackingParams {
+    fn validate_at(&self, at: &str) -> Result<(), Invalid> {
+        let at = At(at);
+        at.check_opt("source", LABEL, &self.source)?;
+        at.check_opt("medium", LABEL, &self.medium)?;
+        at.check_opt("campaign_id", ID, &self.campaign_id)?;
+        at.check_opt("partner_id", ID, &self.partner_id)?;
+        at.check_opt("content", LABEL, &self.content)?;
+        at.check_opt("term", LABEL, &self.term)
+    }
+}
+
+impl Validate for Target {
+    fn validate_at(&self, at: &str) -> Result<(), Invalid> {
+        let at = At(at);
+        at.check("url", URL, &self.url)?;
+        at.check_opt("element", LABEL, &self.element)
+    }
+}
+
+impl Validate for PageContext {
+    fn validate_at(&self, at: &str) -> Result<(), Invalid> {
+        let at = At(at);
+        at.check_opt("page", URL, &self.page)?;
+        at.check_opt("referrer", URL, &self.referrer)?;
+        at.check_opt("device", LABEL, &self.device)
+    }
+}
+
+impl Validate for Purchase {
+    fn validate_at(&self, at: &str) -> Result<(), Invalid> {
+        let at = At(at);
+        at.check("order_id", ID, &self.order_id)?;
+        at.nested("amount", &self.amount)
+    }
+}
+
+impl Validate for InteractionTracked {
+    fn validate_at(&self, at: &str) -> Result<(), Invalid> {
+        let at = At(at);
+        at.nested("metadata", &self.metadata)?;
+        at.check("interaction_id", ID, &self.interaction_id)?;
+        at.nested("visitor", &self.visitor)?;
+        at.nested("tracking", &self.tracking)?;
+        at.nested("target", &self.target)?;
+        at.nested("context", &self.context)?;
+        at.nested_opt("purchase", &self.purchase)
+    }
+}
+
+impl Validate for InteractionsDiscarded {
+    fn validate_at(&self, at: &str) -> Result<(), Invalid> {
+        let at = At(at);
+        at.nested("metadata", &self.metadata)?;
+        at.check("visitor_id", ID, &self.visitor_id)?;
+        at.check_each("interaction_ids", ID, &self.interaction_ids)?;
+        at.check("reason", DETAIL, &self.reason)
+    }
+}

@@ -1,6 +1,8 @@
 //! `GET /journeys/{id}`, `GET /attributions/{saga_id}` and `GET /campaigns/{id}`: what
-//! attribution knows, read from its streams. Unknown ids answer 404 with a JSON error.
+//! attribution knows, read from its streams. Unknown ids answer 404 with a JSON error; an id
+//! that breaks `alpes_contracts::limits` (a control character, too long) answers 400 naming it.
 
+use alpes_contracts::limits;
 use alpes_eventstore::EventStore;
 use alpes_runtime::ApiError;
 use axum::extract::{Path, State};
@@ -23,6 +25,7 @@ async fn journey<S: EventStore>(
     State(app): State<Attribution<S>>,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
+    limits::ID.check("id", &id)?;
     let journey = app.journey(&id).await.map_err(api_error)?;
     journey
         .map(Json)
@@ -33,6 +36,7 @@ async fn attribution<S: EventStore>(
     State(app): State<Attribution<S>>,
     Path(saga_id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
+    limits::ID.check("saga_id", &saga_id)?;
     let saga = app.saga(&saga_id).await.map_err(api_error)?;
     saga.map(Json)
         .ok_or_else(|| ApiError::not_found(format!("no attribution for saga {saga_id}")))
@@ -42,6 +46,7 @@ async fn campaign<S: EventStore>(
     State(app): State<Attribution<S>>,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
+    limits::ID.check("id", &id)?;
     let campaign = app.campaign_view(&id).await.map_err(api_error)?;
     campaign
         .map(Json)
@@ -58,5 +63,37 @@ fn api_error(error: AppError) -> ApiError {
             tracing::error!(error = %other, "stored data could not be read");
             ApiError::internal("stored data could not be read")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alpes_eventstore::MemoryStore;
+    use serde_json::Value;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_path_id_that_breaks_its_limit_is_a_400_naming_it() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let router = routes(Attribution::new(MemoryStore::new()));
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        let long = "x".repeat(129);
+        for (path, field) in [
+            ("journeys/a%00b".to_owned(), "id"),
+            (format!("journeys/{long}"), "id"),
+            ("attributions/s%0A1".to_owned(), "saga_id"),
+            (format!("campaigns/{long}"), "id"),
+        ] {
+            let response = reqwest::get(format!("{base}/{path}")).await.unwrap();
+            assert_eq!(response.status().as_u16(), 400, "{path}");
+            let error: Value = response.json().await.unwrap();
+            assert_eq!(error["field"], field, "{path}: {error}");
+        }
+        let unknown = reqwest::get(format!("{base}/journeys/unknown"))
+            .await
+            .unwrap();
+        assert_eq!(unknown.status().as_u16(), 404);
     }
 }

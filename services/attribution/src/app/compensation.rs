@@ -5,24 +5,30 @@
 //! saga's index (`saga-{id}`), then:
 //!
 //! - if the saga's purchase already converted a journey, that journey is reverted now;
-//! - if not, nothing more happens now and the message is done: when the purchase arrives, it
-//!   converts its journey as usual (its `ConversionAttributed` or `ConversionRejected` is
-//!   published, so every service learns what the sale was and commission can refuse it as
-//!   compensated), and the same commit reverts the journey and queues `AttributionReverted`,
-//!   caused by the recorded compensation.
+//! - if not, there is nothing to undo here now, and the hop still answers: the commit that
+//!   records the compensation queues an `AttributionReverted` naming no journey and no
+//!   interaction, so the saga's compensation goes on to tracking and ends even if the purchase
+//!   never comes (dead-lettered as invalid, or never published). If the purchase does arrive
+//!   later, it converts its journey as usual (its `ConversionAttributed` or `ConversionRejected`
+//!   is published, so every service learns what the sale was and commission can refuse it as
+//!   compensated), and the same commit reverts the journey and queues a second
+//!   `AttributionReverted`, naming the journey's interactions, caused by the recorded
+//!   compensation: tracking discards them then.
 //!
 //! Either way the journey's `Reverted` event is decided once (the journey ignores a second
 //! revert) and its announcement lives in the same commit, so `AttributionReverted` is
-//! published exactly once per saga however often, and in whatever order, compensations and
-//! purchases arrive. Only the first compensation of a saga is recorded; later ones (new event
+//! published at most once per journey (and the empty answer at most once per saga) however
+//! often, and in whatever order, compensations and purchases arrive. Only the first compensation of a saga is recorded; later ones (new event
 //! ids, e.g. fraud and a timeout both compensating) change nothing.
 
+use alpes_contracts::EventMetadata;
+use alpes_contracts::events::attribution::AttributionReverted;
 use alpes_contracts::events::commission::CommissionReverted;
 use alpes_eventstore::EventStore;
 
 use super::index::{Compensation, SagaEvent};
 use super::journeys::announcements;
-use super::{AppError, Attribution, retrying};
+use super::{AppError, Attribution, outgoing, retrying};
 use crate::domain::{Aggregate, JourneyCommand};
 
 /// What a compensation did.
@@ -38,8 +44,9 @@ pub enum Compensated {
         /// The reverted journey.
         journey_id: String,
     },
-    /// The saga's purchase has not been seen yet; it will be reverted when it arrives.
-    AwaitingPurchase,
+    /// The saga's purchase has not been seen: nothing to undo, answered with an empty
+    /// `AttributionReverted`; its journey will be reverted if it arrives.
+    NothingToUndo,
 }
 
 impl<S: EventStore> Attribution<S> {
@@ -61,14 +68,18 @@ impl<S: EventStore> Attribution<S> {
                 reason: reverted.reason.clone(),
                 cause: reverted.metadata.clone(),
             };
-            self.append_saga(&stream, &event, &reverted.metadata.event_id)
+            let answer = match saga.journey_id {
+                Some(_) => Vec::new(),
+                None => vec![outgoing(&nothing_reverted(reverted))?],
+            };
+            self.append_saga(&stream, &event, answer, &reverted.metadata.event_id)
                 .await?;
             saga.apply(event);
             Ok(saga)
         })
         .await?;
         let (Some(journey_id), Some(compensation)) = (saga.journey_id, &saga.compensation) else {
-            return Ok(Compensated::AwaitingPurchase);
+            return Ok(Compensated::NothingToUndo);
         };
         Ok(if self.revert_journey(&journey_id, compensation).await? {
             Compensated::Reverted { journey_id }
@@ -98,5 +109,16 @@ impl<S: EventStore> Attribution<S> {
             Ok(true)
         })
         .await
+    }
+}
+
+/// The answer to a compensation of a saga whose purchase attribution has not seen: no journey
+/// (an empty `journey_id`) and no interaction reverted.
+fn nothing_reverted(reverted: &CommissionReverted) -> AttributionReverted {
+    AttributionReverted {
+        metadata: EventMetadata::caused_by::<AttributionReverted>(&reverted.metadata),
+        journey_id: String::new(),
+        interaction_ids: Vec::new(),
+        reason: reverted.reason.clone(),
     }
 }

@@ -12,6 +12,7 @@
 //!   saga was compensated. Compensation and purchase may arrive in either order; whichever is
 //!   written second sees the first and makes sure the journey is reverted.
 
+use alpes_bus::Outgoing;
 use alpes_contracts::EventMetadata;
 use alpes_eventstore::{EventStore, NewCommit, Stream};
 use serde::{Deserialize, Serialize};
@@ -162,12 +163,13 @@ impl<S: EventStore> Attribution<S> {
         Ok((stream, index))
     }
 
-    /// Appends `event` to the saga's `stream` as the handling of message `handled`, if the
-    /// stream has not moved since it was loaded.
+    /// Appends `event` and `outbox` to the saga's `stream` as the handling of message
+    /// `handled`, if the stream has not moved since it was loaded.
     pub(super) async fn append_saga(
         &self,
         stream: &Stream,
         event: &SagaEvent,
+        outbox: Vec<Outgoing>,
         handled: &str,
     ) -> Result<(), AppError> {
         self.store
@@ -175,7 +177,7 @@ impl<S: EventStore> Attribution<S> {
                 stream: stream.name.clone(),
                 expected_version: stream.version(),
                 events: stored(std::slice::from_ref(event))?,
-                outbox: Vec::new(),
+                outbox,
                 handled: Some(handled.to_owned()),
             })
             .await?;

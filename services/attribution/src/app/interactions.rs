@@ -196,7 +196,7 @@ impl<S: EventStore> Attribution<S> {
             journey_id: journey_id.to_owned(),
             purchase_interaction_id: purchase.interaction_id.clone(),
         };
-        self.append_saga(&stream, &event, &tracked.metadata.event_id)
+        self.append_saga(&stream, &event, Vec::new(), &tracked.metadata.event_id)
             .await?;
         saga.apply(event);
         Ok(saga)

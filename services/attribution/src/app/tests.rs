@@ -241,12 +241,35 @@ async fn a_compensation_reverts_the_journey_once_however_often_it_arrives() {
 }
 
 #[tokio::test]
+async fn a_compensation_with_nothing_to_undo_is_answered_once_with_an_empty_revert() {
+    let (app, store) = app();
+    let compensation = commission_reverted("saga-1");
+    let answered = app.compensate(&compensation).await.unwrap();
+    assert_eq!(answered, Compensated::NothingToUndo);
+    // A redelivery, and a second compensation of the same saga, answer nothing new.
+    app.compensate(&compensation).await.unwrap();
+    app.compensate(&commission_reverted("saga-1"))
+        .await
+        .unwrap();
+    let [reverted] = &published::<AttributionReverted>(&store).await[..] else {
+        panic!("one AttributionReverted expected");
+    };
+    assert_eq!(reverted.journey_id, "");
+    assert!(reverted.interaction_ids.is_empty());
+    assert_eq!(reverted.metadata.saga_id.as_deref(), Some("saga-1"));
+    assert_eq!(
+        reverted.metadata.causation_id.as_deref(),
+        Some(compensation.metadata.event_id.as_str())
+    );
+}
+
+#[tokio::test]
 async fn a_compensation_before_its_purchase_reverts_the_late_purchase_in_the_same_commit() {
     let (app, store) = app();
     spring(&app).await;
     let compensation = commission_reverted("saga-1");
-    let awaiting = app.compensate(&compensation).await.unwrap();
-    assert_eq!(awaiting, Compensated::AwaitingPurchase);
+    let answered = app.compensate(&compensation).await.unwrap();
+    assert_eq!(answered, Compensated::NothingToUndo);
     let view = app.saga("saga-1").await.unwrap().unwrap();
     assert_eq!(view.outcome, SagaOutcome::AwaitingPurchase);
     assert!(view.compensated && !view.reverted);
@@ -264,12 +287,23 @@ async fn a_compensation_before_its_purchase_reverts_the_late_purchase_in_the_sam
     app.compensate(&compensation).await.unwrap();
 
     let commits = store.replay(None, 10_000).await.unwrap();
-    let announcing: Vec<_> = commits.iter().filter(|c| !c.outbox.is_empty()).collect();
+    let announcing: Vec<_> = commits
+        .iter()
+        .filter(|c| c.outbox.iter().any(|o| o.topic.contains("conversion")))
+        .collect();
     assert_eq!(announcing.len(), 1, "conversion and reversal in one commit");
+    assert_eq!(
+        announcing[0].outbox.len(),
+        2,
+        "conversion and reversal in one commit"
+    );
     assert_eq!(published::<ConversionAttributed>(&store).await.len(), 1);
-    let [reverted] = &published::<AttributionReverted>(&store).await[..] else {
-        panic!("one AttributionReverted expected");
+    // The empty answer first, then the late journey's revert naming its interactions.
+    let [empty, reverted] = &published::<AttributionReverted>(&store).await[..] else {
+        panic!("two AttributionReverted expected");
     };
+    assert!(empty.interaction_ids.is_empty());
+    assert_eq!(reverted.interaction_ids.len(), 2);
     assert_eq!(
         reverted.metadata.causation_id.as_deref(),
         Some(compensation.metadata.event_id.as_str())
@@ -340,4 +374,31 @@ async fn an_interaction_routed_to_a_journey_that_closed_before_it_was_recorded_o
     assert_ne!(journey_of(&redelivered), journey_id);
     let closed = app.journey(&journey_id).await.unwrap().unwrap();
     assert_eq!(closed.touchpoints.len(), 1);
+}
+
+#[tokio::test]
+async fn a_purchase_in_another_currency_than_its_campaign_is_rejected_not_refused() {
+    let (app, store) = app();
+    spring(&app).await;
+    app.track(&click("v")).await.unwrap();
+    let mut dollars = purchase("v", "saga-usd");
+    dollars.purchase.as_mut().unwrap().amount = Money::new(12_000, "USD");
+    let tracked = app.track(&dollars).await.unwrap();
+    assert!(matches!(
+        tracked,
+        Tracked::Purchase {
+            converted: true,
+            ..
+        }
+    ));
+    let [rejected] = &published::<ConversionRejected>(&store).await[..] else {
+        panic!("one ConversionRejected expected");
+    };
+    assert_eq!(rejected.metadata.saga_id.as_deref(), Some("saga-usd"));
+    assert_eq!(rejected.campaign_id.as_deref(), Some("spring"));
+    assert_eq!(
+        rejected.detail,
+        "the purchase is in USD, its campaign spring in EUR"
+    );
+    assert!(published::<ConversionAttributed>(&store).await.is_empty());
 }

@@ -88,6 +88,8 @@ pub enum RejectionReason {
     CampaignInactive,
     /// The fraud score reached the campaign's threshold.
     FraudSuspected,
+    /// The purchase is in another currency than its campaign.
+    CurrencyMismatch,
 }
 
 impl From<RejectionReason> for ConversionRejectionReason {
@@ -97,6 +99,10 @@ impl From<RejectionReason> for ConversionRejectionReason {
             RejectionReason::CampaignUnknown => Self::CampaignUnknown,
             RejectionReason::CampaignInactive => Self::CampaignInactive,
             RejectionReason::FraudSuspected => Self::FraudSuspected,
+            // Version 1 of the contract has no symbol for it, and a new symbol would break its
+            // readers: no campaign known here pays in the purchase's currency, and `detail`
+            // names both currencies.
+            RejectionReason::CurrencyMismatch => Self::CampaignUnknown,
         }
     }
 }
@@ -211,6 +217,10 @@ mod tests {
             (
                 RejectionReason::FraudSuspected,
                 ConversionRejectionReason::FraudSuspected,
+            ),
+            (
+                RejectionReason::CurrencyMismatch,
+                ConversionRejectionReason::CampaignUnknown,
             ),
         ];
         for (ours, theirs) in pairs {

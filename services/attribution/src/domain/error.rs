@@ -25,16 +25,6 @@ pub enum DomainError {
         /// The refused amount.
         amount_minor: i64,
     },
-    /// The purchase is in another currency than its campaign.
-    #[error("the purchase is in {purchase}, its campaign {campaign_id} in {campaign}")]
-    CurrencyMismatch {
-        /// The campaign whose currency differs.
-        campaign_id: String,
-        /// The purchase's currency.
-        purchase: String,
-        /// The campaign's currency.
-        campaign: String,
-    },
     /// The campaign settings given with a purchase are not those of the purchase's campaign.
     #[error("the purchase belongs to campaign {expected:?}, settings of {given} were given")]
     WrongCampaign {

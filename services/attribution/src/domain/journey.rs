@@ -13,11 +13,13 @@
 //! Attributing a purchase checks, in this order, and rejects at the first failure:
 //! 1. the campaign — the purchase's, or else that of its latest partner touchpoint — is known;
 //! 2. the campaign is ACTIVE;
-//! 3. the fraud score is below the campaign's threshold;
-//! 4. some touchpoint names a partner and lies in the campaign's window before the purchase.
+//! 3. the purchase is in the campaign's currency;
+//! 4. the fraud score is below the campaign's threshold;
+//! 5. some touchpoint names a partner and lies in the campaign's window before the purchase.
 //!
-//! A purchase in another currency than its campaign, or with a negative amount, is not a
-//! business outcome but an invalid command: it is refused with a [`DomainError`].
+//! Each of these is a business outcome, a rejection the saga ends with. Only a purchase with a
+//! negative amount, which tracking never sends, is an invalid command refused with a
+//! [`DomainError`].
 
 use std::fmt;
 
@@ -228,11 +230,17 @@ impl Journey {
             ));
         }
         if purchase.amount.currency != campaign.currency {
-            return Err(DomainError::CurrencyMismatch {
-                campaign_id: campaign.campaign_id,
-                purchase: purchase.amount.currency,
-                campaign: campaign.currency,
-            });
+            let detail = format!(
+                "the purchase is in {}, its campaign {} in {}",
+                purchase.amount.currency, campaign.campaign_id, campaign.currency
+            );
+            return Ok(reject(
+                &purchase,
+                id,
+                fraud,
+                RejectionReason::CurrencyMismatch,
+                detail,
+            ));
         }
         if fraud.is_suspected(campaign.fraud_threshold) {
             let detail = format!(

@@ -7,10 +7,11 @@
 //! - `FraudDetected`, `SagaTimedOut` → the saga's commission reverted (compensation).
 //!
 //! Outcomes: a store outage or writers that kept colliding is retried; a sale of a campaign
-//! not known here yet is retried too (its events may still be on their way) and dead-lettered
-//! with that reason after the last attempt; anything else can never succeed (bad terms, a
-//! currency the budget does not hold, no credited partner, no saga id, unreadable stored data)
-//! and is dead-lettered at once with its reason.
+//! not known here yet is retried too (its events may still be on their way) and, on the last
+//! attempt, rejected `CAMPAIGN_UNKNOWN` (a business refusal is an event, never a dead letter);
+//! anything else can never succeed because the message itself is invalid (bad terms, no
+//! credited partner, a negative amount, no saga id) or stored data is unreadable, and is
+//! dead-lettered at once with its reason.
 
 use std::future::Future;
 
@@ -23,26 +24,35 @@ use alpes_contracts::events::marketing::{
 };
 use alpes_eventstore::{EventStore, StoreError};
 
-use crate::app::{AppError, Commissions, Compensated};
+use crate::app::{AppError, Attempt, Commissions, Compensated};
 
 /// The default subscription name every commission replica shares.
 pub const SUBSCRIPTION: &str = "commission";
 
 /// An event this service consumes, and the use case it feeds.
 pub trait Consumed: Event {
-    /// Runs the use case for this event; `Ok` once its effect is durable.
+    /// Runs the use case for this event; `Ok` once its effect is durable. `attempt` says
+    /// whether a retry may follow.
     fn feed<S: EventStore>(
         &self,
         app: &Commissions<S>,
+        attempt: Attempt,
     ) -> impl Future<Output = Result<(), AppError>> + Send;
 }
 
-/// Handles one delivery of `E`: feeds it to the app, then says what becomes of the message .
+/// Handles one delivery of `E`, of a subscription that tries a message `max_attempts` times:
+/// feeds it to the app, then says what becomes of the message.
 pub async fn on_delivery<E: Consumed, S: EventStore>(
     app: &Commissions<S>,
     delivery: Delivery<E>,
+    max_attempts: u32,
 ) -> Outcome {
-    match delivery.event.feed(app).await {
+    let attempt = if delivery.attempt >= max_attempts {
+        Attempt::Last
+    } else {
+        Attempt::Retryable
+    };
+    match delivery.event.feed(app, attempt).await {
         Ok(()) => Outcome::Done,
         Err(error) => {
             tracing::warn!(
@@ -73,7 +83,11 @@ fn outcome_of(error: AppError) -> Outcome {
 }
 
 impl Consumed for CampaignCreated {
-    async fn feed<S: EventStore>(&self, app: &Commissions<S>) -> Result<(), AppError> {
+    async fn feed<S: EventStore>(
+        &self,
+        app: &Commissions<S>,
+        _attempt: Attempt,
+    ) -> Result<(), AppError> {
         let changed = app.open_budget(self).await?;
         tracing::info!(campaign = %self.campaign_id, changed, "campaign created");
         Ok(())
@@ -81,7 +95,11 @@ impl Consumed for CampaignCreated {
 }
 
 impl Consumed for CampaignActivated {
-    async fn feed<S: EventStore>(&self, app: &Commissions<S>) -> Result<(), AppError> {
+    async fn feed<S: EventStore>(
+        &self,
+        app: &Commissions<S>,
+        _attempt: Attempt,
+    ) -> Result<(), AppError> {
         let changed = app.activate_campaign(self).await?;
         tracing::info!(campaign = %self.campaign_id, changed, "campaign activated");
         Ok(())
@@ -89,7 +107,11 @@ impl Consumed for CampaignActivated {
 }
 
 impl Consumed for CampaignPaused {
-    async fn feed<S: EventStore>(&self, app: &Commissions<S>) -> Result<(), AppError> {
+    async fn feed<S: EventStore>(
+        &self,
+        app: &Commissions<S>,
+        _attempt: Attempt,
+    ) -> Result<(), AppError> {
         let changed = app.pause_campaign(self).await?;
         tracing::info!(campaign = %self.campaign_id, changed, "campaign paused");
         Ok(())
@@ -97,7 +119,11 @@ impl Consumed for CampaignPaused {
 }
 
 impl Consumed for CampaignCompleted {
-    async fn feed<S: EventStore>(&self, app: &Commissions<S>) -> Result<(), AppError> {
+    async fn feed<S: EventStore>(
+        &self,
+        app: &Commissions<S>,
+        _attempt: Attempt,
+    ) -> Result<(), AppError> {
         let changed = app.complete_campaign(self).await?;
         tracing::info!(campaign = %self.campaign_id, changed, "campaign completed");
         Ok(())
@@ -105,8 +131,12 @@ impl Consumed for CampaignCompleted {
 }
 
 impl Consumed for ConversionAttributed {
-    async fn feed<S: EventStore>(&self, app: &Commissions<S>) -> Result<(), AppError> {
-        let status = app.reserve(self).await?;
+    async fn feed<S: EventStore>(
+        &self,
+        app: &Commissions<S>,
+        attempt: Attempt,
+    ) -> Result<(), AppError> {
+        let status = app.reserve(self, attempt).await?;
         tracing::info!(
             saga = ?self.metadata.saga_id,
             campaign = %self.campaign_id,
@@ -118,7 +148,11 @@ impl Consumed for ConversionAttributed {
 }
 
 impl Consumed for FraudDetected {
-    async fn feed<S: EventStore>(&self, app: &Commissions<S>) -> Result<(), AppError> {
+    async fn feed<S: EventStore>(
+        &self,
+        app: &Commissions<S>,
+        _attempt: Attempt,
+    ) -> Result<(), AppError> {
         let compensated = app.revert_for_fraud(self).await?;
         log_compensation(self.metadata.saga_id.as_deref(), &compensated, "fraud");
         Ok(())
@@ -126,7 +160,11 @@ impl Consumed for FraudDetected {
 }
 
 impl Consumed for SagaTimedOut {
-    async fn feed<S: EventStore>(&self, app: &Commissions<S>) -> Result<(), AppError> {
+    async fn feed<S: EventStore>(
+        &self,
+        app: &Commissions<S>,
+        _attempt: Attempt,
+    ) -> Result<(), AppError> {
         let compensated = app.revert_for_timeout(self).await?;
         log_compensation(self.metadata.saga_id.as_deref(), &compensated, "timeout");
         Ok(())
@@ -140,6 +178,13 @@ fn log_compensation(saga: Option<&str>, compensated: &Compensated, cause: &str) 
         }
         Compensated::AlreadyReverted => {
             tracing::info!(?saga, cause, "commission already reverted");
+        }
+        Compensated::TimeoutVoid => {
+            tracing::info!(
+                ?saga,
+                cause,
+                "commission reserved by the deadline: timeout void"
+            );
         }
     }
 }

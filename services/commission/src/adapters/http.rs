@@ -6,9 +6,13 @@
 //! - `POST /commissions/{id}/confirm`: the commission is owed to the partner (404 unknown, 409
 //!   when it is not RESERVED; confirming a CONFIRMED one again is a harmless 200).
 //! - `GET /budgets/{campaign_id}`: the campaign's total, reserved and remaining budget.
+//!
+//! Ids in paths and queries are checked against `alpes_contracts::limits`: one with a control
+//! character or over its length is a 400 naming it, never a store lookup.
 
 use std::collections::BTreeSet;
 
+use alpes_contracts::limits;
 use alpes_eventstore::{EventStore, StoreError};
 use alpes_runtime::ApiError;
 use alpes_runtime::trace::TraceContext;
@@ -41,6 +45,7 @@ async fn commission<S: EventStore>(
     State(app): State<Commissions<S>>,
     Path(id): Path<String>,
 ) -> Result<Json<CommissionView>, ApiError> {
+    limits::COMPOSITE_ID.check("id", &id)?;
     app.commission(&id)
         .await
         .map_err(api_error)?
@@ -62,6 +67,7 @@ async fn confirm<S: EventStore>(
     Path(id): Path<String>,
     trace: TraceContext,
 ) -> Result<Json<CommissionView>, ApiError> {
+    limits::COMPOSITE_ID.check("id", &id)?;
     app.confirm(&id, &trace).await.map(Json).map_err(api_error)
 }
 
@@ -69,6 +75,7 @@ async fn budget<S: EventStore>(
     State(app): State<Commissions<S>>,
     Path(campaign_id): Path<String>,
 ) -> Result<Json<BudgetView>, ApiError> {
+    limits::ID.check("campaign_id", &campaign_id)?;
     app.budget(&campaign_id)
         .await
         .map_err(api_error)?
@@ -93,15 +100,21 @@ fn filter_from(parameters: &[(String, String)]) -> Result<CommissionFilter, ApiE
             "campaign" if value.is_empty() => {
                 return Err(ApiError::invalid(name, "must not be empty"));
             }
-            "campaign" => filter.campaign = Some(value.clone()),
-            "status" => filter.status = Some(status_from(value)?),
-            "cursor" if Commission::saga_of(value).is_none() => {
-                return Err(ApiError::invalid(
-                    name,
-                    format!("{value:?} is not a cursor this API returned"),
-                ));
+            "campaign" => {
+                limits::ID.check(name, value)?;
+                filter.campaign = Some(value.clone());
             }
-            "cursor" => filter.after = Some(value.clone()),
+            "status" => filter.status = Some(status_from(value)?),
+            "cursor" => {
+                limits::COMPOSITE_ID.check(name, value)?;
+                if Commission::saga_of(value).is_none() {
+                    return Err(ApiError::invalid(
+                        name,
+                        format!("{value:?} is not a cursor this API returned"),
+                    ));
+                }
+                filter.after = Some(value.clone());
+            }
             "limit" => {
                 filter.limit = value
                     .parse()
@@ -170,5 +183,63 @@ fn api_error(error: AppError) -> ApiError {
             tracing::error!(error = %e, "unexpected error in an HTTP request");
             ApiError::internal("unexpected error")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alpes_eventstore::MemoryStore;
+    use serde_json::Value;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn ids_in_paths_and_queries_that_break_their_limits_are_a_400_naming_them() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let router = routes(Commissions::new(MemoryStore::new()));
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        let http = reqwest::Client::new();
+        let long = "x".repeat(300);
+        let cases = [
+            ("GET", "commissions/commission-a%00b".to_owned(), "id"),
+            ("GET", format!("commissions/{long}"), "id"),
+            (
+                "POST",
+                "commissions/commission-%1B/confirm".to_owned(),
+                "id",
+            ),
+            ("GET", "budgets/c%00".to_owned(), "campaign_id"),
+            ("GET", "commissions?campaign=c%00".to_owned(), "campaign"),
+            (
+                "GET",
+                format!("commissions?campaign={}", "c".repeat(129)),
+                "campaign",
+            ),
+            (
+                "GET",
+                "commissions?cursor=commission-s%07".to_owned(),
+                "cursor",
+            ),
+        ];
+        for (method, path, field) in cases {
+            let url = format!("{base}/{path}");
+            let request = match method {
+                "POST" => http.post(url),
+                _ => http.get(url),
+            };
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status().as_u16(), 400, "{path}");
+            let error: Value = response.json().await.unwrap();
+            assert_eq!(error["field"], field, "{path}: {error}");
+        }
+        // A commission id may be longer than a plain id: it is `commission-` and a saga id.
+        let longest = format!("commission-{}", "s".repeat(limits::ID.max_bytes));
+        let response = http
+            .get(format!("{base}/commissions/{longest}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 404);
     }
 }

@@ -17,11 +17,17 @@
 //!
 //! A crash between 1 and 2 is resumed by the redelivery: 1 decides nothing, the commission
 //! still names the campaign to release from, and 2 runs. A second compensation of the same
-//! saga (fraud then timeout) finds every step done and announces nothing.
+//! saga (fraud then timeout) finds every step done and announces nothing: the first one's
+//! `CommissionReverted` already carries the saga's compensation on.
+//!
+//! A `SagaTimedOut` whose deadline is at or after the commission's reservation is void (see
+//! `crate::domain::commission`): nothing is written or announced, the saga stays completed,
+//! and its `CommissionReserved` is the answer the saga log ends it with. Answering with a
+//! `CommissionReverted` instead would make attribution and tracking undo a sale that stands.
 
 use alpes_contracts::events::commission::CommissionReverted;
 use alpes_contracts::events::marketing::{FraudDetected, SagaTimedOut};
-use alpes_contracts::{Event, EventMetadata, Money};
+use alpes_contracts::{Event, EventMetadata, Money, Timestamp};
 use alpes_eventstore::{EventStore, Stream};
 
 use super::{AppError, Commissions, applied, budget_stream, commission_stream, outgoing, saga_of};
@@ -40,6 +46,9 @@ pub enum Compensated {
     },
     /// The saga was compensated before: nothing changed, nothing was queued.
     AlreadyReverted,
+    /// A timeout of a saga whose commission was reserved by its deadline: void, nothing
+    /// changed, nothing was queued.
+    TimeoutVoid,
 }
 
 /// What releasing the saga in its campaign's budget did.
@@ -56,11 +65,12 @@ impl<S: EventStore> Commissions<S> {
     /// `FraudDetected`: compensates the saga's commission.
     pub async fn revert_for_fraud(&self, fraud: &FraudDetected) -> Result<Compensated, AppError> {
         let reason = format!("fraud reported by {}: {}", fraud.reporter, fraud.reason);
-        self.compensate(&fraud.metadata, "FraudDetected", reason)
+        self.compensate(&fraud.metadata, "FraudDetected", reason, None)
             .await
     }
 
-    /// `SagaTimedOut`: compensates the saga's commission.
+    /// `SagaTimedOut`: compensates the saga's commission, unless it was reserved by the
+    /// deadline (then the timeout is void).
     pub async fn revert_for_timeout(
         &self,
         timeout: &SagaTimedOut,
@@ -70,8 +80,13 @@ impl<S: EventStore> Commissions<S> {
             timeout.deadline.to_rfc3339(),
             timeout.last_status
         );
-        self.compensate(&timeout.metadata, "SagaTimedOut", reason)
-            .await
+        self.compensate(
+            &timeout.metadata,
+            "SagaTimedOut",
+            reason,
+            Some(timeout.deadline),
+        )
+        .await
     }
 
     async fn compensate(
@@ -79,9 +94,15 @@ impl<S: EventStore> Commissions<S> {
         cause: &EventMetadata,
         what: &'static str,
         reason: String,
+        deadline: Option<Timestamp>,
     ) -> Result<Compensated, AppError> {
         let saga_id = saga_of(cause, what)?;
-        let (commission, reverted_now) = self.revert_commission(saga_id, cause, &reason).await?;
+        let (commission, reverted_now) = self
+            .revert_commission(saga_id, cause, &reason, deadline)
+            .await?;
+        if deadline.is_some_and(|deadline| commission.outlives_timeout(deadline)) {
+            return Ok(Compensated::TimeoutVoid);
+        }
         let Some(campaign_id) = commission.release_from() else {
             return Ok(if reverted_now {
                 Compensated::Reverted { released: None }
@@ -113,12 +134,14 @@ impl<S: EventStore> Commissions<S> {
         saga_id: &str,
         cause: &EventMetadata,
         reason: &str,
+        deadline: Option<Timestamp>,
     ) -> Result<(Commission, bool), AppError> {
         let name = commission_stream(saga_id);
         self.step(&name, || async {
             let (stream, commission) = self.load::<Commission>(&name).await?;
             let command = CommissionCommand::Compensate {
                 reason: reason.to_owned(),
+                deadline,
             };
             let events = match commission.decide(command) {
                 Ok(events) if events.is_empty() => return Ok(Ok((commission, false))),

@@ -13,12 +13,13 @@
 //! deciding nothing and carries on. If a compensation released or closed the saga in the budget
 //! meanwhile, there is no answer to record: the compensation announces the saga's end.
 //!
-//! A sale of a campaign this instance has never heard of is not answered `CAMPAIGN_UNKNOWN`:
-//! attribution only attributes to campaigns it knows, so here it means the campaign's events
-//! have not arrived yet (they come on other topics) or belong to another deployment sharing the
-//! topics. Either way nothing is written and [`AppError::CampaignUnknown`] is returned; the
-//! consumer retries it with backoff and, after the last attempt, dead-letters it with that
-//! reason. A saga left without an answer is compensated when marketing's deadline passes.
+//! A sale of a campaign this instance has never heard of is not answered `CAMPAIGN_UNKNOWN`
+//! at once: attribution only attributes to campaigns it knows, so here it usually means the
+//! campaign's events have not arrived yet (they come on other topics). Nothing is written and
+//! [`AppError::CampaignUnknown`] is returned; the consumer retries it with backoff. On the last
+//! attempt ([`Attempt::Last`]) the campaign is taken as unknown for good (or belonging to another
+//! deployment sharing the topics) and the sale is rejected `CAMPAIGN_UNKNOWN`, announced like
+//! any other rejection: a business refusal ends the saga, it is never a dead letter.
 
 use alpes_contracts::EventMetadata;
 use alpes_contracts::events::attribution::ConversionAttributed;
@@ -33,6 +34,16 @@ use crate::domain::{
     CommissionStatus, Sale,
 };
 
+/// Whether the message may still be retried: on its last attempt, a campaign not known here is
+/// unknown for good.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// Another attempt may follow.
+    Retryable,
+    /// No attempt follows.
+    Last,
+}
+
 impl<S: EventStore> Commissions<S> {
     /// Reserves the commission of an attributed sale, or records why not, and queues
     /// `CommissionReserved` or `CommissionRejected`. A redelivery, or another attribution of the
@@ -40,10 +51,13 @@ impl<S: EventStore> Commissions<S> {
     pub async fn reserve(
         &self,
         attributed: &ConversionAttributed,
+        attempt: Attempt,
     ) -> Result<CommissionStatus, AppError> {
         let saga_id = saga_of(&attributed.metadata, "ConversionAttributed")?;
         let sale = Sale::from_conversion(attributed)?;
-        let commission = self.attribute(saga_id, sale, &attributed.metadata).await?;
+        let commission = self
+            .attribute(saga_id, sale, &attributed.metadata, attempt)
+            .await?;
         if commission.status() != CommissionStatus::Pending {
             return Ok(commission.status());
         }
@@ -60,14 +74,28 @@ impl<S: EventStore> Commissions<S> {
         saga_id: &str,
         sale: Sale,
         cause: &EventMetadata,
+        attempt: Attempt,
     ) -> Result<Commission, AppError> {
         let name = commission_stream(saga_id);
         self.step(&name, || async {
             let (stream, commission) = self.load::<Commission>(&name).await?;
-            let command = CommissionCommand::Attribute {
+            let mut command = CommissionCommand::Attribute {
                 saga_id: saga_id.to_owned(),
                 sale: sale.clone(),
             };
+            if commission.status() == CommissionStatus::Unattributed
+                && !self.campaign_known(&sale.campaign_id).await?
+            {
+                if attempt == Attempt::Retryable {
+                    return Ok(Err(AppError::CampaignUnknown(sale.campaign_id.clone())));
+                }
+                command = CommissionCommand::Refuse {
+                    saga_id: saga_id.to_owned(),
+                    sale: sale.clone(),
+                    reason: CommissionRejectionReason::CampaignUnknown,
+                    detail: format!("campaign {} is not known", sale.campaign_id),
+                };
+            }
             let events = match commission.decide(command) {
                 Ok(events) => events,
                 Err(e) => return Ok(Err(e.into())),
@@ -79,12 +107,7 @@ impl<S: EventStore> Commissions<S> {
                     reason,
                     detail,
                 }) => vec![outgoing(&rejected(cause, sale, *reason, detail))?],
-                Some(_) => {
-                    if !self.campaign_known(&sale.campaign_id).await? {
-                        return Ok(Err(AppError::CampaignUnknown(sale.campaign_id.clone())));
-                    }
-                    Vec::new()
-                }
+                Some(_) => Vec::new(),
             };
             self.append(stream, &events, outbox, Some(&cause.event_id))
                 .await?;
@@ -138,11 +161,15 @@ impl<S: EventStore> Commissions<S> {
         cause: &EventMetadata,
     ) -> Result<CommissionStatus, AppError> {
         let name = commission_stream(saga_id);
+        // The reservation's time is the announcement's: a timeout is judged against it here
+        // and in the saga log alike.
+        let announced = EventMetadata::caused_by::<CommissionReserved>(cause);
         let command = match entry {
             Some(BudgetEntry::Held(held) | BudgetEntry::Confirmed(held)) => {
                 CommissionCommand::RecordReserved {
                     amount: held.amount,
                     budget_remaining: held.remaining_after,
+                    at: announced.occurred_at,
                 }
             }
             Some(BudgetEntry::Rejected { reason, detail }) => {
@@ -167,10 +194,11 @@ impl<S: EventStore> Commissions<S> {
                     Some(CommissionEvent::Reserved {
                         amount,
                         budget_remaining,
+                        ..
                     }),
                     Some(sale),
                 ) => vec![outgoing(&CommissionReserved {
-                    metadata: EventMetadata::caused_by::<CommissionReserved>(cause),
+                    metadata: announced.clone(),
                     commission_id: Commission::id_for(saga_id),
                     campaign_id: sale.campaign_id.clone(),
                     partner_id: sale.partner_id.clone(),

@@ -154,7 +154,7 @@ async fn a_sale_reserves_its_commission_once_however_often_it_arrives() {
 
     for event in [&sale, &sale, &again] {
         assert_eq!(
-            app.reserve(event).await.unwrap(),
+            app.reserve(event, Attempt::Retryable).await.unwrap(),
             CommissionStatus::Reserved
         );
     }
@@ -188,7 +188,7 @@ async fn concurrent_sales_never_overspend_the_budget() {
             let sale = attributed(&format!("saga-{i}"), CAMPAIGN, 120_00);
             loop {
                 // What the bus does with a message that kept conflicting: deliver it again.
-                match app.reserve(&sale).await {
+                match app.reserve(&sale, Attempt::Retryable).await {
                     Err(AppError::Store(StoreError::Conflict { .. })) => continue,
                     outcome => return outcome.unwrap(),
                 }
@@ -222,7 +222,10 @@ async fn a_sale_of_a_campaign_not_known_here_writes_nothing_and_asks_to_be_retri
     let (app, store) = app();
 
     let error = app
-        .reserve(&attributed("saga-1", "elsewhere", 120_00))
+        .reserve(
+            &attributed("saga-1", "elsewhere", 120_00),
+            Attempt::Retryable,
+        )
         .await
         .unwrap_err();
 
@@ -234,7 +237,7 @@ async fn a_sale_of_a_campaign_not_known_here_writes_nothing_and_asks_to_be_retri
 async fn a_sale_of_a_created_or_paused_campaign_is_rejected_inactive() {
     let (app, store) = app();
     app.open_budget(&created(CAMPAIGN, 1_000_00)).await.unwrap();
-    app.reserve(&attributed("saga-1", CAMPAIGN, 120_00))
+    app.reserve(&attributed("saga-1", CAMPAIGN, 120_00), Attempt::Retryable)
         .await
         .unwrap();
     app.activate_campaign(&activated(CAMPAIGN)).await.unwrap();
@@ -244,7 +247,7 @@ async fn a_sale_of_a_created_or_paused_campaign_is_rejected_inactive() {
         reason: None,
     };
     app.pause_campaign(&paused).await.unwrap();
-    app.reserve(&attributed("saga-2", CAMPAIGN, 120_00))
+    app.reserve(&attributed("saga-2", CAMPAIGN, 120_00), Attempt::Retryable)
         .await
         .unwrap();
 
@@ -285,13 +288,13 @@ async fn bad_input_is_refused_for_good() {
     let mut no_saga = attributed("saga-1", CAMPAIGN, 120_00);
     no_saga.metadata.saga_id = None;
     assert!(matches!(
-        app.reserve(&no_saga).await,
+        app.reserve(&no_saga, Attempt::Retryable).await,
         Err(AppError::NoSaga(_))
     ));
     let mut no_credit = attributed("saga-1", CAMPAIGN, 120_00);
     no_credit.credits.clear();
     assert!(matches!(
-        app.reserve(&no_credit).await,
+        app.reserve(&no_credit, Attempt::Retryable).await,
         Err(AppError::Invalid(_))
     ));
 }
@@ -300,7 +303,7 @@ async fn bad_input_is_refused_for_good() {
 async fn fraud_releases_the_reservation_and_is_announced_once() {
     let (app, store) = app();
     campaign(&app, CAMPAIGN, 1_000_00).await;
-    app.reserve(&attributed("saga-1", CAMPAIGN, 120_00))
+    app.reserve(&attributed("saga-1", CAMPAIGN, 120_00), Attempt::Retryable)
         .await
         .unwrap();
     let fraud = fraud("saga-1");
@@ -354,7 +357,7 @@ async fn fraud_before_the_attribution_rejects_the_late_sale_without_touching_the
     );
     for _ in 0..2 {
         assert_eq!(
-            app.reserve(&sale).await.unwrap(),
+            app.reserve(&sale, Attempt::Retryable).await.unwrap(),
             CommissionStatus::Reverted
         );
     }
@@ -380,7 +383,7 @@ async fn fraud_before_the_attribution_rejects_the_late_sale_without_touching_the
 async fn a_rejected_sale_is_reverted_with_nothing_released() {
     let (app, store) = app();
     campaign(&app, CAMPAIGN, 5_00).await;
-    app.reserve(&attributed("saga-1", CAMPAIGN, 120_00))
+    app.reserve(&attributed("saga-1", CAMPAIGN, 120_00), Attempt::Retryable)
         .await
         .unwrap();
 
@@ -417,7 +420,7 @@ async fn a_crash_between_attributing_and_reserving_is_resumed_by_the_redelivery(
     .await;
 
     assert_eq!(
-        app.reserve(&sale).await.unwrap(),
+        app.reserve(&sale, Attempt::Retryable).await.unwrap(),
         CommissionStatus::Reserved
     );
     assert_eq!(queued::<CommissionReserved>(&store).await.len(), 1);
@@ -427,7 +430,7 @@ async fn a_crash_between_attributing_and_reserving_is_resumed_by_the_redelivery(
 async fn a_crash_between_reverting_and_releasing_is_resumed_by_the_redelivery() {
     let (app, store) = app();
     campaign(&app, CAMPAIGN, 1_000_00).await;
-    app.reserve(&attributed("saga-1", CAMPAIGN, 120_00))
+    app.reserve(&attributed("saga-1", CAMPAIGN, 120_00), Attempt::Retryable)
         .await
         .unwrap();
     crashed_after(
@@ -487,7 +490,7 @@ async fn a_compensation_that_overtakes_a_refusal_is_announced_once() {
         Compensated::AlreadyReverted
     );
     assert_eq!(
-        app.reserve(&sale).await.unwrap(),
+        app.reserve(&sale, Attempt::Retryable).await.unwrap(),
         CommissionStatus::Reverted
     );
 
@@ -499,7 +502,7 @@ async fn a_compensation_that_overtakes_a_refusal_is_announced_once() {
 async fn a_reserved_commission_is_confirmed_once_and_fraud_still_claws_it_back() {
     let (app, store) = app();
     campaign(&app, CAMPAIGN, 1_000_00).await;
-    app.reserve(&attributed("saga-1", CAMPAIGN, 120_00))
+    app.reserve(&attributed("saga-1", CAMPAIGN, 120_00), Attempt::Retryable)
         .await
         .unwrap();
     let trace = TraceContext::new_trace();
@@ -545,11 +548,11 @@ async fn commissions_are_listed_by_campaign_and_status_a_page_at_a_time() {
     campaign(&app, CAMPAIGN, 1_000_00).await;
     campaign(&app, "autumn", 1_000_00).await;
     for saga in ["saga-a", "saga-b", "saga-c"] {
-        app.reserve(&attributed(saga, CAMPAIGN, 120_00))
+        app.reserve(&attributed(saga, CAMPAIGN, 120_00), Attempt::Retryable)
             .await
             .unwrap();
     }
-    app.reserve(&attributed("saga-d", "autumn", 120_00))
+    app.reserve(&attributed("saga-d", "autumn", 120_00), Attempt::Retryable)
         .await
         .unwrap();
     app.revert_for_fraud(&fraud("saga-b")).await.unwrap();
@@ -577,4 +580,101 @@ async fn commissions_are_listed_by_campaign_and_status_a_page_at_a_time() {
     let second = app.commissions(&filter(None, cursor, 2)).await.unwrap();
     assert_eq!(ids(&second), ["commission-saga-c"]);
     assert_eq!(second.next_cursor, None);
+}
+
+#[tokio::test]
+async fn a_sale_of_a_campaign_still_unknown_on_the_last_attempt_is_rejected_not_dead_lettered() {
+    let (app, store) = app();
+    let sale = attributed("saga-1", "nowhere", 120_00);
+    assert!(matches!(
+        app.reserve(&sale, Attempt::Retryable).await,
+        Err(AppError::CampaignUnknown(_))
+    ));
+    assert_eq!(
+        app.reserve(&sale, Attempt::Last).await.unwrap(),
+        CommissionStatus::Rejected
+    );
+    // A redelivery answers nothing new.
+    app.reserve(&sale, Attempt::Last).await.unwrap();
+    let [rejected] = &queued::<CommissionRejected>(&store).await[..] else {
+        panic!("one CommissionRejected expected");
+    };
+    assert_eq!(rejected.reason, CommissionRejectionReason::CampaignUnknown);
+    assert_eq!(rejected.metadata.saga_id.as_deref(), Some("saga-1"));
+    // Its compensation still ends the saga: reverted, nothing released.
+    app.revert_for_timeout(&timeout("saga-1")).await.unwrap();
+    let [reverted] = &queued::<CommissionReverted>(&store).await[..] else {
+        panic!("one CommissionReverted expected");
+    };
+    assert_eq!(reverted.released, None);
+}
+
+#[tokio::test]
+async fn a_sale_in_another_currency_than_its_budget_is_rejected_not_dead_lettered() {
+    let (app, store) = app();
+    campaign(&app, CAMPAIGN, 1_000_00).await;
+    let mut dollars = attributed("saga-1", CAMPAIGN, 120_00);
+    dollars.amount = Money::new(120_00, "USD");
+    assert_eq!(
+        app.reserve(&dollars, Attempt::Retryable).await.unwrap(),
+        CommissionStatus::Rejected
+    );
+    let [rejected] = &queued::<CommissionRejected>(&store).await[..] else {
+        panic!("one CommissionRejected expected");
+    };
+    assert!(rejected.detail.contains("USD"), "{}", rejected.detail);
+    assert_eq!(budget(&app, CAMPAIGN).await.reserved.amount_minor, 0);
+}
+
+/// The sweeper and the reservation race: whichever message commission sees first, a timeout
+/// whose deadline is at or after the reservation changes nothing, and one whose deadline came
+/// before it reverts the sale.
+#[tokio::test]
+async fn a_timeout_racing_the_reservation_is_void_exactly_when_the_reservation_was_in_time() {
+    // The reservation first, then a timeout whose deadline is its own time or later: void.
+    let (app, store) = app();
+    campaign(&app, CAMPAIGN, 1_000_00).await;
+    app.reserve(&attributed("saga-1", CAMPAIGN, 120_00), Attempt::Retryable)
+        .await
+        .unwrap();
+    let [reserved] = &queued::<CommissionReserved>(&store).await[..] else {
+        panic!("one CommissionReserved expected");
+    };
+    let mut late_announcement = timeout("saga-1");
+    late_announcement.deadline = reserved.metadata.occurred_at;
+    assert_eq!(
+        app.revert_for_timeout(&late_announcement).await.unwrap(),
+        Compensated::TimeoutVoid
+    );
+    late_announcement.deadline = reserved.metadata.occurred_at + chrono::Duration::seconds(5);
+    assert_eq!(
+        app.revert_for_timeout(&late_announcement).await.unwrap(),
+        Compensated::TimeoutVoid
+    );
+    assert!(queued::<CommissionReverted>(&store).await.is_empty());
+    assert_eq!(budget(&app, CAMPAIGN).await.reserved.amount_minor, 12_00);
+
+    // A deadline before the reservation: the timeout stands and the reservation goes back.
+    let mut in_time = timeout("saga-1");
+    in_time.deadline = reserved.metadata.occurred_at - chrono::Duration::microseconds(1);
+    assert!(matches!(
+        app.revert_for_timeout(&in_time).await.unwrap(),
+        Compensated::Reverted { released: Some(_) }
+    ));
+    assert_eq!(budget(&app, CAMPAIGN).await.reserved.amount_minor, 0);
+
+    // The timeout first: the saga closes and the late sale never reaches the budget.
+    let (app, store) = app_with_campaign().await;
+    app.revert_for_timeout(&timeout("saga-2")).await.unwrap();
+    app.reserve(&attributed("saga-2", CAMPAIGN, 120_00), Attempt::Retryable)
+        .await
+        .unwrap();
+    assert!(queued::<CommissionReserved>(&store).await.is_empty());
+    assert_eq!(budget(&app, CAMPAIGN).await.reserved.amount_minor, 0);
+}
+
+async fn app_with_campaign() -> (Commissions<MemoryStore>, MemoryStore) {
+    let (app, store) = app();
+    campaign(&app, CAMPAIGN, 1_000_00).await;
+    (app, store)
 }

@@ -7,7 +7,8 @@
 //!   more than what remains is a `BUDGET_EXHAUSTED` rejection. `remaining = total − reserved`,
 //!   where confirmed commissions stay counted in `reserved`.
 //! - A rejection is an event, not an error: it is a business outcome the app publishes as
-//!   `CommissionRejected`. Errors are for input that breaks a rule (bad terms, wrong currency).
+//!   `CommissionRejected` (unknown or inactive campaign, a sale in another currency than the
+//!   budget's, budget exhausted). Errors are for input that breaks a rule (bad terms).
 //! - One answer per saga: once a saga has an entry, reserving again decides nothing, whatever
 //!   the first answer was. Releasing a saga that holds nothing closes it, so that a reservation
 //!   arriving after its compensation is never made.
@@ -201,10 +202,15 @@ impl CampaignBudget {
         }
         let currency = &opening.total.currency;
         if sale.currency != *currency {
-            return Err(DomainError::CurrencyMismatch {
-                expected: currency.clone(),
-                found: sale.currency,
-            });
+            // Version 1 of the contract has no reason for it (a new symbol would break its
+            // readers): the campaign known here does not pay in the sale's currency.
+            return reject(
+                CommissionRejectionReason::CampaignUnknown,
+                format!(
+                    "the sale is in {}, campaign {} pays in {currency}",
+                    sale.currency, opening.campaign_id
+                ),
+            );
         }
         let amount = opening.terms.commission_on(sale.amount_minor)?;
         let remaining = self.remaining_minor();

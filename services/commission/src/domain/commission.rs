@@ -3,6 +3,7 @@
 //! ```text
 //! Unattributed ──Attribute──▶ Pending ──RecordReserved──▶ Reserved ──Confirm──▶ Confirmed
 //!      │                         │ └──RecordRejected──▶ Rejected                    │
+//!      ├──Refuse (campaign never known here)──────────▶ Rejected                    │
 //!      └──────────── Compensate (from any of them) ──────────▶ Reverted ◀───────────┘
 //! ```
 //!
@@ -16,10 +17,17 @@
 //! - once rejected, it reverts with nothing to release, so the saga can finish compensating;
 //! - once reverted, it decides nothing: compensating twice changes nothing.
 //!
+//! One compensation is void: a timeout whose deadline is at or after the time the commission
+//! was reserved. The saga completed in time; only the timeout's announcement was late (the
+//! deadline sweeper raced the reservation, or someone published it by hand), so a correctly
+//! paid sale is not reversed. It decides nothing, like the saga log, which keeps such a saga
+//! COMPLETED: a timeout is judged by its `deadline` against the reservation's `occurred_at`, the
+//! same two times on both sides. A fraud report is never void.
+//!
 //! Its id is derived from the saga's ([`Commission::id_for`]), so redeliveries find it again.
 
-use alpes_contracts::Money;
 use alpes_contracts::events::commission::CommissionRejectionReason;
+use alpes_contracts::{Money, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use super::{Aggregate, DomainError, Sale};
@@ -59,6 +67,20 @@ pub enum CommissionCommand {
         amount: Money,
         /// The budget left after it.
         budget_remaining: Money,
+        /// When: the `occurred_at` of the `CommissionReserved` that announces it.
+        at: Timestamp,
+    },
+    /// The sale can never be reserved (its campaign is not known here): it is rejected before
+    /// reaching any budget.
+    Refuse {
+        /// The saga, from which the commission's id is derived.
+        saga_id: String,
+        /// The refused sale.
+        sale: Sale,
+        /// Why.
+        reason: CommissionRejectionReason,
+        /// Human-readable detail.
+        detail: String,
     },
     /// The budget refused the commission.
     RecordRejected {
@@ -73,6 +95,8 @@ pub enum CommissionCommand {
     Compensate {
         /// Why, as `CommissionReverted.reason` will say.
         reason: String,
+        /// For a timeout, its deadline: void if the commission was reserved by then.
+        deadline: Option<Timestamp>,
     },
 }
 
@@ -93,6 +117,9 @@ pub enum CommissionEvent {
         amount: Money,
         /// The budget left after it.
         budget_remaining: Money,
+        /// When (absent from reservations stored before it was recorded).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reserved_at: Option<Timestamp>,
     },
     /// The commission was refused: feeds `CommissionRejected`.
     Rejected {
@@ -137,6 +164,7 @@ pub struct Commission {
     commission_id: Option<String>,
     sale: Option<Sale>,
     amount: Option<Money>,
+    reserved_at: Option<Timestamp>,
     release_from: Option<String>,
 }
 
@@ -171,6 +199,20 @@ impl Commission {
     /// The reserved amount, once reserved.
     pub fn amount(&self) -> Option<&Money> {
         self.amount.as_ref()
+    }
+
+    /// When it was reserved, once reserved (unknown for reservations stored before this was).
+    pub fn reserved_at(&self) -> Option<Timestamp> {
+        self.reserved_at
+    }
+
+    /// Whether a timeout with `deadline` is void: the commission was reserved (or confirmed)
+    /// at or before it. A reservation of unknown time counts as in time.
+    pub fn outlives_timeout(&self, deadline: Timestamp) -> bool {
+        matches!(
+            self.status,
+            CommissionStatus::Reserved | CommissionStatus::Confirmed
+        ) && self.reserved_at.is_none_or(|at| at <= deadline)
     }
 
     /// After a revert, the campaign whose budget must release what the saga holds.
@@ -217,7 +259,32 @@ impl Commission {
         }
     }
 
-    fn compensate(&self, reason: String) -> Vec<CommissionEvent> {
+    fn refuse(
+        &self,
+        saga_id: &str,
+        sale: Sale,
+        reason: CommissionRejectionReason,
+        detail: String,
+    ) -> Vec<CommissionEvent> {
+        match (self.status, &self.sale) {
+            (CommissionStatus::Unattributed, _) => vec![CommissionEvent::Rejected {
+                sale,
+                reason,
+                detail,
+            }],
+            (CommissionStatus::Reverted, None) => vec![CommissionEvent::Rejected {
+                sale,
+                reason: CommissionRejectionReason::SagaCompensated,
+                detail: format!("saga {saga_id} was compensated before its sale was attributed"),
+            }],
+            _ => vec![],
+        }
+    }
+
+    fn compensate(&self, reason: String, deadline: Option<Timestamp>) -> Vec<CommissionEvent> {
+        if deadline.is_some_and(|deadline| self.outlives_timeout(deadline)) {
+            return vec![];
+        }
         let release_from = match self.status {
             CommissionStatus::Reverted => return vec![],
             CommissionStatus::Unattributed | CommissionStatus::Rejected => None,
@@ -244,10 +311,26 @@ impl Aggregate for Commission {
             CommissionCommand::RecordReserved {
                 amount,
                 budget_remaining,
+                at,
             } => self.record(CommissionEvent::Reserved {
                 amount,
                 budget_remaining,
+                reserved_at: Some(at),
             }),
+            CommissionCommand::Refuse {
+                saga_id,
+                sale,
+                reason,
+                detail,
+            } => {
+                if sale.amount.amount_minor < 0 {
+                    return Err(DomainError::NegativeAmount {
+                        what: "sale",
+                        amount_minor: sale.amount.amount_minor,
+                    });
+                }
+                Ok(self.refuse(&saga_id, sale, reason, detail))
+            }
             CommissionCommand::RecordRejected { reason, detail } => {
                 let sale = match (&self.sale, self.status) {
                     (Some(sale), _) => sale.clone(),
@@ -263,7 +346,9 @@ impl Aggregate for Commission {
                 })
             }
             CommissionCommand::Confirm => self.confirm(),
-            CommissionCommand::Compensate { reason } => Ok(self.compensate(reason)),
+            CommissionCommand::Compensate { reason, deadline } => {
+                Ok(self.compensate(reason, deadline))
+            }
         }
     }
 
@@ -277,9 +362,14 @@ impl Aggregate for Commission {
                 self.commission_id = Some(commission_id.clone());
                 self.sale = Some(sale.clone());
             }
-            CommissionEvent::Reserved { amount, .. } => {
+            CommissionEvent::Reserved {
+                amount,
+                reserved_at,
+                ..
+            } => {
                 self.status = CommissionStatus::Reserved;
                 self.amount = Some(amount.clone());
+                self.reserved_at = *reserved_at;
             }
             CommissionEvent::Rejected { sale, .. } => {
                 // A late attribution of a compensated saga is refused but stays compensated.

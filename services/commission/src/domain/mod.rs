@@ -77,14 +77,6 @@ pub enum DomainError {
     /// A currency code that is not three uppercase ASCII letters.
     #[error("{0:?} is not an ISO 4217 currency code")]
     InvalidCurrency(String),
-    /// An amount in another currency than the budget's.
-    #[error("amount in {found} for a budget in {expected}")]
-    CurrencyMismatch {
-        /// The budget's currency.
-        expected: String,
-        /// The amount's currency.
-        found: String,
-    },
     /// A budget asked to confirm a saga that holds no reservation.
     #[error("saga {saga_id} holds no reservation to confirm")]
     NothingReserved {

@@ -7,7 +7,9 @@
 //! with the same state, as a crash and restart would.
 //!
 //! One platform per test binary: every service instance consumes the shared topics, so two
-//! platforms in one process would answer each other's sagas.
+//! platforms in one process would answer each other's sagas. The topics are the test suites'
+//! own ([`NAMESPACE`]), so a platform left running (`scripts/demo.sh`, in `alpes/events`) and
+//! the tests never see each other's events; databases are the run's own too.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -20,6 +22,16 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 pub const TOKEN: &str = "e2e-token";
+
+/// The Pulsar namespace of the test suites.
+pub const NAMESPACE: &str = "alpes/test";
+
+/// [`NAMESPACE`], installed for this process before any topic is named.
+pub fn namespace() -> alpes_contracts::Namespace {
+    let namespace = alpes_contracts::Namespace::parse(NAMESPACE).unwrap();
+    namespace.clone().install().unwrap();
+    namespace
+}
 
 pub fn env(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_owned())
@@ -54,6 +66,7 @@ impl InProcess {
         )
         .await
         .expect("Postgres of the local stack (scripts/stack.sh up)");
+        namespace();
         let bus = Bus::connect(
             &env("ALPES_PULSAR_URL", "pulsar://127.0.0.1:6650"),
             &env("ALPES_PULSAR_ADMIN_URL", "http://127.0.0.1:8080"),
@@ -124,6 +137,7 @@ impl InProcess {
             log_format: LogFormat::Text,
             subscribe_from: SubscribeFrom::Latest,
             consumer_concurrency: 8,
+            pulsar_namespace: namespace(),
         };
         let name = format!("e2e_{service}_{}", self.run_id);
         let stop = Shutdown::new();

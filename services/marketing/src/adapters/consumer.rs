@@ -13,7 +13,7 @@ use alpes_contracts::events::commission::{
 use alpes_contracts::events::marketing::{FraudDetected, SagaTimedOut};
 use alpes_contracts::events::tracking::{InteractionTracked, InteractionsDiscarded};
 use alpes_eventstore::EventStore;
-use alpes_sagalog::SagaEvent;
+use alpes_sagalog::{LogError, SagaEvent};
 
 use crate::app::{AppError, Marketing};
 use crate::domain::Observed;
@@ -105,10 +105,47 @@ pub async fn on_observable<E: Observable, S: EventStore>(
 }
 
 /// Records a saga event in the saga log. The log being unreachable is retried (the step waits
-/// on the retry topic); nothing about a saga event is ever refused.
+/// on the retry topic); a step the log refuses for what it holds can never be recorded, so it
+/// goes to the dead-letter topic at once, with Postgres's reason.
 pub async fn on_saga_event<E: SagaEvent>(sagas: &Sagas, delivery: Delivery<E>) -> Outcome {
-    match sagas.observe(&delivery.event).await {
-        Ok(_) => Outcome::Done,
+    outcome_of(sagas.observe(&delivery.event).await.map(drop))
+}
+
+/// What becomes of a saga event the log answered `written` for.
+fn outcome_of(written: Result<(), LogError>) -> Outcome {
+    match written {
+        Ok(()) => Outcome::Done,
+        Err(e) if e.is_permanent() => Outcome::Reject(format!("the saga log refuses it: {e}")),
         Err(e) => Outcome::Retry(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn database(error: sqlx::Error) -> LogError {
+        LogError::Database(Arc::new(error))
+    }
+
+    #[test]
+    fn a_refused_step_is_dead_lettered_at_once_and_an_outage_retried() {
+        // Which database errors are permanent is the saga log's call (its tests cover the
+        // SQLSTATE classes); here, that the consumer follows it.
+        let refused = database(sqlx::Error::Decode("not a step".into()));
+        assert!(refused.is_permanent());
+        match outcome_of(Err(refused)) {
+            Outcome::Reject(reason) => assert!(reason.contains("not a step"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+        let outage = database(sqlx::Error::PoolTimedOut);
+        assert!(matches!(outcome_of(Err(outage)), Outcome::Retry(_)));
+        assert!(matches!(
+            outcome_of(Err(LogError::Stopped)),
+            Outcome::Retry(_)
+        ));
+        assert!(matches!(outcome_of(Ok(())), Outcome::Done));
     }
 }

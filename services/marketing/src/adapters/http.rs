@@ -1,8 +1,13 @@
 //! The campaign API: create, activate, pause, complete, read, list.
+//!
+//! Ids in paths and reasons in bodies are checked against `alpes_contracts::limits` here; the
+//! definition of a campaign (name, money) is checked by the domain. Either way a bad value is a
+//! 400 naming its field.
 
 use alpes_contracts::Money;
 use alpes_contracts::events::attribution::AttributionModel;
 use alpes_contracts::events::commission::{CommissionKind, CommissionTerms};
+use alpes_contracts::limits;
 use alpes_eventstore::EventStore;
 use alpes_runtime::ApiError;
 use alpes_runtime::http::JsonBody;
@@ -12,11 +17,11 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::app::{AppError, Marketing};
-use crate::domain::{Campaign, CampaignDefinition, DomainError, Transition};
+use crate::domain::{Campaign, CampaignDefinition, CampaignStats, DomainError, Transition};
 
 /// The body of `POST /campaigns`; everything but name, budget and terms has a default.
 #[derive(Debug, Deserialize)]
@@ -112,6 +117,7 @@ async fn step<S: EventStore>(
     trace: TraceContext,
     body: Option<Json<Reason>>,
 ) -> Result<impl IntoResponse, ApiError> {
+    limits::ID.check("id", &id)?;
     let transition = match step.as_str() {
         "activate" => Transition::Activate,
         "pause" => Transition::Pause,
@@ -123,6 +129,9 @@ async fn step<S: EventStore>(
         }
     };
     let reason = body.and_then(|Json(r)| r.reason);
+    if let Some(reason) = &reason {
+        limits::REASON.check("reason", reason)?;
+    }
     let campaign = app
         .transition(&id, transition, reason, &trace)
         .await
@@ -134,6 +143,7 @@ async fn one<S: EventStore>(
     State(app): State<Marketing<S>>,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
+    limits::ID.check("id", &id)?;
     let campaign = app
         .campaign(&id)
         .await
@@ -146,11 +156,24 @@ async fn stats<S: EventStore>(
     State(app): State<Marketing<S>>,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
+    limits::ID.check("id", &id)?;
     if app.campaign(&id).await.map_err(api_error)?.is_none() {
         return Err(ApiError::not_found(format!("no campaign {id}")));
     }
     let stats = app.stats(&id).await.map_err(api_error)?;
-    Ok(Json(json!({ "campaign_id": id, "stats": stats })))
+    // Typed, not a `json!` value: totals may exceed what a `serde_json::Value` number holds.
+    Ok(Json(StatsBody {
+        campaign_id: &id,
+        stats: &stats,
+    })
+    .into_response())
+}
+
+/// The body of `GET /campaigns/{id}/stats`.
+#[derive(Serialize)]
+struct StatsBody<'a> {
+    campaign_id: &'a str,
+    stats: &'a CampaignStats,
 }
 
 async fn list<S: EventStore>(
@@ -183,5 +206,94 @@ fn api_error(error: AppError) -> ApiError {
             tracing::error!(error = %e, "corrupt stream");
             ApiError::internal("stored data could not be read")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alpes_eventstore::MemoryStore;
+
+    use super::*;
+
+    /// Serves the API over an in-memory store; returns its base URL.
+    async fn serve() -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let router = routes(Marketing::new(MemoryStore::new()));
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        base
+    }
+
+    fn campaign() -> Value {
+        json!({
+            "name": "Black Friday",
+            "budget": {"amount_minor": 100_000, "currency": "EUR"},
+            "terms": {"kind": "PERCENTAGE", "percentage_bps": 1_000}
+        })
+    }
+
+    async fn create(base: &str, body: &Value) -> (u16, Value) {
+        let response = reqwest::Client::new()
+            .post(format!("{base}/campaigns"))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn negative_money_and_oversize_names_are_a_400_naming_the_field() {
+        let base = serve().await;
+        assert_eq!(create(&base, &campaign()).await.0, 201);
+        let cases = [
+            ("/terms/fixed_minor", json!(-1), "terms.fixed_minor"),
+            ("/terms/maximum_minor", json!(-1), "terms.maximum_minor"),
+            ("/terms/minimum_minor", json!(-1), "terms.minimum_minor"),
+            ("/budget/amount_minor", json!(-1), "budget.amount_minor"),
+            ("/name", json!("n".repeat(10_000)), "name"),
+            ("/name", json!("Black\u{0}Friday"), "name"),
+        ];
+        for (pointer, value, field) in cases {
+            let mut body = campaign();
+            match body.pointer_mut(pointer) {
+                Some(slot) => *slot = value,
+                None => {
+                    let (parent, name) = pointer.rsplit_once('/').unwrap();
+                    body.pointer_mut(parent).unwrap()[name] = value;
+                }
+            }
+            let (status, error) = create(&base, &body).await;
+            assert_eq!(status, 400, "{pointer}: {error}");
+            assert_eq!(error["field"], field, "{error}");
+        }
+    }
+
+    #[tokio::test]
+    async fn ids_and_reasons_that_break_their_limits_are_a_400_naming_them() {
+        let base = serve().await;
+        let (_, created) = create(&base, &campaign()).await;
+        let id = created["campaign_id"].as_str().unwrap().to_owned();
+        let http = reqwest::Client::new();
+        for path in ["campaigns/c%00", "campaigns/c%00/stats"] {
+            let response = http.get(format!("{base}/{path}")).send().await.unwrap();
+            assert_eq!(response.status().as_u16(), 400, "{path}");
+            assert_eq!(response.json::<Value>().await.unwrap()["field"], "id");
+        }
+        let response = http
+            .post(format!("{base}/campaigns/{id}/pause"))
+            .json(&json!({"reason": "stock\u{0}out"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 400);
+        assert_eq!(response.json::<Value>().await.unwrap()["field"], "reason");
+        let response = http
+            .post(format!("{base}/campaigns/{id}/activate"))
+            .json(&json!({"reason": "launch\nday"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200, "a reason may have lines");
     }
 }

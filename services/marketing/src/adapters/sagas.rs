@@ -3,9 +3,14 @@
 //! `GET /sagas/{id}`, `GET /sagas/{id}/view` (HTML), `GET /sagas`, `GET /sagas/stats`, and
 //! `POST /fraud-reports`. The token comes as `Authorization: Bearer <token>` or, for a browser
 //! opening the HTML view, as the `access_token` query parameter (RFC 6750 §2.3).
+//!
+//! Every id in a path or query and every string of a fraud report is checked against
+//! `alpes_contracts::limits` first: a 400 naming the field, rather than a query Postgres
+//! refuses (a NUL) or a `FraudDetected` that no consumer would accept.
 
 use std::sync::Arc;
 
+use alpes_contracts::limits;
 use alpes_runtime::ApiError;
 use alpes_runtime::http::JsonBody;
 use alpes_runtime::trace::TraceContext;
@@ -71,6 +76,7 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 }
 
 async fn one(State(sagas): State<Sagas>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    limits::ID.check("id", &id)?;
     match sagas.log().saga(&id).await.map_err(unavailable)? {
         Some(saga) => Ok(Json(saga).into_response()),
         None => Err(ApiError::not_found(format!("no saga {id} in the log"))),
@@ -78,6 +84,7 @@ async fn one(State(sagas): State<Sagas>, Path(id): Path<String>) -> Result<Respo
 }
 
 async fn page(State(sagas): State<Sagas>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    limits::ID.check("id", &id)?;
     match sagas.log().saga(&id).await.map_err(unavailable)? {
         Some(saga) => Ok(Html(view::render(&saga)).into_response()),
         None => Err(ApiError::not_found(format!("no saga {id} in the log"))),
@@ -115,8 +122,14 @@ fn list_query(params: &[(String, String)]) -> Result<ListQuery, ApiError> {
                     query.statuses.push(status);
                 }
             }
-            "campaign" => query.campaign_id = Some(value.clone()),
-            "partner" => query.partner_id = Some(value.clone()),
+            "campaign" => {
+                limits::ID.check(name, value)?;
+                query.campaign_id = Some(value.clone());
+            }
+            "partner" => {
+                limits::ID.check(name, value)?;
+                query.partner_id = Some(value.clone());
+            }
             "since" | "until" => {
                 let at = chrono::DateTime::parse_from_rfc3339(value)
                     .map_err(|e| invalid(format!("not an RFC 3339 time ({e}): {value:?}")))?
@@ -172,6 +185,9 @@ async fn stats(
     query: Result<Query<StatsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::invalid("query", e.body_text()))?;
+    if let Some(campaign) = &query.campaign {
+        limits::ID.check("campaign", campaign)?;
+    }
     let stats = sagas
         .log()
         .stats(query.campaign.as_deref())
@@ -195,27 +211,7 @@ async fn report(
     trace: TraceContext,
     JsonBody(body): JsonBody<FraudReportBody>,
 ) -> Result<Response, ApiError> {
-    for (field, value) in [
-        ("saga_id", &body.saga_id),
-        ("reason", &body.reason),
-        ("reporter", &body.reporter),
-    ] {
-        if value.trim().is_empty() {
-            return Err(ApiError::invalid(field, "must not be empty"));
-        }
-    }
-    if let Some(score) = body.score.filter(|s| !(0..=100).contains(s)) {
-        return Err(ApiError::invalid(
-            "score",
-            format!("must be from 0 to 100, got {score}"),
-        ));
-    }
-    let report = FraudReport {
-        saga_id: body.saga_id.trim().to_owned(),
-        reason: body.reason,
-        reporter: body.reporter,
-        score: body.score,
-    };
+    let report = fraud_report(body)?;
     let (fraud, receipt) = sagas
         .report_fraud(report, &trace)
         .await
@@ -229,6 +225,34 @@ async fn report(
         "message_id": receipt.message_id,
     });
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+/// The report a body asks for, or a 400 naming the first field at fault.
+fn fraud_report(body: FraudReportBody) -> Result<FraudReport, ApiError> {
+    let saga_id = body.saga_id.trim();
+    let fields = [
+        ("saga_id", saga_id, limits::ID),
+        ("reason", body.reason.as_str(), limits::REASON),
+        ("reporter", body.reporter.as_str(), limits::NAME),
+    ];
+    for (field, value, limit) in fields {
+        if value.trim().is_empty() {
+            return Err(ApiError::invalid(field, "must not be empty"));
+        }
+        limit.check(field, value)?;
+    }
+    if let Some(score) = body.score.filter(|s| !(0..=100).contains(s)) {
+        return Err(ApiError::invalid(
+            "score",
+            format!("must be from 0 to 100, got {score}"),
+        ));
+    }
+    Ok(FraudReport {
+        saga_id: saga_id.to_owned(),
+        reason: body.reason,
+        reporter: body.reporter,
+        score: body.score,
+    })
 }
 
 fn unavailable(error: LogError) -> ApiError {
@@ -287,6 +311,49 @@ mod tests {
             ]),
             Some("until".into())
         );
+    }
+
+    #[test]
+    fn ids_in_the_list_query_are_checked_against_their_limit() {
+        assert_eq!(field_of(&[("campaign", "c\u{0}")]), Some("campaign".into()));
+        let long = "p".repeat(limits::ID.max_bytes + 1);
+        assert_eq!(field_of(&[("partner", &long)]), Some("partner".into()));
+        assert_eq!(field_of(&[("campaign", "c-1"), ("partner", "p-1")]), None);
+    }
+
+    fn report(saga_id: &str, reason: &str, reporter: &str) -> FraudReportBody {
+        FraudReportBody {
+            saga_id: saga_id.into(),
+            reason: reason.into(),
+            reporter: reporter.into(),
+            score: None,
+        }
+    }
+
+    #[test]
+    fn a_fraud_report_that_breaks_a_limit_names_the_field() {
+        let field = |body| fraud_report(body).err().and_then(|e| e.field);
+        assert_eq!(
+            field(report("s-1", "chargeback\u{0}", "ops")),
+            Some("reason".into())
+        );
+        assert_eq!(
+            field(report("s\u{0}1", "chargeback", "ops")),
+            Some("saga_id".into())
+        );
+        let long = "s".repeat(3_000);
+        assert_eq!(
+            field(report(&long, "chargeback", "ops")),
+            Some("saga_id".into())
+        );
+        let reason = "r".repeat(limits::REASON.max_bytes + 1);
+        assert_eq!(field(report("s-1", &reason, "ops")), Some("reason".into()));
+        assert_eq!(
+            field(report("s-1", "chargeback", "o\u{1b}ps")),
+            Some("reporter".into())
+        );
+        let accepted = fraud_report(report(" s-1 ", "chargeback\nby the bank", "ops")).unwrap();
+        assert_eq!(accepted.saga_id, "s-1");
     }
 
     #[test]

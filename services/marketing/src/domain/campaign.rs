@@ -6,6 +6,7 @@
 use alpes_contracts::Money;
 use alpes_contracts::events::attribution::AttributionModel;
 use alpes_contracts::events::commission::{CommissionKind, CommissionTerms};
+use alpes_contracts::limits;
 use serde::{Deserialize, Serialize};
 
 /// What a campaign is, as created.
@@ -148,6 +149,9 @@ fn validate(d: &CampaignDefinition) -> Result<(), DomainError> {
     if d.name.trim().is_empty() {
         return Err(invalid("name", "must not be empty"));
     }
+    if let Some(problem) = limits::NAME.problem(&d.name) {
+        return Err(invalid("name", problem));
+    }
     if d.budget.amount_minor <= 0 {
         return Err(invalid("budget.amount_minor", "must be positive"));
     }
@@ -159,6 +163,17 @@ fn validate(d: &CampaignDefinition) -> Result<(), DomainError> {
         ));
     }
     let t = &d.terms;
+    // Money is never negative in terms, whether or not their kind uses the amount.
+    let amounts = [
+        ("terms.fixed_minor", t.fixed_minor),
+        ("terms.minimum_minor", Some(t.minimum_minor)),
+        ("terms.maximum_minor", t.maximum_minor),
+    ];
+    for (field, amount) in amounts {
+        if amount.is_some_and(|a| a < 0) {
+            return Err(invalid(field, "must not be negative"));
+        }
+    }
     match t.kind {
         CommissionKind::Percentage => match t.percentage_bps {
             Some(bps) if (0..=10_000).contains(&bps) => {}
@@ -169,18 +184,13 @@ fn validate(d: &CampaignDefinition) -> Result<(), DomainError> {
                 ));
             }
         },
-        CommissionKind::Fixed => match t.fixed_minor {
-            Some(fixed) if fixed >= 0 => {}
-            _ => {
-                return Err(invalid(
-                    "terms.fixed_minor",
-                    "a FIXED commission needs a non-negative amount",
-                ));
-            }
-        },
-    }
-    if t.minimum_minor < 0 {
-        return Err(invalid("terms.minimum_minor", "must not be negative"));
+        CommissionKind::Fixed if t.fixed_minor.is_none() => {
+            return Err(invalid(
+                "terms.fixed_minor",
+                "a FIXED commission needs a non-negative amount",
+            ));
+        }
+        CommissionKind::Fixed => {}
     }
     if t.maximum_minor.is_some_and(|max| max < t.minimum_minor) {
         return Err(invalid(
@@ -270,6 +280,12 @@ mod tests {
         let mut d = definition();
         d.terms.maximum_minor = Some(100);
         assert_eq!(field(d), "terms.maximum_minor");
+        let mut d = definition();
+        d.name = "n".repeat(limits::NAME.max_bytes + 1);
+        assert_eq!(field(d), "name");
+        let mut d = definition();
+        d.name = "Black\u{0}Friday".into();
+        assert_eq!(field(d), "name");
         assert_eq!(
             field(CampaignDefinition {
                 fraud_threshold: 101,
@@ -277,6 +293,33 @@ mod tests {
             }),
             "fraud_threshold"
         );
+    }
+
+    #[test]
+    fn negative_money_anywhere_in_the_terms_is_refused_whatever_the_kind() {
+        let field = |d| match given(&[]).create(d) {
+            Err(DomainError::Invalid { field, .. }) => field,
+            other => panic!("{other:?}"),
+        };
+        // A PERCENTAGE does not use `fixed_minor`, but a negative one is still refused.
+        let mut d = definition();
+        d.terms.fixed_minor = Some(-1);
+        assert_eq!(field(d), "terms.fixed_minor");
+        let mut d = definition();
+        d.terms.kind = CommissionKind::Fixed;
+        d.terms.fixed_minor = Some(-1);
+        assert_eq!(field(d), "terms.fixed_minor");
+        let mut d = definition();
+        d.terms.minimum_minor = -1;
+        assert_eq!(field(d), "terms.minimum_minor");
+        let mut d = definition();
+        d.terms.minimum_minor = 0;
+        d.terms.maximum_minor = Some(-1);
+        assert_eq!(field(d), "terms.maximum_minor");
+        let mut d = definition();
+        d.terms.kind = CommissionKind::Fixed;
+        d.terms.fixed_minor = Some(0);
+        assert!(given(&[]).create(d).is_ok(), "zero is not negative");
     }
 
     #[test]

@@ -2,6 +2,11 @@
 //!
 //! Marketing records each announced fact once (by event id) and computes the statistics by
 //! folding them, so they can always be rebuilt from the facts.
+//!
+//! Each amount is an `i64`, but their sum need not fit one: two sales of `i64::MAX` minor units
+//! must not wrap to a negative total. Sums are kept in `i128`, which holds the sum of 2^64
+//! `i64`s exactly (more facts than a campaign will ever see), and saturate beyond that rather
+//! than wrap. They serialize as JSON integers of whatever size they are.
 
 use alpes_contracts::events::tracking::InteractionKind;
 use serde::{Deserialize, Serialize};
@@ -26,12 +31,12 @@ pub struct CampaignStats {
     pub purchases: u64,
     pub conversions: u64,
     pub conversions_rejected: u64,
-    pub sales_attributed_minor: i64,
+    pub sales_attributed_minor: i128,
     pub commissions_reserved: u64,
     pub commissions_rejected: u64,
     pub commissions_reverted: u64,
-    pub commission_reserved_minor: i64,
-    pub commission_released_minor: i64,
+    pub commission_reserved_minor: i128,
+    pub commission_released_minor: i128,
 }
 
 impl CampaignStats {
@@ -45,25 +50,94 @@ impl CampaignStats {
             },
             Observed::Conversion { amount_minor } => {
                 self.conversions += 1;
-                self.sales_attributed_minor += amount_minor;
+                self.sales_attributed_minor = add(self.sales_attributed_minor, *amount_minor);
             }
             Observed::ConversionRejected => self.conversions_rejected += 1,
             Observed::CommissionReserved { amount_minor } => {
                 self.commissions_reserved += 1;
-                self.commission_reserved_minor += amount_minor;
+                self.commission_reserved_minor = add(self.commission_reserved_minor, *amount_minor);
             }
             Observed::CommissionRejected => self.commissions_rejected += 1,
             Observed::CommissionReverted { released_minor } => {
                 self.commissions_reverted += 1;
-                self.commission_released_minor += released_minor;
+                self.commission_released_minor =
+                    add(self.commission_released_minor, *released_minor);
             }
         }
     }
 }
 
+/// `sum + amount`, exact unless beyond `i128`, where it stays at the bound.
+fn add(sum: i128, amount: i64) -> i128 {
+    sum.saturating_add(i128::from(amount))
+}
+
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    fn amount() -> impl Strategy<Value = i64> {
+        prop_oneof![Just(i64::MAX), Just(i64::MIN), any::<i64>(), -1i64..=1]
+    }
+
+    fn fact() -> impl Strategy<Value = Observed> {
+        prop_oneof![
+            amount().prop_map(|amount_minor| Observed::Conversion { amount_minor }),
+            amount().prop_map(|amount_minor| Observed::CommissionReserved { amount_minor }),
+            amount().prop_map(|released_minor| Observed::CommissionReverted { released_minor }),
+        ]
+    }
+
+    proptest! {
+        /// Whatever the amounts, each total is their exact sum: no wrap-around, no panic.
+        #[test]
+        fn amounts_add_up_exactly(facts in proptest::collection::vec(fact(), 0..64)) {
+            let mut stats = CampaignStats::default();
+            facts.iter().for_each(|f| stats.apply(f));
+            let total = |pick: fn(&Observed) -> Option<i64>| -> i128 {
+                facts.iter().filter_map(pick).map(i128::from).sum()
+            };
+            let sales = total(|f| match f {
+                Observed::Conversion { amount_minor } => Some(*amount_minor),
+                _ => None,
+            });
+            let reserved = total(|f| match f {
+                Observed::CommissionReserved { amount_minor } => Some(*amount_minor),
+                _ => None,
+            });
+            let released = total(|f| match f {
+                Observed::CommissionReverted { released_minor } => Some(*released_minor),
+                _ => None,
+            });
+            prop_assert_eq!(stats.sales_attributed_minor, sales);
+            prop_assert_eq!(stats.commission_reserved_minor, reserved);
+            prop_assert_eq!(stats.commission_released_minor, released);
+        }
+    }
+
+    #[test]
+    fn two_of_the_largest_sales_do_not_wrap() {
+        let sale = Observed::Conversion {
+            amount_minor: i64::MAX,
+        };
+        let mut stats = CampaignStats::default();
+        stats.apply(&sale);
+        stats.apply(&sale);
+        assert_eq!(stats.sales_attributed_minor, 2 * i128::from(i64::MAX));
+        stats.apply(&sale);
+        let json = serde_json::to_string(&stats).unwrap();
+        assert!(
+            json.contains(r#""sales_attributed_minor":27670116110564327421"#),
+            "{json}"
+        );
+        assert_eq!(
+            add(i128::MAX, 1),
+            i128::MAX,
+            "beyond i128 it stays at the bound"
+        );
+    }
 
     #[test]
     fn facts_fold_into_counts_and_amounts() {

@@ -1,9 +1,14 @@
 //! `POST /interactions` and `GET /interactions/{id}`.
+//!
+//! Every string of the body and the path is checked against `alpes_contracts::limits` before
+//! anything is stored: a value the saga log or another service would refuse later is a 400
+//! naming its field here.
 
 use alpes_contracts::Timestamp;
 use alpes_contracts::events::tracking::{
     InteractionKind, PageContext, Purchase, Target, TrackingParams, Visitor,
 };
+use alpes_contracts::limits::{self, At, Invalid, Validate};
 use alpes_eventstore::EventStore;
 use alpes_runtime::ApiError;
 use alpes_runtime::http::JsonBody;
@@ -36,6 +41,17 @@ struct TrackRequest {
     purchase: Option<Purchase>,
 }
 
+impl Validate for TrackRequest {
+    fn validate_at(&self, at: &str) -> Result<(), Invalid> {
+        let at = At(at);
+        at.nested("visitor", &self.visitor)?;
+        at.nested("tracking", &self.tracking)?;
+        at.nested("target", &self.target)?;
+        at.nested("context", &self.context)?;
+        at.nested_opt("purchase", &self.purchase)
+    }
+}
+
 /// The tracking API over `app`.
 pub fn routes<S: EventStore>(app: Tracking<S>) -> Router {
     Router::new()
@@ -49,6 +65,7 @@ async fn track<S: EventStore>(
     trace: TraceContext,
     JsonBody(request): JsonBody<TrackRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
+    request.validate()?;
     let new = NewInteraction {
         kind: request.kind,
         interacted_at: request.interacted_at,
@@ -72,6 +89,7 @@ async fn interaction<S: EventStore>(
     State(app): State<Tracking<S>>,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
+    limits::ID.check("id", &id)?;
     let (interaction, status) = app
         .interaction(&id)
         .await
@@ -90,12 +108,99 @@ fn api_error(error: AppError) -> ApiError {
             tracing::error!(error = %e, "event store unavailable");
             ApiError::unavailable("the event store is unavailable, try again")
         }
-        AppError::UnknownInteractions(ids) => {
-            ApiError::not_found(format!("no interactions {ids:?}"))
-        }
         AppError::Corrupt(e) => {
             tracing::error!(error = %e, "corrupt stream");
             ApiError::internal("stored data could not be read")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alpes_eventstore::MemoryStore;
+    use serde_json::Value;
+
+    use super::*;
+
+    /// Serves the API over an in-memory store; returns its base URL.
+    async fn serve() -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let router = routes(Tracking::new(MemoryStore::new()));
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        base
+    }
+
+    fn purchase() -> Value {
+        json!({
+            "kind": "PURCHASE",
+            "visitor": {"anonymous_id": "visitor-1", "user_agent": "Firefox"},
+            "tracking": {"campaign_id": "campaign-1", "partner_id": "partner-1"},
+            "target": {"url": "https://shop.example/checkout"},
+            "purchase": {"order_id": "order-1", "amount": {"amount_minor": 1200, "currency": "EUR"}}
+        })
+    }
+
+    async fn post(base: &str, body: &Value) -> (u16, Value) {
+        let response = reqwest::Client::new()
+            .post(format!("{base}/interactions"))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn strings_that_break_their_limits_are_a_400_naming_the_field() {
+        let base = serve().await;
+        assert_eq!(post(&base, &purchase()).await.0, 202);
+        let cases = [
+            (
+                "/visitor/anonymous_id",
+                json!("a\u{0}b"),
+                "visitor.anonymous_id",
+            ),
+            (
+                "/tracking/campaign_id",
+                json!("c".repeat(3_000)),
+                "tracking.campaign_id",
+            ),
+            (
+                "/target/url",
+                json!(format!("https://x/{}", "p".repeat(3_000))),
+                "target.url",
+            ),
+            (
+                "/visitor/user_agent",
+                json!("bot\u{7}"),
+                "visitor.user_agent",
+            ),
+            ("/purchase/order_id", json!("o\nrder"), "purchase.order_id"),
+        ];
+        for (pointer, value, field) in cases {
+            let mut body = purchase();
+            *body
+                .pointer_mut(pointer)
+                .unwrap_or_else(|| panic!("{pointer}")) = value;
+            let (status, error) = post(&base, &body).await;
+            assert_eq!(status, 400, "{pointer}: {error}");
+            assert_eq!(error["field"], field, "{error}");
+            assert_eq!(error["code"], "validation_failed");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_path_id_that_breaks_its_limit_is_a_400() {
+        let base = serve().await;
+        let get = |id: String| {
+            let url = format!("{base}/interactions/{id}");
+            async move { reqwest::get(url).await.unwrap() }
+        };
+        let response = get("a%00b".to_owned()).await;
+        assert_eq!(response.status().as_u16(), 400);
+        assert_eq!(response.json::<Value>().await.unwrap()["field"], "id");
+        assert_eq!(get("i".repeat(200)).await.status().as_u16(), 400);
+        assert_eq!(get("unknown".to_owned()).await.status().as_u16(), 404);
     }
 }

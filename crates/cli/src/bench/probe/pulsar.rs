@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use alpes_contracts::TENANT_NAMESPACE;
+use alpes_contracts::Namespace;
 use futures::StreamExt;
 use serde::Deserialize;
 
@@ -93,12 +93,13 @@ impl PulsarAdmin {
         }
     }
 
-    /// Counters of every persistent topic of the alpes namespace but the bench's own, by topic,
+    /// Counters of every persistent topic of the process's namespace but the bench's own, by topic,
     /// and why the stats of some topics could not be read.
     pub async fn counters(&self) -> Result<(BTreeMap<String, TopicCounters>, Vec<String>), String> {
         let url = format!(
-            "{}/admin/v2/namespaces/{TENANT_NAMESPACE}/topics",
-            self.base
+            "{}/admin/v2/namespaces/{}/topics",
+            self.base,
+            Namespace::current()
         );
         let topics: Vec<String> = self.get_json(&url).await?;
         let topics: Vec<(String, String)> = topics

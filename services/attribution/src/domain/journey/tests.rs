@@ -490,18 +490,22 @@ fn a_negative_amount_is_refused() {
 }
 
 #[test]
-fn a_purchase_in_another_currency_than_its_campaign_is_refused() {
+fn a_purchase_in_another_currency_than_its_campaign_is_rejected_with_the_reason() {
     let dollars = Purchase {
         amount: Money::new(100, "USD"),
         ..purchase("buy")
     };
-    given::<Journey>(&[click("a", 1, "ada")])
+    let (events, journey) = given::<Journey>(&[click("a", 1, "ada")])
         .when(convert(dollars, active(AttributionModel::LastTouch)))
-        .then_error(DomainError::CurrencyMismatch {
-            campaign_id: "spring".into(),
-            purchase: "USD".into(),
-            campaign: "EUR".into(),
-        });
+        .then_events();
+    let rejection = rejection(events);
+    assert_eq!(rejection.reason, RejectionReason::CurrencyMismatch);
+    assert_eq!(
+        rejection.detail,
+        "the purchase is in USD, its campaign spring in EUR"
+    );
+    assert_eq!(rejection.campaign_id.as_deref(), Some("spring"));
+    assert_eq!(journey.status(), JourneyStatus::Converted);
 }
 
 #[test]

@@ -232,17 +232,20 @@ fn a_saga_once_rejected_stays_rejected() {
 }
 
 #[test]
-fn a_sale_in_another_currency_is_refused() {
-    given::<CampaignBudget>([opened(100_00), activated()])
+fn a_sale_in_another_currency_is_rejected_with_the_reason() {
+    let budget = given::<CampaignBudget>([opened(100_00), activated()])
         .when(BudgetCommand::Reserve {
             saga_id: "saga-1".to_owned(),
             commission_id: "commission-saga-1".to_owned(),
             sale: Money::new(120_00, "USD"),
         })
-        .then_error(DomainError::CurrencyMismatch {
-            expected: "EUR".to_owned(),
-            found: "USD".to_owned(),
-        });
+        .then([BudgetEvent::Rejected {
+            saga_id: "saga-1".to_owned(),
+            commission_id: "commission-saga-1".to_owned(),
+            reason: CommissionRejectionReason::CampaignUnknown,
+            detail: "the sale is in USD, campaign spring-sale pays in EUR".to_owned(),
+        }]);
+    assert_eq!(budget.reserved_minor(), 0);
 }
 
 #[test]

@@ -34,10 +34,16 @@ fn attributed() -> CommissionEvent {
     }
 }
 
+/// `second` seconds into the test's day.
+fn at(second: i64) -> Timestamp {
+    chrono::DateTime::from_timestamp(1_800_000_000 + second, 0).unwrap()
+}
+
 fn reserved() -> CommissionEvent {
     CommissionEvent::Reserved {
         amount: eur(10_00),
         budget_remaining: eur(90_00),
+        reserved_at: Some(at(10)),
     }
 }
 
@@ -52,6 +58,14 @@ fn rejected(reason: CommissionRejectionReason, detail: &str) -> CommissionEvent 
 fn compensate() -> CommissionCommand {
     CommissionCommand::Compensate {
         reason: "fraud".to_owned(),
+        deadline: None,
+    }
+}
+
+fn time_out(deadline: Timestamp) -> CommissionCommand {
+    CommissionCommand::Compensate {
+        reason: "fraud".to_owned(),
+        deadline: Some(deadline),
     }
 }
 
@@ -88,6 +102,7 @@ fn the_budget_reservation_is_recorded() {
         .when(CommissionCommand::RecordReserved {
             amount: eur(10_00),
             budget_remaining: eur(90_00),
+            at: at(10),
         })
         .then([reserved()]);
 
@@ -116,6 +131,7 @@ fn a_budget_answer_without_an_attribution_is_refused() {
         .when(CommissionCommand::RecordReserved {
             amount: eur(10_00),
             budget_remaining: eur(90_00),
+            at: at(10),
         })
         .then_error(DomainError::NotAttributed);
 }
@@ -126,6 +142,7 @@ fn a_budget_answer_after_compensation_decides_nothing() {
         .when(CommissionCommand::RecordReserved {
             amount: eur(10_00),
             budget_remaining: eur(90_00),
+            at: at(10),
         })
         .then_nothing();
 }
@@ -265,6 +282,7 @@ fn any_command() -> impl Strategy<Value = CommissionCommand> {
         Just(CommissionCommand::RecordReserved {
             amount: eur(10_00),
             budget_remaining: eur(90_00),
+            at: at(10),
         }),
         Just(CommissionCommand::RecordRejected {
             reason: CommissionRejectionReason::BudgetExhausted,
@@ -272,6 +290,8 @@ fn any_command() -> impl Strategy<Value = CommissionCommand> {
         }),
         Just(CommissionCommand::Confirm),
         Just(compensate()),
+        Just(time_out(at(5))),
+        Just(time_out(at(10))),
     ]
 }
 
@@ -295,6 +315,91 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn a_timeout_whose_deadline_is_at_or_after_the_reservation_is_void() {
+    for deadline in [at(10), at(11), at(1_000)] {
+        let commission = given::<Commission>([attributed(), reserved()])
+            .when(time_out(deadline))
+            .then_nothing();
+        assert_eq!(commission.status(), CommissionStatus::Reserved);
+    }
+    let confirmed = CommissionEvent::Confirmed { amount: eur(10_00) };
+    given::<Commission>([attributed(), reserved(), confirmed])
+        .when(time_out(at(10)))
+        .then_nothing();
+}
+
+#[test]
+fn a_timeout_whose_deadline_came_before_the_reservation_reverts_it() {
+    let commission = given::<Commission>([attributed(), reserved()])
+        .when(time_out(at(9)))
+        .then([reverted(Some("spring-sale"))]);
+    assert_eq!(commission.status(), CommissionStatus::Reverted);
+}
+
+#[test]
+fn a_timeout_before_any_reservation_reverts_and_fraud_is_never_void() {
+    given::<Commission>([attributed()])
+        .when(time_out(at(1_000)))
+        .then([reverted(Some("spring-sale"))]);
+    given::<Commission>([])
+        .when(time_out(at(1_000)))
+        .then([reverted(None)]);
+    given::<Commission>([attributed(), reserved()])
+        .when(compensate())
+        .then([reverted(Some("spring-sale"))]);
+}
+
+#[test]
+fn a_reservation_stored_without_its_time_outlives_any_timeout() {
+    let untimed = CommissionEvent::Reserved {
+        amount: eur(10_00),
+        budget_remaining: eur(90_00),
+        reserved_at: None,
+    };
+    let stored = serde_json::json!({
+        "type": "Reserved",
+        "amount": {"amount_minor": 1000, "currency": "EUR"},
+        "budget_remaining": {"amount_minor": 9000, "currency": "EUR"},
+    });
+    assert_eq!(
+        serde_json::from_value::<CommissionEvent>(stored).unwrap(),
+        untimed
+    );
+    given::<Commission>([attributed(), untimed])
+        .when(time_out(at(0)))
+        .then_nothing();
+}
+
+#[test]
+fn a_sale_of_an_unknown_campaign_is_refused_once_and_a_compensated_saga_stays_so() {
+    let refuse = CommissionCommand::Refuse {
+        saga_id: SAGA.to_owned(),
+        sale: sale(),
+        reason: CommissionRejectionReason::CampaignUnknown,
+        detail: "campaign spring-sale is not known".to_owned(),
+    };
+    let commission = given::<Commission>([]).when(refuse.clone()).then([rejected(
+        CommissionRejectionReason::CampaignUnknown,
+        "campaign spring-sale is not known",
+    )]);
+    assert_eq!(commission.status(), CommissionStatus::Rejected);
+    let refused = rejected(
+        CommissionRejectionReason::CampaignUnknown,
+        "campaign spring-sale is not known",
+    );
+    given::<Commission>([refused])
+        .when(refuse.clone())
+        .then_nothing();
+    let commission = given::<Commission>([reverted(None)])
+        .when(refuse)
+        .then([rejected(
+            CommissionRejectionReason::SagaCompensated,
+            "saga saga-1 was compensated before its sale was attributed",
+        )]);
+    assert_eq!(commission.status(), CommissionStatus::Reverted);
 }
 
 #[test]

@@ -1,0 +1,283 @@
+//! Every saga reaches exactly one final state, with the four services' real wiring in-process
+//! against the local stack: a compensation hop with nothing to undo still answers, a business
+//! refusal is a rejection (never a dead letter), and a timeout announced after the saga
+//! completed in time is void.
+//!
+//! One test function runs every scenario on one platform (see `common`).
+
+use std::time::Duration;
+
+use alpes_contracts::events::marketing::SagaTimedOut;
+use alpes_contracts::events::tracking::{
+    InteractionKind, InteractionTracked, PageContext, Purchase, Target, TrackingParams, Visitor,
+};
+use alpes_contracts::{EventMetadata, Money, Timestamp};
+use alpes_e2e::Platform;
+use serde_json::{Value, json};
+
+mod common;
+
+/// Long enough that no saga here times out by itself: timeouts are published by hand.
+const DEADLINE: Duration = Duration::from_secs(60);
+const WAIT: Duration = Duration::from_secs(45);
+
+fn timeline(saga: &Value) -> Vec<String> {
+    saga["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["event_type"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn step<'a>(saga: &'a Value, event_type: &str) -> &'a Value {
+    saga["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["event_type"] == event_type)
+        .unwrap_or_else(|| panic!("no {event_type} in {saga}"))
+}
+
+/// An interaction as `alpes publish InteractionTracked` sends it: straight to the topic, keyed
+/// by the visitor, never seen by the tracking service.
+fn interaction(visitor: &str, campaign: &str, purchase: Option<(&str, i64)>) -> InteractionTracked {
+    let mut metadata = EventMetadata::new::<InteractionTracked>().produced_by("e2e");
+    if let Some((saga, _)) = purchase {
+        metadata = metadata.in_saga(saga);
+    }
+    InteractionTracked {
+        metadata,
+        interaction_id: uuid::Uuid::now_v7().to_string(),
+        kind: if purchase.is_some() {
+            InteractionKind::Purchase
+        } else {
+            InteractionKind::Click
+        },
+        interacted_at: chrono::Utc::now(),
+        visitor: Visitor {
+            user_id: None,
+            anonymous_id: visitor.to_owned(),
+            ip: None,
+            user_agent: Some("Mozilla/5.0".to_owned()),
+        },
+        tracking: TrackingParams {
+            campaign_id: Some(campaign.to_owned()),
+            partner_id: Some("partner-1".to_owned()),
+            medium: Some("affiliate".to_owned()),
+            ..TrackingParams::default()
+        },
+        target: Target {
+            url: "https://shop.example/p/1".to_owned(),
+            element: None,
+        },
+        context: PageContext::default(),
+        purchase: purchase.map(|(_, amount_minor)| Purchase {
+            order_id: format!("order-{}", uuid::Uuid::new_v4().simple()),
+            amount: Money::new(amount_minor, "EUR"),
+        }),
+    }
+}
+
+/// A partner click then a purchase through tracking's API; returns the saga id.
+async fn sale(platform: &Platform, campaign: &str, amount_minor: i64) -> String {
+    let visitor = format!("visitor-{}", uuid::Uuid::new_v4().simple());
+    platform
+        .track("CLICK", &visitor, campaign, Some("partner-1"), None)
+        .await
+        .unwrap();
+    let purchase = platform
+        .track(
+            "PURCHASE",
+            &visitor,
+            campaign,
+            Some("partner-1"),
+            Some(amount_minor),
+        )
+        .await
+        .unwrap();
+    purchase["saga_id"].as_str().unwrap().to_owned()
+}
+
+async fn reserved_minor(platform: &Platform, campaign: &str) -> i64 {
+    let (status, budget) = platform
+        .get(format!("{}/budgets/{campaign}", platform.commission))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{budget}");
+    budget["reserved"]["amount_minor"].as_i64().unwrap()
+}
+
+async fn commission_status(platform: &Platform, saga: &str) -> String {
+    let (status, body) = platform
+        .get(format!(
+            "{}/commissions/commission-{saga}",
+            platform.commission
+        ))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    body["status"].as_str().unwrap().to_owned()
+}
+
+/// A `SagaTimedOut` for `saga` with `deadline`, published by hand (a fresh event id).
+async fn publish_timeout(services: &common::InProcess, saga: &str, deadline: Timestamp) {
+    let timeout = SagaTimedOut {
+        metadata: EventMetadata::new::<SagaTimedOut>()
+            .in_saga(saga)
+            .produced_by("e2e"),
+        deadline,
+        last_status: "ATTRIBUTED".into(),
+    };
+    services.bus.publisher().publish(&timeout).await.unwrap();
+}
+
+fn time_of(step: &Value) -> Timestamp {
+    step["occurred_at"].as_str().unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn every_saga_ends_whatever_each_hop_has_to_undo() {
+    let services = common::InProcess::start(DEADLINE).await;
+    let platform = services.platform.clone();
+    // 10 % of each sale, min 5.00, max 50.00, from a 1,000.00 EUR budget.
+    let campaign = platform.active_campaign(100_000, 1_000).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // 1. A saga published straight to the topic completes, then fraud compensates it to the
+    //    end although tracking never saw its interactions.
+    let saga = format!("published-{}", uuid::Uuid::new_v4().simple());
+    let visitor = format!("visitor-{}", uuid::Uuid::new_v4().simple());
+    let publisher = services.bus.publisher();
+    publisher
+        .publish(&interaction(&visitor, &campaign, None))
+        .await
+        .unwrap();
+    publisher
+        .publish(&interaction(&visitor, &campaign, Some((&saga, 12_000))))
+        .await
+        .unwrap();
+    platform
+        .saga_reaching(&saga, "COMPLETED", WAIT)
+        .await
+        .unwrap();
+    platform.report_fraud(&saga, "chargeback").await.unwrap();
+    let compensated = platform
+        .saga_reaching(&saga, "COMPENSATED", WAIT)
+        .await
+        .unwrap();
+    let discarded = step(&compensated, "InteractionsDiscarded");
+    assert_eq!(
+        discarded["payload"]["interaction_ids"],
+        json!([]),
+        "tracking discarded nothing and answered all the same: {compensated}"
+    );
+    assert_eq!(commission_status(&platform, &saga).await, "REVERTED");
+    assert_eq!(reserved_minor(&platform, &campaign).await, 0);
+
+    // 2. A purchase in USD on an EUR campaign is rejected with the reason, not dead-lettered.
+    let visitor = format!("visitor-{}", uuid::Uuid::new_v4().simple());
+    platform
+        .track("CLICK", &visitor, &campaign, Some("partner-1"), None)
+        .await
+        .unwrap();
+    let (status, dollars) = platform
+        .post(
+            format!("{}/interactions", platform.tracking),
+            json!({
+                "kind": "PURCHASE",
+                "visitor": { "anonymous_id": visitor, "user_agent": "Mozilla/5.0" },
+                "tracking": { "campaign_id": campaign, "partner_id": "partner-1" },
+                "target": { "url": "https://shop.example/p/1" },
+                "purchase": {
+                    "order_id": format!("order-{}", uuid::Uuid::new_v4().simple()),
+                    "amount": { "amount_minor": 12_000, "currency": "USD" },
+                },
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 202, "{dollars}");
+    let dollars = dollars["saga_id"].as_str().unwrap();
+    let rejected = platform
+        .saga_reaching(dollars, "REJECTED", WAIT)
+        .await
+        .unwrap();
+    let detail = step(&rejected, "ConversionRejected")["payload"]["detail"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        detail.contains("USD") && detail.contains("EUR"),
+        "the reason names both currencies: {detail}"
+    );
+    assert_eq!(
+        rejected["deadline"],
+        Value::Null,
+        "a rejected saga is final"
+    );
+
+    // 3. A timeout announced after the saga completed, with a deadline at or after the
+    //    reservation (the sweeper raced the completion, or a hand published it): void. The
+    //    sale stays paid and the saga COMPLETED.
+    let paid = sale(&platform, &campaign, 20_000).await;
+    let completed = platform
+        .saga_reaching(&paid, "COMPLETED", WAIT)
+        .await
+        .unwrap();
+    let reserved_at = time_of(step(&completed, "CommissionReserved"));
+    let before = reserved_minor(&platform, &campaign).await;
+    assert_eq!(before, 2_000);
+    publish_timeout(&services, &paid, reserved_at).await;
+    publish_timeout(&services, &paid, chrono::Utc::now()).await;
+    // Both timeouts reach the log, and change nothing.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let logged = loop {
+        let (_, saga) = platform.saga(&paid).await.unwrap();
+        let timeouts = timeline(&saga)
+            .iter()
+            .filter(|t| *t == "SagaTimedOut")
+            .count();
+        if timeouts == 2 {
+            break saga;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timeouts never logged: {saga}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (_, after) = platform.saga(&paid).await.unwrap();
+    assert_eq!(after["status"], "COMPLETED", "{logged}");
+    assert_eq!(after["deadline"], Value::Null, "{after}");
+    assert!(
+        !timeline(&after).contains(&"CommissionReverted".to_owned()),
+        "nothing reverted: {after}"
+    );
+    assert_eq!(commission_status(&platform, &paid).await, "RESERVED");
+    assert_eq!(reserved_minor(&platform, &campaign).await, before);
+
+    //    A timeout whose deadline came before the reservation stands: the saga is
+    //    compensated to the end and the budget released.
+    let late = sale(&platform, &campaign, 30_000).await;
+    let completed = platform
+        .saga_reaching(&late, "COMPLETED", WAIT)
+        .await
+        .unwrap();
+    let reserved_at = time_of(step(&completed, "CommissionReserved"));
+    publish_timeout(
+        &services,
+        &late,
+        reserved_at - chrono::Duration::milliseconds(1),
+    )
+    .await;
+    platform
+        .saga_reaching(&late, "COMPENSATED", WAIT)
+        .await
+        .unwrap();
+    assert_eq!(commission_status(&platform, &late).await, "REVERTED");
+    assert_eq!(reserved_minor(&platform, &campaign).await, before);
+
+    services.shutdown().await;
+}
