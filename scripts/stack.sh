@@ -8,7 +8,8 @@
 #   restart-pulsar: SIGKILL the broker this stack started, start it again and wait until it is
 #   ready (fault-injection tests use it: it must only ever hit this stack's own broker).
 #
-# State (data, pid files, logs) lives in <repo>/.stack/; downloads and builds are cached in
+# State (data, pid files, logs) lives in <repo>/.stack/ (or ALPES_STACK_DIR: a second stack beside
+# the first, with its own ports, as the fault tests of scripts/test.sh run); downloads and builds are cached in
 # ${ALPES_CACHE:-$HOME/.cache/alpes} (and Maven's ~/.m2, Go's module cache).
 # Port overrides: ALPES_PULSAR_PORT (6650), ALPES_PULSAR_ADMIN_PORT (8080),
 # ALPES_PULSAR_BOOKIE_PORT (3181), ALPES_MONGO_PORT (27017), ALPES_FERRETDB_DEBUG_PORT (8088),
@@ -17,7 +18,7 @@ set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$SCRIPT_DIR/.." && pwd)"
-STACK="$REPO/.stack"
+STACK="${ALPES_STACK_DIR:-$REPO/.stack}"
 LOGS="$STACK/logs"
 CACHE="${ALPES_CACHE:-$HOME/.cache/alpes}"
 

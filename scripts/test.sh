@@ -19,7 +19,14 @@ fi
 step "local stack (Pulsar, FerretDB, Postgres)"
 scripts/stack.sh up
 started_services=false
+# A second stack, with ports of its own, for the tests that kill its broker.
+fault_env=(ALPES_STACK_DIR="$PWD/.stack-faults" ALPES_PULSAR_PORT=6660 ALPES_PULSAR_ADMIN_PORT=8090
+  ALPES_PULSAR_BOOKIE_PORT=3191 ALPES_MONGO_PORT=27027 ALPES_FERRETDB_DEBUG_PORT=8098
+  ALPES_POSTGRES_PORT=5443)
+fault_stack() { env "${fault_env[@]}" scripts/stack.sh "$@"; }
+started_fault_stack=false
 cleanup() {
+  if $started_fault_stack; then fault_stack down || true; fi
   if $started_services; then scripts/services.sh down || true; fi
   if $started_stack; then
     step "stopping the local stack"
@@ -44,12 +51,22 @@ scripts/validate-deploy.sh
 step "cargo test (unit and integration, against the stack)"
 results="${CARGO_TARGET_DIR:-target}/test-output.txt"
 mkdir -p "$(dirname "$results")"
-# The two tests that kill the broker (scripts/stack.sh restart-pulsar) run after everything else,
-# on their own, so no other test ever runs against a broker they are restarting.
+# The two tests that kill the broker (scripts/stack.sh restart-pulsar) run on a stack of their
+# own, after everything else: never against the broker of the stack above, which a platform you
+# run (scripts/demo.sh) may be using.
 restart_tests=(after_a_broker_restart the_broker_was_killed_in_their_middle)
 cargo test --workspace --locked --no-fail-fast "$@" -- "${restart_tests[@]/#/--skip=}" 2>&1 | tee "$results"
-step "cargo test: the broker killed and restarted under live subscriptions and sagas"
-cargo test --locked --no-fail-fast -p alpes-bus -p alpes-e2e --test broker_restart 2>&1 | tee -a "$results"
+
+step "cargo test: the broker killed and restarted under live subscriptions and sagas (a stack of their own)"
+started_fault_stack=true
+fault_stack up
+(
+  export "${fault_env[@]}"
+  eval "$(scripts/stack.sh env)"
+  cargo test --locked --no-fail-fast -p alpes-bus -p alpes-e2e --test broker_restart
+) 2>&1 | tee -a "$results"
+fault_stack down
+started_fault_stack=false
 # One closing line for the whole workspace (cargo's own last line is a crate's doc-tests).
 awk '/^test result:/ {
        for (i = 1; i <= NF; i++) {

@@ -7,11 +7,17 @@
 //! Two rules keep a delay inside the platform from reversing a sale:
 //!
 //! - **A timeout that came too late is void.** A `SagaTimedOut` step happened at its deadline
-//!   (see `Step::of`). If the commission was reserved at or before that deadline
-//!   (`CommissionReserved` happened no later), the saga completed in time and only the timeout's
-//!   announcement was late: the sweeper raced the reservation, or the event was published by
-//!   hand. The step is kept on the timeline but does not count: the saga stays COMPLETED, as
-//!   commission, which judges the same two times the same way, ignores such a timeout.
+//!   (see `Step::of`). If the forward path ended at or before that deadline (its earliest
+//!   `CommissionReserved`, `ConversionRejected` or `CommissionRejected` happened no later), the
+//!   saga was final in time and only the timeout's announcement was late: the sweeper raced the
+//!   end, or the event was published by hand. The step is kept on the timeline but does not
+//!   count. A reserved saga stays COMPLETED: commission, which judges the same two times the
+//!   same way, ignores such a timeout. A rejected saga stays REJECTED, although its services
+//!   still answer the timeout (commission with `CommissionReverted`, attribution with
+//!   `AttributionReverted`, tracking with `InteractionsDiscarded`, each with nothing to undo):
+//!   when every timeout is void and no fraud was reported, those answers do not count either,
+//!   so the saga ends as its forward path did whichever message reached the log first. A
+//!   `FraudDetected` is never void, and a forward step after the deadline voids nothing.
 //! - **A deadline counts from the saga's own time, with a grace period from when the log first
 //!   saw it.** A saga times out `deadline_after` after its earliest step happened, but never
 //!   sooner than `deadline_after` after the log first recorded any of its steps
@@ -136,17 +142,6 @@ pub fn derive_seen<'a>(
     steps.sort_by(|a, b| a.event_id.cmp(&b.event_id));
     steps.dedup_by(|a, b| a.event_id == b.event_id);
     let started_at = steps.iter().map(|s| s.occurred_at).min()?;
-    let reserved_at = steps
-        .iter()
-        .filter(|s| s.event_type == "CommissionReserved")
-        .map(|s| s.occurred_at)
-        .min();
-    let types: BTreeSet<&str> = steps
-        .iter()
-        .filter(|s| !is_void_timeout(s, reserved_at))
-        .map(|s| s.event_type.as_str())
-        .collect();
-    let has = |t: &str| types.contains(t);
     let first = |names: &[&str]| {
         steps
             .iter()
@@ -154,6 +149,19 @@ pub fn derive_seen<'a>(
             .map(|s| s.occurred_at)
             .min()
     };
+    let ended_at = first(&ENDS);
+    let timeouts = || steps.iter().filter(|s| s.event_type == "SagaTimedOut");
+    // Compensation that only answered void timeouts undoes nothing that counts.
+    let only_void_answered = !steps.iter().any(|s| s.event_type == "FraudDetected")
+        && timeouts().next().is_some()
+        && timeouts().all(|s| is_void_timeout(s, ended_at));
+    let types: BTreeSet<&str> = steps
+        .iter()
+        .filter(|s| !is_void_timeout(s, ended_at))
+        .filter(|s| !(only_void_answered && ANSWERS.contains(&s.event_type.as_str())))
+        .map(|s| s.event_type.as_str())
+        .collect();
+    let has = |t: &str| types.contains(t);
 
     // Not `AttributionReverted`: attribution answers a compensation of a saga it never saw
     // too (with no journey), so it proves nothing started.
@@ -214,10 +222,24 @@ pub fn derive_seen<'a>(
     })
 }
 
-/// Whether `step` is a timeout whose deadline (its time) is at or after the commission's
-/// reservation at `reserved_at`: the saga completed in time, so the timeout does not count.
-fn is_void_timeout(step: &Step, reserved_at: Option<Timestamp>) -> bool {
-    step.event_type == "SagaTimedOut" && reserved_at.is_some_and(|at| at <= step.occurred_at)
+/// The steps that end the forward path: a reservation or a refusal.
+const ENDS: [&str; 3] = [
+    "CommissionReserved",
+    "ConversionRejected",
+    "CommissionRejected",
+];
+
+/// The compensation hops' answers: each follows a `FraudDetected` or a `SagaTimedOut`.
+const ANSWERS: [&str; 3] = [
+    "CommissionReverted",
+    "AttributionReverted",
+    "InteractionsDiscarded",
+];
+
+/// Whether `step` is a timeout whose deadline (its time) is at or after the forward path's end
+/// at `ended_at`: the saga was final in time, so the timeout does not count.
+fn is_void_timeout(step: &Step, ended_at: Option<Timestamp>) -> bool {
+    step.event_type == "SagaTimedOut" && ended_at.is_some_and(|at| at <= step.occurred_at)
 }
 
 /// The sale's facts, each from the most telling step that states it.
@@ -467,6 +489,109 @@ mod tests {
         );
     }
 
+    /// `steps` derived as given and in reverse arrival order, which must agree.
+    fn derive_both_ways(steps: &[Step]) -> Derived {
+        let forward = derive(steps, DEADLINE).unwrap();
+        let backward = derive(steps.iter().rev(), DEADLINE).unwrap();
+        assert_eq!(forward, backward, "arrival order changed the saga");
+        forward
+    }
+
+    /// The timeout at `deadline` and what the services answer it with, nothing to undo.
+    fn timeout_answered(deadline: i64) -> Vec<Step> {
+        vec![
+            step("SagaTimedOut", deadline),
+            step("CommissionReverted", deadline + 1),
+            step("AttributionReverted", deadline + 2),
+            step("InteractionsDiscarded", deadline + 3),
+        ]
+    }
+
+    #[test]
+    fn a_timeout_at_or_after_a_rejection_is_void_and_the_saga_stays_rejected() {
+        let refusals = [
+            vec![step("InteractionTracked", 0), step("ConversionRejected", 5)],
+            vec![
+                step("InteractionTracked", 0),
+                step("ConversionAttributed", 1),
+                step("CommissionRejected", 5),
+            ],
+        ];
+        for refused in refusals {
+            for deadline in [5, 6, 60] {
+                // The sweeper's timeout and its answers reached the log before the refusal, or
+                // after it.
+                let race: Vec<Step> = timeout_answered(deadline)
+                    .into_iter()
+                    .chain(refused.iter().cloned())
+                    .collect();
+                let late: Vec<Step> = refused
+                    .iter()
+                    .cloned()
+                    .chain(timeout_answered(deadline))
+                    .collect();
+                for steps in [race, late] {
+                    let derived = derive_both_ways(&steps);
+                    assert_eq!(derived.status, Status::Rejected, "deadline {deadline}");
+                    assert_eq!(derived.finished_at, Some(at(5)));
+                    assert_eq!(derived.deadline, None);
+                }
+                // Half-answered, it is already what it ends as.
+                let mut partial = refused.clone();
+                partial.extend(timeout_answered(deadline).into_iter().take(2));
+                assert_eq!(derive_both_ways(&partial).status, Status::Rejected);
+            }
+        }
+    }
+
+    #[test]
+    fn answers_to_a_void_timeout_leave_a_saga_reserved_in_time_completed() {
+        let mut steps = vec![
+            step("InteractionTracked", 0),
+            step("ConversionAttributed", 1),
+            step("CommissionReserved", 5),
+        ];
+        steps.extend(timeout_answered(30));
+        let derived = derive_both_ways(&steps);
+        assert_eq!(derived.status, Status::Completed);
+        assert_eq!(derived.finished_at, Some(at(5)));
+    }
+
+    #[test]
+    fn a_rejection_after_the_deadline_does_not_void_the_timeout() {
+        let mut steps = vec![step("InteractionTracked", 0), step("SagaTimedOut", 30)];
+        steps.push(step("ConversionRejected", 31));
+        assert_eq!(derive_both_ways(&steps).status, Status::TimedOut);
+        steps.extend(timeout_answered(30).into_iter().skip(1));
+        let derived = derive_both_ways(&steps);
+        assert_eq!(derived.status, Status::Compensated);
+        assert_eq!(derived.finished_at, Some(at(33)));
+        // A second timeout, void, does not void the first, whose deadline came before the refusal.
+        steps.push(Step {
+            event_id: "SagaTimedOut-again".into(),
+            ..step("SagaTimedOut", 40)
+        });
+        assert_eq!(derive_both_ways(&steps).status, Status::Compensated);
+    }
+
+    #[test]
+    fn fraud_after_a_rejection_still_compensates_void_timeout_or_not() {
+        let rejected = [step("InteractionTracked", 0), step("ConversionRejected", 5)];
+        let mut steps = rejected.to_vec();
+        steps.push(step("FraudDetected", 10));
+        assert_eq!(derive_both_ways(&steps).status, Status::Compensating);
+        steps.extend(timeout_answered(10).into_iter().skip(1));
+        let fraud_only = derive_both_ways(&steps);
+        assert_eq!(fraud_only.status, Status::Compensated);
+        assert_eq!(fraud_only.finished_at, Some(at(13)));
+        // The sweeper's void timeout raced the rejection too: the fraud still counts.
+        steps.push(step("SagaTimedOut", 30));
+        assert_eq!(derive_both_ways(&steps).status, Status::Compensated);
+        let mut unanswered = rejected.to_vec();
+        unanswered.extend([step("SagaTimedOut", 30), step("FraudDetected", 40)]);
+        assert_eq!(derive_both_ways(&unanswered).status, Status::Compensating);
+    }
+
     #[test]
     fn a_saga_first_seen_late_gets_a_whole_deadline_from_when_it_was_seen() {
         let purchase = [step("InteractionTracked", 0)];
@@ -561,7 +686,25 @@ mod tests {
             steps.push(step("InteractionTracked", 0));
             steps.push(step("InteractionsDiscarded", 200));
             let derived = derive(&steps, DEADLINE).unwrap();
-            prop_assert_eq!(derived.status, Status::Compensated);
+            // Unless all it answered was timeouts at or after its forward path's end.
+            let ended_at = steps
+                .iter()
+                .filter(|s| ENDS.contains(&s.event_type.as_str()))
+                .map(|s| s.occurred_at)
+                .min();
+            let timeouts: Vec<&Step> =
+                steps.iter().filter(|s| s.event_type == "SagaTimedOut").collect();
+            let only_void = !timeouts.is_empty()
+                && timeouts.iter().all(|s| ended_at.is_some_and(|at| at <= s.occurred_at))
+                && !steps.iter().any(|s| s.event_type == "FraudDetected");
+            if only_void {
+                prop_assert!(
+                    matches!(derived.status, Status::Completed | Status::Rejected),
+                    "{:?}", derived.status
+                );
+            } else {
+                prop_assert_eq!(derived.status, Status::Compensated);
+            }
             prop_assert_eq!(derived.deadline, None);
         }
     }

@@ -20,6 +20,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::marker::PhantomData;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -27,8 +28,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use alpes_contracts::Event;
 use alpes_contracts::codec;
 use apache_avro::Schema;
-use futures::StreamExt;
 use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
 use pulsar::consumer::{InitialPosition, Message};
 use pulsar::error::ConsumerError;
 use pulsar::{Consumer, ConsumerOptions, Pulsar, SubType, TokioExecutor};
@@ -187,8 +188,41 @@ impl<E> Ready<E> {
         Fut: Future<Output = Outcome>,
     {
         let Self { ticket, delivery } = self;
-        let handled = handler(delivery);
-        async move { (ticket, handled.await) }
+        // A handler that panics is a bug, but one bad message must not end the subscription
+        // (its task would die and nothing would consume again): the panic becomes a retry, so
+        // the message comes back and, if it keeps panicking, ends in the dead-letter topic.
+        let handled = std::panic::catch_unwind(AssertUnwindSafe(|| handler(delivery)));
+        async move {
+            let outcome = match handled {
+                Ok(handled) => AssertUnwindSafe(handled)
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|panic| panicked(panic.as_ref())),
+                Err(panic) => panicked(panic.as_ref()),
+            };
+            (ticket, outcome)
+        }
+    }
+}
+
+/// The outcome of a handler that panicked with `payload`.
+fn panicked(payload: &(dyn std::any::Any + Send)) -> Outcome {
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".to_owned());
+    tracing::error!(panic = %message, "a message handler panicked");
+    Outcome::Retry(format!("the handler panicked: {message}"))
+}
+
+/// Marks a subscription down when its loop ends for whatever reason (shutdown, an error, an
+/// unwinding panic), so readiness never reports a subscription nothing consumes any more.
+struct DownOnExit(SubscriptionHealth);
+
+impl Drop for DownOnExit {
+    fn drop(&mut self) {
+        self.0.lost();
     }
 }
 
@@ -269,6 +303,7 @@ impl<E: Event> Subscription<E> {
         F: FnMut(Delivery<E>) -> Fut,
         Fut: Future<Output = Outcome>,
     {
+        let _down_on_exit = DownOnExit(self.health.clone());
         let limit = self.config.concurrency.max(1);
         let mut in_flight = FuturesUnordered::new();
         let mut busy: HashSet<String> = HashSet::new();

@@ -279,6 +279,62 @@ async fn a_retry_comes_back_after_a_growing_backoff_then_succeeds() {
     running.await.unwrap().unwrap();
 }
 
+#[tokio::test]
+async fn a_handler_that_panics_does_not_end_the_subscription_and_its_message_comes_back() {
+    let bus = bus().await;
+    let saga = unique("panic");
+    let mut config = fresh_subscription();
+    config.backoff = Backoff {
+        initial: Duration::from_millis(200),
+        max: Duration::from_secs(1),
+    };
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let subscription = bus.subscribe::<FraudDetected>(config).await.unwrap();
+    let health = subscription.health();
+    let shutdown = Shutdown::new();
+    let wanted = saga.clone();
+    let handler = move |d: Delivery<FraudDetected>| {
+        let mine = d.event.metadata.saga_id.as_deref() == Some(wanted.as_str());
+        let tx = tx.clone();
+        async move {
+            if mine && d.attempt == 1 && d.event.reason == "first" {
+                panic!("a bug in the handler");
+            }
+            if mine {
+                let _ = tx.send((d.attempt, d.event.reason.clone()));
+            }
+            Outcome::Done
+        }
+    };
+    let running = tokio::spawn(subscription.run(handler, shutdown.clone()));
+    bus.publisher()
+        .publish(&fraud(&saga, "first"))
+        .await
+        .unwrap();
+
+    let (attempt, reason) = next(&mut rx, 20).await;
+    assert_eq!(
+        (attempt, reason.as_str()),
+        (2, "first"),
+        "the message that panicked comes back as a retry"
+    );
+    bus.publisher()
+        .publish(&fraud(&saga, "second"))
+        .await
+        .unwrap();
+    let (_, reason) = next(&mut rx, 20).await;
+    assert_eq!(reason, "second", "the subscription still consumes");
+    assert!(health.is_up(), "and still says it is up");
+    assert!(!running.is_finished());
+
+    shutdown.cancel();
+    running.await.unwrap().unwrap();
+    assert!(
+        !health.is_up(),
+        "a subscription whose loop has ended never reads as up"
+    );
+}
+
 /// Reads everything that arrives on `topic` for a subscription of its own from the start.
 async fn dead_letters(topic: &str, want: usize) -> Vec<pulsar::consumer::Message<Vec<u8>>> {
     let client = pulsar::Pulsar::builder(pulsar_url(), TokioExecutor)

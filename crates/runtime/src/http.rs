@@ -133,7 +133,8 @@ pub async fn serve(
 ///
 /// One task per connection, served by hyper's HTTP/1 with a timer, so that a head not read in
 /// time closes the connection. On `shutdown`, no new connection is accepted, each connection
-/// finishes the request it is handling and closes, and this returns when all have.
+/// finishes the request it is handling and closes, and this returns when all have, or, at the
+/// latest, a second after the request timeout, closing what is left.
 pub async fn serve_with(
     listener: tokio::net::TcpListener,
     router: Router,
@@ -179,7 +180,20 @@ pub async fn serve_with(
             }
         });
     }
-    while connections.join_next().await.is_some() {}
+    // No new connection from here on: refused, not left waiting in the backlog.
+    drop(listener);
+    // A request has `request_timeout` to finish; a client that reads its answer slowly (or
+    // never) must not hold up the rest of the stop (consumers, the outbox's last flush), so
+    // what is still open a moment after that is cut.
+    let drain = async { while connections.join_next().await.is_some() {} };
+    let bound = limits.request_timeout + Duration::from_secs(1);
+    if tokio::time::timeout(bound, drain).await.is_err() {
+        tracing::warn!(
+            open = connections.len(),
+            "HTTP connections still open after the drain; closing them"
+        );
+        connections.shutdown().await;
+    }
     Ok(())
 }
 
