@@ -16,11 +16,19 @@ use tokio::sync::Mutex;
 use crate::{BusError, Outgoing};
 
 /// Sends messages; cheap to clone, shared by every task of a process.
+///
+/// Each topic has its own producer behind its own lock, so a producer being made (which waits
+/// for the broker, for as long as a restart takes) or a full queue holds up sends to that
+/// topic only: the relay, the retry and dead-letter copies and the sweeper do not queue behind
+/// each other.
 #[derive(Clone)]
 pub struct Publisher {
     client: Pulsar<TokioExecutor>,
-    producers: Arc<Mutex<HashMap<String, Producer<TokioExecutor>>>>,
+    producers: Arc<std::sync::Mutex<HashMap<String, Slot>>>,
 }
+
+/// A topic's producer, once made (again after a failed send).
+type Slot = Arc<Mutex<Option<Producer<TokioExecutor>>>>;
 
 /// Where the broker stored a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,19 +83,20 @@ impl Publisher {
             topic: topic.clone(),
             source,
         };
-        let mut producers = self.producers.lock().await;
-        if !producers.contains_key(&topic) {
-            let producer = self
-                .client
-                .producer()
-                .with_topic(&topic)
-                .with_options(producer_options(message.event_type.as_deref()))
-                .build()
-                .await
-                .map_err(publish_error)?;
-            producers.insert(topic.clone(), producer);
-        }
-        let producer = producers.get_mut(&topic).expect("inserted above");
+        let slot = self.slot(&topic);
+        let mut slot = slot.lock().await;
+        let producer = match &mut *slot {
+            Some(producer) => producer,
+            empty => empty.insert(
+                self.client
+                    .producer()
+                    .with_topic(&topic)
+                    .with_options(producer_options(message.event_type.as_deref()))
+                    .build()
+                    .await
+                    .map_err(publish_error)?,
+            ),
+        };
         match producer.send_non_blocking(into_pulsar(message)).await {
             Ok(future) => Ok(PendingReceipt {
                 topic: topic.clone(),
@@ -95,16 +104,30 @@ impl Publisher {
             }),
             Err(source) => {
                 // Start afresh with a new producer on the next send.
-                producers.remove(&topic);
+                *slot = None;
                 Err(publish_error(source))
             }
         }
     }
 
+    /// The producer slot of `topic`, made empty on first use.
+    fn slot(&self, topic: &str) -> Slot {
+        let mut producers = self.producers.lock().expect("no panic while held");
+        producers.entry(topic.to_owned()).or_default().clone()
+    }
+
     /// Closes every producer, after their queued messages were sent.
     pub async fn close(&self) {
-        let mut producers = self.producers.lock().await;
-        for (topic, mut producer) in producers.drain() {
+        let slots: Vec<(String, Slot)> = self
+            .producers
+            .lock()
+            .expect("no panic while held")
+            .drain()
+            .collect();
+        for (topic, slot) in slots {
+            let Some(mut producer) = slot.lock().await.take() else {
+                continue;
+            };
             match producer.close().await {
                 Ok(()) => {}
                 // Its connection is gone (a broker restart since its last send): so is it.

@@ -15,6 +15,17 @@ use serde_json::Value as Json;
 /// How long one request may take before the service counts as unresponsive.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// How long a load tool ([`Api::riding_out_restarts`]) keeps trying a request again while the
+/// service is away (connection refused: restarting) or sheds load (`503 overloaded`, `429`),
+/// so that it rides out a restart of a service instead of turning every remaining request
+/// into an error.
+pub const RETRY_FOR: Duration = Duration::from_secs(30);
+
+/// The first wait before trying again; it doubles up to [`MAX_WAIT`], and a `Retry-After`
+/// the service sends is honoured up to that too.
+const FIRST_WAIT: Duration = Duration::from_millis(200);
+const MAX_WAIT: Duration = Duration::from_secs(3);
+
 /// A client of one service at one base URL.
 #[derive(Clone)]
 pub struct Api {
@@ -23,6 +34,9 @@ pub struct Api {
     base: Url,
     token: Option<String>,
     client: reqwest::Client,
+    /// How long a request turned away before it was handled is tried again; zero for a person
+    /// at a terminal, who wants to hear at once that a service is down.
+    retry_for: Duration,
 }
 
 /// Why a request to a service failed.
@@ -133,7 +147,15 @@ impl Api {
             client: reqwest::Client::builder()
                 .timeout(REQUEST_TIMEOUT)
                 .build()?,
+            retry_for: Duration::ZERO,
         })
+    }
+
+    /// This client, trying a request again for up to `retry_for` while the service refuses
+    /// connections or sheds load (never a request that may have taken effect).
+    pub fn riding_out_restarts(mut self, retry_for: Duration) -> Self {
+        self.retry_for = retry_for;
+        self
     }
 
     /// The base URL, as given.
@@ -173,21 +195,43 @@ impl Api {
         url: Url,
         body: Option<&Json>,
     ) -> Result<T, ApiError> {
-        let mut request = self.client.request(method.clone(), url.clone());
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            request = request.json(body);
-        }
         let unreachable = |source| ApiError::Unreachable {
             service: self.service,
             url: url.to_string(),
             source,
         };
-        let response = request.send().await.map_err(unreachable)?;
-        let status = response.status();
-        let text = response.text().await.map_err(unreachable)?;
+        let send = || {
+            let mut request = self.client.request(method.clone(), url.clone());
+            if let Some(token) = &self.token {
+                request = request.bearer_auth(token);
+            }
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            request.send()
+        };
+        let started = std::time::Instant::now();
+        let mut wait = FIRST_WAIT;
+        let (status, text) = loop {
+            // Past `retry_for`, the answer (or error) of one last try is the one reported.
+            let last = started.elapsed() >= self.retry_for;
+            let retry_after = match send().await {
+                // Nothing was sent: the service is not listening (yet, or again).
+                Err(e) if e.is_connect() && !last => None,
+                Err(e) => return Err(unreachable(e)),
+                Ok(response) => {
+                    let status = response.status();
+                    let retry_after = retry_after(&response);
+                    let text = response.text().await.map_err(unreachable)?;
+                    if last || !refused_before_handling(&method, status, &text) {
+                        break (status, text);
+                    }
+                    retry_after
+                }
+            };
+            tokio::time::sleep(retry_after.unwrap_or(wait).min(MAX_WAIT)).await;
+            wait = (wait * 2).min(MAX_WAIT);
+        };
         if status.is_success() {
             return serde_json::from_str(&text).map_err(|e| ApiError::Unexpected {
                 service: self.service,
@@ -224,9 +268,156 @@ impl Api {
     }
 }
 
+/// Whether an answer says the request was turned away before anything was done with it, so
+/// that sending it again is safe: `429`, `503 overloaded` (load shed at the door), and any
+/// `503` to a `GET`. A `503 timed_out` to a `POST` is not: it may have taken effect.
+fn refused_before_handling(method: &Method, status: StatusCode, text: &str) -> bool {
+    match status {
+        StatusCode::TOO_MANY_REQUESTS => true,
+        StatusCode::SERVICE_UNAVAILABLE => {
+            *method == Method::GET
+                || serde_json::from_str::<ErrorBody>(text).is_ok_and(|b| b.code == "overloaded")
+        }
+        _ => false,
+    }
+}
+
+/// A `Retry-After` given in seconds.
+fn retry_after(response: &reqwest::Response) -> Option<Duration> {
+    response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+        .map(Duration::from_secs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A service on loopback that answers its `n`-th request with `answers[n]` (status line and
+    /// JSON body), the last one from then on; returns its URL and how many requests it had.
+    async fn service(
+        answers: Vec<(&'static str, &'static str)>,
+    ) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::Ordering;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                // The head, then as much body as it announces.
+                while let Ok(n @ 1..) = stream.read(&mut buf).await {
+                    request.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&request).to_lowercase();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let length = text
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        if request.len() >= end + 4 + length {
+                            break;
+                        }
+                    }
+                }
+                let n = count.fetch_add(1, Ordering::SeqCst);
+                let (status, body) = answers[n.min(answers.len() - 1)];
+                let response = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\nretry-after: 0\r\n\
+                     content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(response.as_bytes()).await;
+            }
+        });
+        (url, seen)
+    }
+
+    const OVERLOADED: (&str, &str) = (
+        "503 Service Unavailable",
+        r#"{"code":"overloaded","message":"busy"}"#,
+    );
+    const TIMED_OUT: (&str, &str) = (
+        "503 Service Unavailable",
+        r#"{"code":"timed_out","message":"slow"}"#,
+    );
+    const OK: (&str, &str) = ("200 OK", r#"{"ok":true}"#);
+
+    #[tokio::test]
+    async fn a_load_tool_rides_out_shed_load_and_a_person_hears_at_once() {
+        use std::sync::atomic::Ordering;
+        let (url, seen) = service(vec![OVERLOADED, OVERLOADED, OK]).await;
+        let api = Api::new("tracking", &url, None)
+            .unwrap()
+            .riding_out_restarts(RETRY_FOR);
+        let answer: Json = api.post(api.url(&["x"], &[]), &Json::Null).await.unwrap();
+        assert_eq!(answer["ok"], true);
+        assert_eq!(seen.load(Ordering::SeqCst), 3);
+
+        let (url, seen) = service(vec![OVERLOADED, OK]).await;
+        let api = Api::new("tracking", &url, None).unwrap();
+        let error = api
+            .post::<Json>(api.url(&["x"], &[]), &Json::Null)
+            .await
+            .unwrap_err();
+        assert_eq!(error.status(), Some(503), "without retries: {error}");
+        assert_eq!(seen.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_post_that_may_have_taken_effect_is_not_sent_twice_but_a_get_is() {
+        use std::sync::atomic::Ordering;
+        let (url, seen) = service(vec![TIMED_OUT, TIMED_OUT, OK]).await;
+        let api = Api::new("tracking", &url, None)
+            .unwrap()
+            .riding_out_restarts(RETRY_FOR);
+        let error = api
+            .post::<Json>(api.url(&["x"], &[]), &Json::Null)
+            .await
+            .unwrap_err();
+        assert_eq!(error.status(), Some(503));
+        assert_eq!(
+            seen.load(Ordering::SeqCst),
+            1,
+            "a timed-out POST is not sent again"
+        );
+        let answer: Json = api.get(api.url(&["x"], &[])).await.unwrap();
+        assert_eq!(answer["ok"], true, "a GET is");
+        assert_eq!(seen.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_load_tool_waits_for_a_service_that_is_not_listening_yet() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let api = Api::new("tracking", &format!("http://{addr}"), None)
+            .unwrap()
+            .riding_out_restarts(RETRY_FOR);
+        let url = api.url(&["x"], &[]);
+        let call = tokio::spawn(async move { api.get::<Json>(url).await });
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        let (mut stream, _) = listener.accept().await.unwrap();
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut buf = [0u8; 4096];
+        let _ = stream.read(&mut buf).await.unwrap();
+        stream
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}")
+            .await
+            .unwrap();
+        let answer = call.await.unwrap().unwrap();
+        assert_eq!(answer, serde_json::json!({}));
+    }
 
     #[test]
     fn urls_escape_their_segments_and_keep_the_base_path() {

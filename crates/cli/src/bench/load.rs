@@ -9,11 +9,10 @@
 //!
 //! Each task plays one fresh visitor with the request bodies `alpes simulate` uses
 //! ([`interaction`]): its views, its clicks and its purchase, one after the other, then, for a
-//! saga picked as fraud, `POST /fraud-reports` at once. A refused connection or a 503 is retried
-//! a few times with a short backoff (a service restarting, a moment of overload); anything else
-//! ends the visitor and is reported.
+//! saga picked as fraud, `POST /fraud-reports` at once. The platform's clients ride out a service
+//! restarting or shedding load ([`crate::api::Api::riding_out_restarts`]); anything else ends the
+//! visitor and is reported.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,15 +20,8 @@ use alpes_bus::Shutdown;
 use serde_json::Value as Json;
 use tokio::sync::mpsc;
 
-use crate::api::ApiError;
 use crate::simulate::plan::VisitorPlan;
 use crate::simulate::platform::{Platform, Step, interaction};
-
-/// Attempts of a request that met a refused connection or a 503.
-const ATTEMPTS: u32 = 4;
-
-/// The pause after the first failed attempt; it doubles after each.
-const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 
 /// What every saga of a run does, besides its own visitor.
 #[derive(Debug, Clone)]
@@ -96,7 +88,7 @@ async fn play(
             &script.currency,
         )
     };
-    let track = |body: Json| async move { retrying(|| platform.track(&body)).await };
+    let track = |body: Json| async move { platform.track(&body).await };
     let failed = |what: String| {
         let _ = driven.send(Driven::Failed(format!("visitor {}: {what}", visitor.index)));
     };
@@ -118,38 +110,10 @@ async fn play(
     });
     if visitor.purchase.is_some_and(|p| p.fraud) {
         let reason = format!("benchmark fraud (run {})", script.run_id);
-        let reported = retrying(|| platform.report_fraud(&saga_id, &reason)).await;
+        let reported = platform.report_fraud(&saga_id, &reason).await;
         let _ = driven.send(match reported {
             Ok(()) => Driven::FraudReported,
             Err(e) => Driven::Error(format!("reporting fraud on saga {saga_id}: {e}")),
         });
-    }
-}
-
-/// Calls `call` until it succeeds, fails for good, or has been tried [`ATTEMPTS`] times.
-async fn retrying<T, F, Fut>(mut call: F) -> Result<T, ApiError>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, ApiError>>,
-{
-    let mut backoff = FIRST_BACKOFF;
-    for _ in 1..ATTEMPTS {
-        match call().await {
-            Err(e) if passing(&e) => {
-                tokio::time::sleep(backoff).await;
-                backoff *= 2;
-            }
-            done => return done,
-        }
-    }
-    call().await
-}
-
-/// Whether trying again may help: nothing listened (a service restarting), or the service said
-/// it is unavailable. Timeouts are not retried: the request may have been handled.
-fn passing(error: &ApiError) -> bool {
-    match error {
-        ApiError::Unreachable { source, .. } => source.is_connect(),
-        _ => error.status() == Some(503),
     }
 }

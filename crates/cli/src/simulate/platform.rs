@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
 use super::plan::VisitorPlan;
-use crate::api::{Api, ApiError};
+use crate::api::{Api, ApiError, RETRY_FOR};
 use crate::saga::model::Saga;
 
 /// The four services' APIs.
@@ -59,14 +59,17 @@ pub struct ServiceArgs {
 }
 
 impl ServiceArgs {
-    /// Clients of the four services at these URLs.
+    /// Clients of the four services at these URLs. They drive load, so they ride out a
+    /// service restarting or shedding load for up to [`RETRY_FOR`] per request.
     pub fn platform(&self) -> anyhow::Result<Platform> {
-        let token = &self.token;
+        let api = |service, url: &str| {
+            Api::new(service, url, self.token.clone()).map(|api| api.riding_out_restarts(RETRY_FOR))
+        };
         Ok(Platform {
-            marketing: Api::new("marketing", &self.marketing_url, token.clone())?,
-            tracking: Api::new("tracking", &self.tracking_url, token.clone())?,
-            attribution: Api::new("attribution", &self.attribution_url, token.clone())?,
-            commission: Api::new("commission", &self.commission_url, token.clone())?,
+            marketing: api("marketing", &self.marketing_url)?,
+            tracking: api("tracking", &self.tracking_url)?,
+            attribution: api("attribution", &self.attribution_url)?,
+            commission: api("commission", &self.commission_url)?,
         })
     }
 }
