@@ -101,13 +101,20 @@ impl Sagas {
     /// notes each in the log once the broker has it. Returns how many were timed out.
     pub async fn time_out_overdue(&self, now: Timestamp) -> Result<usize, SagaError> {
         let due = self.log.due(now, SWEEP).await?;
+        let timeouts: Vec<SagaTimedOut> = due.iter().map(timed_out).collect();
+        // The log hears of each timeout before any service can answer it, so it never holds an
+        // answer (a revert) without its cause, not even for a moment. The copy it consumes
+        // later is the same step (same event id). Best effort: if this fails, that copy is
+        // how the log learns of the timeout, as before.
+        let steps: Vec<Step> = timeouts.iter().filter_map(Step::of).collect();
+        for (step, recorded) in steps.iter().zip(self.log.record_each(&steps).await) {
+            if let Err(e) = recorded {
+                tracing::warn!(saga_id = %step.saga_id, error = %e, "recording a timeout before publishing it failed");
+            }
+        }
         let mut pending = Vec::with_capacity(due.len());
-        for saga in &due {
-            pending.push(
-                self.publisher
-                    .send(Outgoing::event(&timed_out(saga))?)
-                    .await?,
-            );
+        for timeout in &timeouts {
+            pending.push(self.publisher.send(Outgoing::event(timeout)?).await?);
         }
         for (saga, receipt) in due.iter().zip(pending) {
             receipt.confirmed().await?;

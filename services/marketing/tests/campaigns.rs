@@ -188,3 +188,69 @@ async fn a_campaign_is_created_activated_and_announced() {
     shutdown.cancel();
     running.await.unwrap().unwrap();
 }
+
+/// The sweeper writes each timeout into the log before it publishes it, so no service's answer
+/// to the timeout can reach the log ahead of its cause (the log would show the answer alone,
+/// e.g. COMPENSATED for a saga that was rejected in time, until the timeout caught up).
+#[tokio::test]
+async fn the_log_holds_a_timeout_before_any_service_can_answer_it() {
+    use alpes_marketing::sagas::Sagas;
+    use alpes_sagalog::{Direction, Facts, Recorder, SagaLog, Status, Step};
+
+    test_namespace();
+    let url = alpes_sagalog::ensure_database(
+        &env(
+            "ALPES_POSTGRES_URL",
+            "postgres://alpes@127.0.0.1:5433/alpes",
+        ),
+        "alpes_marketing_sweeper_test",
+    )
+    .await
+    .unwrap();
+    // Every saga of this database is due at once: none is meant to stay open.
+    let log = SagaLog::connect(&url, Duration::from_millis(1))
+        .await
+        .unwrap();
+    let saga = unique("sweep");
+    let started = chrono::Utc::now() - chrono::Duration::minutes(1);
+    log.record(&[Step {
+        event_id: uuid::Uuid::new_v4().to_string(),
+        saga_id: saga.clone(),
+        event_type: "InteractionTracked".into(),
+        service: "tracking".into(),
+        direction: Direction::Forward,
+        payload: json!({}),
+        occurred_at: started,
+        facts: Facts::default(),
+    }])
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    let admin_url = env("ALPES_PULSAR_ADMIN_URL", "http://127.0.0.1:8080");
+    alpes_bus::admin::Admin::new(&admin_url).bootstrap().await.unwrap();
+    let bus = Bus::connect(
+        &env("ALPES_PULSAR_URL", "pulsar://127.0.0.1:6650"),
+        &admin_url,
+        "marketing",
+    )
+    .await
+    .unwrap();
+    let (recorder, _writer) = Recorder::spawn(log.clone());
+    let sagas = Sagas::new(log.clone(), recorder, bus.publisher().clone());
+    let timed_out = sagas.time_out_overdue(chrono::Utc::now()).await.unwrap();
+    assert!(timed_out >= 1);
+
+    // No consumer of SagaTimedOut runs here: the step can only be the sweeper's own.
+    let summary = log.saga(&saga).await.unwrap().unwrap().summary;
+    assert_eq!(summary.status, Status::TimedOut);
+    assert!(
+        log.due(chrono::Utc::now(), 1_000)
+            .await
+            .unwrap()
+            .iter()
+            .all(|d| d.saga_id != saga),
+        "and it is published once"
+    );
+    bus.publisher().close().await;
+}
