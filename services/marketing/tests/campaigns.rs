@@ -228,7 +228,10 @@ async fn the_log_holds_a_timeout_before_any_service_can_answer_it() {
     tokio::time::sleep(Duration::from_millis(50)).await;
 
     let admin_url = env("ALPES_PULSAR_ADMIN_URL", "http://127.0.0.1:8080");
-    alpes_bus::admin::Admin::new(&admin_url).bootstrap().await.unwrap();
+    alpes_bus::admin::Admin::new(&admin_url)
+        .bootstrap()
+        .await
+        .unwrap();
     let bus = Bus::connect(
         &env("ALPES_PULSAR_URL", "pulsar://127.0.0.1:6650"),
         &admin_url,
