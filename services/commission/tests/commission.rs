@@ -358,10 +358,19 @@ async fn a_sale_beyond_the_budget_is_rejected_budget_exhausted() {
     let (mut rejected, stop) = listen::<CommissionRejected>(&bus).await;
     let (first, second) = (unique("saga"), unique("saga"));
 
-    for saga in [&first, &second] {
-        let sale = attributed(saga, &campaign, 120_00);
-        bus.publisher().publish(&sale).await.unwrap();
-    }
+    // One after the other: handled concurrently, either sale could take the budget first.
+    bus.publisher()
+        .publish(&attributed(&first, &campaign, 120_00))
+        .await
+        .unwrap();
+    app.wait_for(&format!("/commissions/commission-{first}"), |c| {
+        c["status"] == "RESERVED"
+    })
+    .await;
+    bus.publisher()
+        .publish(&attributed(&second, &campaign, 120_00))
+        .await
+        .unwrap();
 
     // An instance that heard of the campaign's creation but not its activation would say
     // CAMPAIGN_INACTIVE: look for the answer of one that heard of both.
