@@ -11,7 +11,7 @@
 
 use std::time::{Duration, Instant};
 
-use alpes_bus::{BusError, Publisher, Shutdown};
+use alpes_bus::{Backoff, BusError, Publisher, Shutdown};
 
 use crate::{EventStore, StoreError};
 
@@ -115,10 +115,11 @@ impl<S: EventStore> Relay<S> {
 
 /// The wait after `failures` failed flushes in a row: 0.5 s, doubling, at most 10 s.
 fn retry_delay(failures: u32) -> Duration {
-    let factor = 1u32 << failures.saturating_sub(1).min(10);
-    Duration::from_millis(500)
-        .saturating_mul(factor)
-        .min(Duration::from_secs(10))
+    Backoff {
+        initial: Duration::from_millis(500),
+        max: Duration::from_secs(10),
+    }
+    .delay(failures)
 }
 
 #[cfg(test)]

@@ -275,26 +275,10 @@ async fn clean_parameters(request: Request, next: Next) -> Response {
 /// A query name or value as `application/x-www-form-urlencoded` decodes it, or `None` when
 /// its bytes are not UTF-8 (decoders elsewhere would replace them silently).
 fn decode_query_part(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                (Some(high), Some(low)) => {
-                    decoded.push((high * 16 + low) as u8);
-                    i += 3;
-                    continue;
-                }
-                _ => decoded.push(b'%'),
-            },
-            b'+' => decoded.push(b' '),
-            byte => decoded.push(byte),
-        }
-        i += 1;
-    }
-    String::from_utf8(decoded).ok()
+    percent_encoding::percent_decode_str(&text.replace('+', " "))
+        .decode_utf8()
+        .ok()
+        .map(|decoded| decoded.into_owned())
 }
 
 /// Answers `503 timed_out` when the request (reading its body included) takes longer than
