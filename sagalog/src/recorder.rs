@@ -1,4 +1,5 @@
-//! Group commit: steps handed in concurrently (one per subscription) are written together.
+//! Group commit: what is handed in concurrently (one event per subscription: its step and its
+//! campaign count, see [`Observation`]) is written together.
 //!
 //! One Postgres commit costs a few milliseconds of fsync whatever it holds, so the log keeps up
 //! with the forward path by writing whatever has queued up since the last commit in one
@@ -16,30 +17,31 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::error::LogError;
-use crate::step::Step;
+use crate::step::{Observation, Step};
 use crate::store::SagaLog;
 
 /// The most steps one transaction takes.
 const MAX_BATCH: usize = 512;
 
 type Ack = oneshot::Sender<Result<(), LogError>>;
+type Queued = (Observation, Ack);
 
-/// Hands steps to the log's writer task. Cheap to clone; the task ends when every clone is
+/// Hands observations to the log's writer task. Cheap to clone; the task ends when every clone is
 /// dropped, after writing what it holds.
 #[derive(Clone)]
 pub struct Recorder {
-    queue: mpsc::Sender<(Step, Ack)>,
+    queue: mpsc::Sender<Queued>,
 }
 
 impl Recorder {
     /// Starts the writer for `log`.
     pub fn spawn(log: SagaLog) -> (Self, JoinHandle<()>) {
-        let (queue, mut pending) = mpsc::channel::<(Step, Ack)>(4 * MAX_BATCH);
+        let (queue, mut pending) = mpsc::channel::<Queued>(4 * MAX_BATCH);
         let writer = tokio::spawn(async move {
             let mut batch = Vec::with_capacity(MAX_BATCH);
             while pending.recv_many(&mut batch, MAX_BATCH).await > 0 {
-                let (steps, acks): (Vec<Step>, Vec<Ack>) = batch.drain(..).unzip();
-                let written = log.record_each(&steps).await;
+                let (observed, acks): (Vec<Observation>, Vec<Ack>) = batch.drain(..).unzip();
+                let written = log.observe_each(&observed).await;
                 for (ack, written) in acks.into_iter().zip(written) {
                     let _ = ack.send(written);
                 }
@@ -51,9 +53,15 @@ impl Recorder {
     /// Records `step`; returns once it is durable (or was recorded before). An error for
     /// which [`LogError::is_permanent`] holds is about this step alone.
     pub async fn record(&self, step: Step) -> Result<(), LogError> {
+        self.observe(step.into()).await
+    }
+
+    /// Records what `observation` holds; returns once it is durable (or was recorded before).
+    /// An error for which [`LogError::is_permanent`] holds is about this observation alone.
+    pub async fn observe(&self, observation: Observation) -> Result<(), LogError> {
         let (ack, written) = oneshot::channel();
         self.queue
-            .send((step, ack))
+            .send((observation, ack))
             .await
             .map_err(|_| LogError::Stopped)?;
         written.await.map_err(|_| LogError::Stopped)?
@@ -65,6 +73,12 @@ impl SagaLog {
     /// was recorded: a batch Postgres refuses for what it holds is halved until each refused
     /// step fails alone with its permanent error, and the rest are recorded.
     pub async fn record_each(&self, steps: &[Step]) -> Vec<Result<(), LogError>> {
+        let observed: Vec<Observation> = steps.iter().cloned().map(Observation::from).collect();
+        self.observe_each(&observed).await
+    }
+
+    /// [`SagaLog::record_each`] for observations: steps and counts, refused one by one.
+    pub async fn observe_each(&self, steps: &[Observation]) -> Vec<Result<(), LogError>> {
         let mut results = vec![Ok(()); steps.len()];
         // The ranges of `steps` still to record, one transaction each.
         let mut pending: Vec<Range<usize>> = Vec::new();
@@ -73,7 +87,7 @@ impl SagaLog {
             if range.is_empty() {
                 continue;
             }
-            match self.record(&steps[range.clone()]).await {
+            match self.observe(&steps[range.clone()]).await {
                 Ok(_) => {}
                 Err(e) if e.is_permanent() && range.len() > 1 => {
                     let middle = range.start + range.len() / 2;
@@ -82,9 +96,14 @@ impl SagaLog {
                 }
                 Err(e) => {
                     if e.is_permanent() {
-                        let step = &steps[range.start];
+                        let refused = &steps[range.start];
+                        let (event_id, saga_id) = match (&refused.step, &refused.counted) {
+                            (Some(step), _) => (step.event_id.as_str(), step.saga_id.as_str()),
+                            (None, Some(counted)) => (counted.event_id.as_str(), ""),
+                            (None, None) => ("", ""),
+                        };
                         tracing::warn!(
-                            event_id = %step.event_id, saga_id = %step.saga_id, error = %e,
+                            %event_id, %saga_id, error = %e,
                             "the saga log refuses this step"
                         );
                     } else {

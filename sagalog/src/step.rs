@@ -13,6 +13,8 @@ use alpes_contracts::events::tracking::{
 use alpes_contracts::{Event, Money, Timestamp};
 use serde::{Deserialize, Serialize};
 
+use crate::campaign::{Count, Counted};
+
 /// Which way a step moves its saga.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -87,6 +89,47 @@ pub trait SagaEvent: Event + Serialize {
     fn happened_at(&self) -> Timestamp {
         self.metadata().occurred_at
     }
+
+    /// The campaign it counts for in the statistics, and what it adds, if it adds anything.
+    fn count(&self) -> Option<(String, Count)> {
+        None
+    }
+}
+
+/// What the log keeps of one event: its step, if it is one, and its count in its campaign's
+/// statistics, if it counts. Both are written in one transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observation {
+    pub step: Option<Step>,
+    pub counted: Option<Counted>,
+}
+
+impl Observation {
+    /// What the log keeps of `event`.
+    pub fn of<E: SagaEvent>(event: &E) -> Self {
+        Self {
+            step: Step::of(event),
+            counted: event.count().map(|(campaign_id, count)| Counted {
+                event_id: event.metadata().event_id.clone(),
+                campaign_id,
+                count,
+            }),
+        }
+    }
+
+    /// Whether there is nothing to keep.
+    pub fn is_empty(&self) -> bool {
+        self.step.is_none() && self.counted.is_none()
+    }
+}
+
+impl From<Step> for Observation {
+    fn from(step: Step) -> Self {
+        Self {
+            step: Some(step),
+            counted: None,
+        }
+    }
 }
 
 impl Step {
@@ -128,6 +171,11 @@ impl SagaEvent for InteractionTracked {
     fn is_step(&self) -> bool {
         self.kind == InteractionKind::Purchase
     }
+
+    fn count(&self) -> Option<(String, Count)> {
+        let campaign = self.tracking.campaign_id.clone()?;
+        Some((campaign, Count::Interaction { kind: self.kind }))
+    }
 }
 
 impl SagaEvent for ConversionAttributed {
@@ -146,6 +194,13 @@ impl SagaEvent for ConversionAttributed {
             amount: Some(self.amount.clone()),
         }
     }
+
+    fn count(&self) -> Option<(String, Count)> {
+        let count = Count::Conversion {
+            amount_minor: self.amount.amount_minor,
+        };
+        Some((self.campaign_id.clone(), count))
+    }
 }
 
 impl SagaEvent for ConversionRejected {
@@ -156,6 +211,10 @@ impl SagaEvent for ConversionRejected {
             campaign_id: self.campaign_id.clone(),
             ..Facts::default()
         }
+    }
+
+    fn count(&self) -> Option<(String, Count)> {
+        Some((self.campaign_id.clone()?, Count::ConversionRejected))
     }
 }
 
@@ -169,6 +228,13 @@ impl SagaEvent for CommissionReserved {
             amount: Some(self.sale_amount.clone()),
         }
     }
+
+    fn count(&self) -> Option<(String, Count)> {
+        let count = Count::CommissionReserved {
+            amount_minor: self.commission.amount_minor,
+        };
+        Some((self.campaign_id.clone(), count))
+    }
 }
 
 impl SagaEvent for CommissionRejected {
@@ -180,6 +246,10 @@ impl SagaEvent for CommissionRejected {
             partner_id: self.partner_id.clone(),
             amount: None,
         }
+    }
+
+    fn count(&self) -> Option<(String, Count)> {
+        Some((self.campaign_id.clone(), Count::CommissionRejected))
     }
 }
 
@@ -223,6 +293,14 @@ impl SagaEvent for CommissionReverted {
             campaign_id: self.campaign_id.clone(),
             ..Facts::default()
         }
+    }
+
+    fn count(&self) -> Option<(String, Count)> {
+        let released_minor = self.released.as_ref().map_or(0, |m| m.amount_minor);
+        Some((
+            self.campaign_id.clone()?,
+            Count::CommissionReverted { released_minor },
+        ))
     }
 }
 

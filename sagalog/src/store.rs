@@ -7,13 +7,14 @@ use alpes_contracts::{Money, Timestamp};
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row, Transaction};
 
+use crate::campaign::{CampaignStats, Counted, sum_of};
 use crate::error::LogError;
 use crate::saga::{
     CampaignTally, Cursor, Durations, ListQuery, Page, RecordedStep, Saga, SagaSummary, Stats,
     Tally,
 };
 use crate::status::{Derived, Status, derive_seen};
-use crate::step::{Direction, Facts, Step};
+use crate::step::{Direction, Facts, Observation, Step};
 
 /// A saga whose deadline has passed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,56 +64,139 @@ impl SagaLog {
     /// Records `steps` in one transaction, ignoring those recorded before (by event id), and
     /// re-derives every saga that gained a step. Returns how many steps were new.
     pub async fn record(&self, steps: &[Step]) -> Result<usize, LogError> {
-        if steps.is_empty() {
+        self.write(&steps.iter().collect::<Vec<_>>(), &[]).await
+    }
+
+    /// Records what `observations` hold in one transaction: their steps as [`SagaLog::record`]
+    /// does, and their counts into their campaigns' statistics (each event counted once, by
+    /// its id). Returns how many steps were new.
+    pub async fn observe(&self, observations: &[Observation]) -> Result<usize, LogError> {
+        let steps: Vec<&Step> = observations
+            .iter()
+            .filter_map(|o| o.step.as_ref())
+            .collect();
+        let counts: Vec<&Counted> = observations
+            .iter()
+            .filter_map(|o| o.counted.as_ref())
+            .collect();
+        self.write(&steps, &counts).await
+    }
+
+    async fn write(&self, steps: &[&Step], counts: &[&Counted]) -> Result<usize, LogError> {
+        if steps.is_empty() && counts.is_empty() {
             return Ok(0);
         }
         let mut tx = self.pool.begin().await?;
-        let mut saga_ids: Vec<&str> = steps.iter().map(|s| s.saga_id.as_str()).collect();
-        saga_ids.sort_unstable();
-        saga_ids.dedup();
-        // Replicas writing the same saga take turns, so each derives from every step.
-        sqlx::query(
-            "SELECT pg_advisory_xact_lock(h) FROM \
-             (SELECT DISTINCT hashtextextended(id, 0) AS h FROM unnest($1::text[]) AS id) ids \
-             ORDER BY h",
-        )
-        .bind(&saga_ids)
-        .execute(&mut *tx)
-        .await?;
-        let inserted: Vec<String> = insert_steps(&mut tx, steps).await?;
-        if inserted.is_empty() {
-            tx.commit().await?;
-            return Ok(0);
-        }
-        let mut touched = inserted.clone();
-        touched.sort_unstable();
-        touched.dedup();
-        let rows = sqlx::query(
-            "SELECT event_id, saga_id, event_type, service, direction, occurred_at, \
-             recorded_at, campaign_id, partner_id, amount_minor, currency \
-             FROM saga_steps WHERE saga_id = ANY($1)",
-        )
-        .bind(&touched)
-        .fetch_all(&mut *tx)
-        .await?;
-        // Each saga's steps, and when the log first saw it (its deadline's grace period).
-        let mut by_saga: HashMap<String, (Vec<Step>, Option<Timestamp>)> = HashMap::new();
-        for row in rows {
-            let step = step_of(&row)?;
-            let seen: Timestamp = row.try_get("recorded_at")?;
-            let (steps, first_seen) = by_saga.entry(step.saga_id.clone()).or_default();
-            *first_seen = Some(first_seen.map_or(seen, |first| first.min(seen)));
-            steps.push(step);
-        }
-        let derived: Vec<(String, Derived)> = by_saga
-            .into_iter()
-            .filter_map(|(id, (steps, seen))| {
-                derive_seen(&steps, self.deadline_after, seen).map(|d| (id, d))
-            })
-            .collect();
-        upsert_sagas(&mut tx, &derived).await?;
+        let inserted = record_steps(&mut tx, steps, self.deadline_after).await?;
+        count(&mut tx, counts).await?;
         tx.commit().await?;
-        Ok(inserted.len())
+        Ok(inserted)
+    }
+
+    /// The statistics of campaign `campaign_id` (all zero before anything counted for it).
+    pub async fn campaign_stats(&self, campaign_id: &str) -> Result<CampaignStats, LogError> {
+        let row = sqlx::query(
+            "SELECT views, clicks, purchases, conversions, conversions_rejected, \
+             sales_attributed_minor::text AS sales, commissions_reserved, commissions_rejected, \
+             commissions_reverted, commission_reserved_minor::text AS reserved, \
+             commission_released_minor::text AS released \
+             FROM campaign_stats WHERE campaign_id = $1",
+        )
+        .bind(campaign_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(CampaignStats::default());
+        };
+        let number = |name: &str| -> Result<u64, sqlx::Error> {
+            Ok(u64::try_from(row.try_get::<i64, _>(name)?).unwrap_or(0))
+        };
+        let sum = |name: &str| -> Result<i128, sqlx::Error> {
+            Ok(sum_of(&row.try_get::<String, _>(name)?))
+        };
+        Ok(CampaignStats {
+            views: number("views")?,
+            clicks: number("clicks")?,
+            purchases: number("purchases")?,
+            conversions: number("conversions")?,
+            conversions_rejected: number("conversions_rejected")?,
+            sales_attributed_minor: sum("sales")?,
+            commissions_reserved: number("commissions_reserved")?,
+            commissions_rejected: number("commissions_rejected")?,
+            commissions_reverted: number("commissions_reverted")?,
+            commission_reserved_minor: sum("reserved")?,
+            commission_released_minor: sum("released")?,
+        })
+    }
+
+    /// Lists campaign `campaign_id` as `campaign` (what the API shows), read at version
+    /// `version` of its stream: a newer version replaces an older one, never the reverse, so
+    /// writers racing with each other or with a replay leave the newest.
+    pub async fn list_campaign(
+        &self,
+        campaign_id: &str,
+        version: u64,
+        campaign: &serde_json::Value,
+    ) -> Result<(), LogError> {
+        let mut tx = self.pool.begin().await?;
+        list_campaigns(
+            &mut tx,
+            &[(campaign_id.to_owned(), version, campaign.clone())],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Up to `limit` listed campaigns after campaign id `after`, in campaign id order.
+    pub async fn campaigns(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<(String, serde_json::Value)>, LogError> {
+        let rows = sqlx::query(
+            "SELECT campaign_id, campaign FROM campaigns \
+             WHERE ($1::text IS NULL OR campaign_id > $1) ORDER BY campaign_id LIMIT $2",
+        )
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|row| Ok((row.try_get("campaign_id")?, row.try_get("campaign")?)))
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+
+    /// Whether `source` was imported (see [`SagaLog::import`]).
+    pub async fn imported(&self, source: &str) -> Result<bool, LogError> {
+        let found: Option<String> =
+            sqlx::query_scalar("SELECT source FROM imports WHERE source = $1")
+                .bind(source)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(found.is_some())
+    }
+
+    /// A one-time import of what an earlier version kept elsewhere (`source`): counts (each
+    /// event once, as live counts are) and listed campaigns (by version, as live ones are),
+    /// with `source` noted as imported, in one transaction. Safe to repeat, and to race live
+    /// writers.
+    pub async fn import(
+        &self,
+        source: &str,
+        counted: &[Counted],
+        campaigns: &[(String, u64, serde_json::Value)],
+    ) -> Result<(), LogError> {
+        let mut tx = self.pool.begin().await?;
+        count(&mut tx, &counted.iter().collect::<Vec<_>>()).await?;
+        list_campaigns(&mut tx, campaigns).await?;
+        sqlx::query("INSERT INTO imports (source) VALUES ($1) ON CONFLICT DO NOTHING")
+            .bind(source)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// The saga `saga_id` with its timeline, if any step of it was recorded.
@@ -287,12 +371,162 @@ impl SagaLog {
     }
 }
 
+/// Inserts the steps not recorded yet and re-derives every saga that gained one, under each
+/// saga's advisory lock. Returns how many steps were new.
+async fn record_steps(
+    tx: &mut Transaction<'_, Postgres>,
+    steps: &[&Step],
+    deadline_after: Duration,
+) -> Result<usize, LogError> {
+    if steps.is_empty() {
+        return Ok(0);
+    }
+    let mut saga_ids: Vec<&str> = steps.iter().map(|s| s.saga_id.as_str()).collect();
+    saga_ids.sort_unstable();
+    saga_ids.dedup();
+    // Replicas writing the same saga take turns, so each derives from every step.
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(h) FROM \
+         (SELECT DISTINCT hashtextextended(id, 0) AS h FROM unnest($1::text[]) AS id) ids \
+         ORDER BY h",
+    )
+    .bind(&saga_ids)
+    .execute(&mut **tx)
+    .await?;
+    let inserted: Vec<String> = insert_steps(tx, steps).await?;
+    if inserted.is_empty() {
+        return Ok(0);
+    }
+    let mut touched = inserted.clone();
+    touched.sort_unstable();
+    touched.dedup();
+    let rows = sqlx::query(
+        "SELECT event_id, saga_id, event_type, service, direction, occurred_at, \
+         recorded_at, campaign_id, partner_id, amount_minor, currency \
+         FROM saga_steps WHERE saga_id = ANY($1)",
+    )
+    .bind(&touched)
+    .fetch_all(&mut **tx)
+    .await?;
+    // Each saga's steps, and when the log first saw it (its deadline's grace period).
+    let mut by_saga: HashMap<String, (Vec<Step>, Option<Timestamp>)> = HashMap::new();
+    for row in rows {
+        let step = step_of(&row)?;
+        let seen: Timestamp = row.try_get("recorded_at")?;
+        let (steps, first_seen) = by_saga.entry(step.saga_id.clone()).or_default();
+        *first_seen = Some(first_seen.map_or(seen, |first| first.min(seen)));
+        steps.push(step);
+    }
+    let derived: Vec<(String, Derived)> = by_saga
+        .into_iter()
+        .filter_map(|(id, (steps, seen))| {
+            derive_seen(&steps, deadline_after, seen).map(|d| (id, d))
+        })
+        .collect();
+    upsert_sagas(tx, &derived).await?;
+    Ok(inserted.len())
+}
+
+/// Counts the events not counted yet into their campaigns' totals. Campaign rows are added to
+/// in campaign id order, so concurrent writers never wait on each other in a cycle.
+async fn count(
+    tx: &mut Transaction<'_, Postgres>,
+    counted: &[&Counted],
+) -> Result<(), sqlx::Error> {
+    if counted.is_empty() {
+        return Ok(());
+    }
+    let event_ids: Vec<&str> = counted.iter().map(|c| c.event_id.as_str()).collect();
+    let campaigns: Vec<&str> = counted.iter().map(|c| c.campaign_id.as_str()).collect();
+    let kinds: Vec<&str> = counted.iter().map(|c| c.count.kind()).collect();
+    let amounts: Vec<i64> = counted.iter().map(|c| c.count.amount_minor()).collect();
+    sqlx::query(
+        "WITH new AS ( \
+           INSERT INTO campaign_counts (event_id, campaign_id, kind, amount_minor) \
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) \
+           ON CONFLICT (event_id) DO NOTHING \
+           RETURNING campaign_id, kind, amount_minor) \
+         INSERT INTO campaign_stats AS s (campaign_id, views, clicks, purchases, conversions, \
+           conversions_rejected, sales_attributed_minor, commissions_reserved, \
+           commissions_rejected, commissions_reverted, commission_reserved_minor, \
+           commission_released_minor) \
+         SELECT campaign_id, \
+           count(*) FILTER (WHERE kind = 'view'), \
+           count(*) FILTER (WHERE kind = 'click'), \
+           count(*) FILTER (WHERE kind = 'purchase'), \
+           count(*) FILTER (WHERE kind = 'conversion'), \
+           count(*) FILTER (WHERE kind = 'conversion_rejected'), \
+           coalesce(sum(amount_minor) FILTER (WHERE kind = 'conversion'), 0), \
+           count(*) FILTER (WHERE kind = 'commission_reserved'), \
+           count(*) FILTER (WHERE kind = 'commission_rejected'), \
+           count(*) FILTER (WHERE kind = 'commission_reverted'), \
+           coalesce(sum(amount_minor) FILTER (WHERE kind = 'commission_reserved'), 0), \
+           coalesce(sum(amount_minor) FILTER (WHERE kind = 'commission_reverted'), 0) \
+         FROM new GROUP BY campaign_id ORDER BY campaign_id \
+         ON CONFLICT (campaign_id) DO UPDATE SET \
+           views = s.views + excluded.views, \
+           clicks = s.clicks + excluded.clicks, \
+           purchases = s.purchases + excluded.purchases, \
+           conversions = s.conversions + excluded.conversions, \
+           conversions_rejected = s.conversions_rejected + excluded.conversions_rejected, \
+           sales_attributed_minor = s.sales_attributed_minor + excluded.sales_attributed_minor, \
+           commissions_reserved = s.commissions_reserved + excluded.commissions_reserved, \
+           commissions_rejected = s.commissions_rejected + excluded.commissions_rejected, \
+           commissions_reverted = s.commissions_reverted + excluded.commissions_reverted, \
+           commission_reserved_minor = \
+             s.commission_reserved_minor + excluded.commission_reserved_minor, \
+           commission_released_minor = \
+             s.commission_released_minor + excluded.commission_released_minor",
+    )
+    .bind(event_ids)
+    .bind(campaigns)
+    .bind(kinds)
+    .bind(amounts)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Lists each campaign at its version, unless a newer version is listed already.
+async fn list_campaigns(
+    tx: &mut Transaction<'_, Postgres>,
+    campaigns: &[(String, u64, serde_json::Value)],
+) -> Result<(), sqlx::Error> {
+    if campaigns.is_empty() {
+        return Ok(());
+    }
+    let mut sorted: Vec<&(String, u64, serde_json::Value)> = campaigns.iter().collect();
+    sorted.sort_by(|a, b| (&a.0, b.1).cmp(&(&b.0, a.1)));
+    // One row per campaign (its newest version here), in id order: concurrent writers lock
+    // rows in the same order.
+    sorted.dedup_by(|later, first| later.0 == first.0);
+    let ids: Vec<&str> = sorted.iter().map(|c| c.0.as_str()).collect();
+    let versions: Vec<i64> = sorted
+        .iter()
+        .map(|c| i64::try_from(c.1).unwrap_or(i64::MAX))
+        .collect();
+    let bodies: Vec<String> = sorted.iter().map(|c| c.2.to_string()).collect();
+    sqlx::query(
+        "INSERT INTO campaigns AS c (campaign_id, version, campaign) \
+         SELECT i, v, b::jsonb FROM unnest($1::text[], $2::bigint[], $3::text[]) AS x(i, v, b) \
+         ON CONFLICT (campaign_id) DO UPDATE \
+           SET version = excluded.version, campaign = excluded.campaign, updated_at = now() \
+           WHERE c.version < excluded.version",
+    )
+    .bind(ids)
+    .bind(versions)
+    .bind(bodies)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// Inserts the steps not recorded yet; returns the saga id of each one inserted.
 async fn insert_steps(
     tx: &mut Transaction<'_, Postgres>,
-    steps: &[Step],
+    steps: &[&Step],
 ) -> Result<Vec<String>, sqlx::Error> {
-    let col = |f: fn(&Step) -> Option<String>| steps.iter().map(f).collect::<Vec<_>>();
+    let col = |f: fn(&Step) -> Option<String>| steps.iter().map(|s| f(s)).collect::<Vec<_>>();
     let event_ids = col(|s| Some(s.event_id.clone()));
     let saga_ids = col(|s| Some(s.saga_id.clone()));
     let types = col(|s| Some(s.event_type.clone()));

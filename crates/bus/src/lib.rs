@@ -20,6 +20,7 @@
 pub mod admin;
 mod envelope;
 mod error;
+pub mod fault;
 mod publisher;
 mod reconnect;
 mod subscription;

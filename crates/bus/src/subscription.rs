@@ -480,7 +480,10 @@ impl<E: Event> Subscription<E> {
             ..
         } = ticket;
         match outcome {
-            Outcome::Done => self.ack(source, &message).await,
+            Outcome::Done => {
+                crate::fault::before_ack(&message).await;
+                self.ack(source, &message).await
+            }
             Outcome::Retry(reason) if attempt < self.config.max_attempts => {
                 self.retry(source, &message, &properties, attempt, reason)
                     .await;

@@ -52,6 +52,7 @@ impl<S: EventStore> Relay<S> {
             if commits.is_empty() {
                 return Ok(published);
             }
+            alpes_bus::fault::before_publish(commits.iter().flat_map(|c| &c.outbox)).await;
             let mut pending = Vec::new();
             for commit in &commits {
                 for message in &commit.outbox {

@@ -8,6 +8,9 @@
 //!   decide again ([`retry_on_conflict`]): the budget is never overspent.
 //! - `commission-{saga_id}`, which is also the commission's id: a saga's [`Commission`].
 //!
+//! And, for the list of commissions only, `registry-*`: the campaigns, and the commissions no
+//! budget names (see `registry`), each written before the write it is about.
+//!
 //! The two cannot be written atomically, so a message that touches both writes them in the order
 //! `crate::domain` documents, each step idempotent: a redelivery after a crash finds the steps
 //! already done deciding nothing and resumes at the first that is not. Every commit records the
@@ -18,7 +21,9 @@
 mod campaign;
 mod compensation;
 mod confirmation;
+mod listing;
 mod query;
+mod registry;
 mod reservation;
 #[cfg(test)]
 mod tests;
@@ -73,6 +78,10 @@ pub struct Commissions<S> {
     writers: StreamLocks,
     /// Budgets grow by a commit per sale: each load folds only what it has not folded yet.
     budgets: States,
+    /// The listing's registry streams, folded likewise.
+    registries: States,
+    /// Set once this process knows the registry holds what earlier versions wrote.
+    swept: Arc<tokio::sync::OnceCell<()>>,
 }
 
 /// The stream of the budget of campaign `campaign_id`.
@@ -118,6 +127,8 @@ impl<S: EventStore> Commissions<S> {
             store,
             writers: StreamLocks::default(),
             budgets: States::default(),
+            registries: States::default(),
+            swept: Arc::default(),
         }
     }
 

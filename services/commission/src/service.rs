@@ -46,6 +46,14 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
     let mut platform =
         Platform::start(&config.common, "commission", &config.database, &shutdown).await?;
     let app = Commissions::new(platform.store().clone());
+    // Once per database, the list of commissions needs a sweep of what earlier versions wrote:
+    // started now so that no request waits for it (one that comes first does).
+    let listing = app.clone();
+    tokio::spawn(async move {
+        if let Err(e) = listing.prepare_listing().await {
+            tracing::warn!(error = %e, "commission listing not prepared; the first list request tries again");
+        }
+    });
     consume::<CampaignCreated>(&mut platform, &app, &config).await?;
     consume::<CampaignActivated>(&mut platform, &app, &config).await?;
     consume::<CampaignPaused>(&mut platform, &app, &config).await?;

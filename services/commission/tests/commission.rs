@@ -16,6 +16,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use alpes_bus::{Bus, Delivery, Outcome, Shutdown, StartAt, SubscriptionConfig};
+use alpes_commission::domain::{CommissionEvent, Sale};
 use alpes_commission::service::{self, Config};
 use alpes_contracts::events::attribution::{AttributionModel, ConversionAttributed, Credit};
 use alpes_contracts::events::commission::{
@@ -26,6 +27,7 @@ use alpes_contracts::events::marketing::{
     CampaignActivated, CampaignCreated, FraudDetected, SagaTimedOut,
 };
 use alpes_contracts::{Event, EventMetadata, Money};
+use alpes_eventstore::{EventStore, MongoStore, NewCommit, StoredEvent};
 use alpes_runtime::config::{CommonArgs, LogFormat, SubscribeFrom};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -54,6 +56,8 @@ fn eur(amount_minor: i64) -> Money {
 
 struct App {
     base: String,
+    /// The app's MongoDB database.
+    database: String,
     http: reqwest::Client,
     shutdown: Shutdown,
     running: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -78,9 +82,11 @@ async fn spawn_app() -> App {
         subscription: unique("commission-test"),
     };
     let shutdown = Shutdown::new();
+    let database = config.database.clone();
     let running = tokio::spawn(service::run(config, listener, shutdown.clone()));
     let app = App {
         base: format!("http://{addr}"),
+        database,
         http: reqwest::Client::new(),
         shutdown,
         running,
@@ -548,5 +554,128 @@ async fn the_api_answers_bad_requests_with_json_naming_what_is_wrong() {
     }
     let (status, error) = app.post("/commissions/commission-nope/confirm").await;
     assert_eq!((status, error["code"].as_str()), (404, Some("not_found")));
+    app.stop().await;
+}
+
+/// Every commission id `GET /commissions?{query}` lists, following the cursors.
+async fn listed(app: &App, query: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(cursor) => format!("/commissions?{query}&limit=2&cursor={cursor}"),
+            None => format!("/commissions?{query}&limit=2"),
+        };
+        let (status, page) = app.get(&path).await;
+        assert_eq!(status, 200, "{page}");
+        ids.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["commission_id"].as_str().unwrap().to_owned()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return ids,
+        }
+    }
+}
+
+/// The list is kept by the handlers (budgets and a registry), not replayed from the store: a
+/// commission stream written into the app's database behind its back — what a process leaves
+/// when it dies between a reservation's first and second write — is in the store, where a
+/// replay would find it, and is not listed until its redelivered sale reaches the budget.
+#[tokio::test]
+async fn the_list_is_kept_as_events_are_handled_not_replayed_from_the_store() {
+    let app = spawn_app().await;
+    let bus = observer().await;
+    let campaign = active_campaign(&app, &bus, 1_000_00).await;
+    let (reserved, refused, ghost) = (unique("saga"), unique("saga"), unique("saga"));
+    let compensated = unique("saga");
+    bus.publisher()
+        .publish(&attributed(&reserved, &campaign, 120_00))
+        .await
+        .unwrap();
+    // Compensated before its sale: in no budget.
+    bus.publisher().publish(&fraud(&compensated)).await.unwrap();
+    app.wait_for(&format!("/commissions/commission-{reserved}"), |c| {
+        c["status"] == "RESERVED"
+    })
+    .await;
+    app.wait_for(&format!("/commissions/commission-{compensated}"), |c| {
+        c["status"] == "REVERTED"
+    })
+    .await;
+    // Refused by the budget: a sale in another currency than the campaign pays in.
+    let mut dollars = attributed(&refused, &campaign, 120_00);
+    dollars.amount = Money::new(120_00, "USD");
+    bus.publisher().publish(&dollars).await.unwrap();
+    app.wait_for(&format!("/commissions/commission-{refused}"), |c| {
+        c["status"] == "REJECTED"
+    })
+    .await;
+
+    let mut ours = vec![
+        format!("commission-{reserved}"),
+        format!("commission-{refused}"),
+    ];
+    ours.sort();
+    assert_eq!(listed(&app, &format!("campaign={campaign}")).await, ours);
+    let everything = listed(&app, "").await;
+    for id in ours.iter().chain([&format!("commission-{compensated}")]) {
+        assert!(everything.contains(id), "{id} not in {everything:?}");
+    }
+    let mut sorted = everything.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(everything, sorted, "in id order, each once");
+    let rejected = listed(&app, &format!("campaign={campaign}&status=REJECTED")).await;
+    assert_eq!(rejected, [format!("commission-{refused}")]);
+
+    // Behind the app's back: its sale's first write, and nothing else.
+    let store = MongoStore::connect(
+        &env("ALPES_MONGO_URL", "mongodb://127.0.0.1:27017"),
+        &app.database,
+    )
+    .await
+    .unwrap();
+    let sale = attributed(&ghost, &campaign, 120_00);
+    let attributed_event = CommissionEvent::Attributed {
+        commission_id: format!("commission-{ghost}"),
+        sale: Sale::from_conversion(&sale).unwrap(),
+    };
+    store
+        .append(NewCommit {
+            stream: format!("commission-{ghost}"),
+            expected_version: 0,
+            events: vec![StoredEvent::new(attributed_event.kind(), &attributed_event).unwrap()],
+            outbox: Vec::new(),
+            handled: None,
+        })
+        .await
+        .unwrap();
+    let (status, body) = app.get(&format!("/commissions/commission-{ghost}")).await;
+    assert_eq!(
+        (status, &body["status"]),
+        (200, &json!("PENDING")),
+        "{body}"
+    );
+    assert_eq!(
+        listed(&app, &format!("campaign={campaign}")).await,
+        ours,
+        "a replay would list commission-{ghost}"
+    );
+
+    // The redelivery reaches the budget: listed from then on.
+    bus.publisher().publish(&sale).await.unwrap();
+    app.wait_for(&format!("/commissions/commission-{ghost}"), |c| {
+        c["status"] == "RESERVED"
+    })
+    .await;
+    ours.push(format!("commission-{ghost}"));
+    ours.sort();
+    assert_eq!(listed(&app, &format!("campaign={campaign}")).await, ours);
+
     app.stop().await;
 }

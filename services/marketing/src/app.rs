@@ -1,6 +1,8 @@
 //! The campaign use cases: load a campaign's stream, decide, append the facts together with
 //! the campaign events attribution and commission rely on (one document: the outbox).
 
+use std::collections::BTreeMap;
+
 use alpes_bus::Outgoing;
 use alpes_contracts::EventMetadata;
 use alpes_contracts::events::marketing::{
@@ -11,10 +13,13 @@ use alpes_eventstore::{
     retry_on_conflict,
 };
 use alpes_runtime::trace::TraceContext;
+use alpes_sagalog::{Count, Counted};
+
+use crate::read_models::{Legacy, ReadError, ReadModels};
 
 use crate::domain::{
-    Campaign, CampaignDefinition, CampaignEvent, CampaignState, CampaignStats, CampaignStatus,
-    DomainError, Observed, Transition,
+    Campaign, CampaignDefinition, CampaignEvent, CampaignState, CampaignStatus, DomainError,
+    Transition,
 };
 
 const ATTEMPTS: u32 = 5;
@@ -29,17 +34,26 @@ pub enum AppError {
     Store(#[from] StoreError),
     #[error("stored data does not read back: {0}")]
     Corrupt(String),
+    #[error(transparent)]
+    ReadModel(#[from] ReadError),
 }
 
-/// The campaign use cases over an event store.
+/// The campaign use cases over an event store, keeping the read models up to date.
 #[derive(Clone)]
 pub struct Marketing<S> {
     store: S,
+    read: ReadModels,
 }
 
 impl<S: EventStore> Marketing<S> {
-    pub fn new(store: S) -> Self {
-        Self { store }
+    /// The use cases over `store`, listing campaigns in `read`.
+    pub fn new(store: S, read: ReadModels) -> Self {
+        Self { store, read }
+    }
+
+    /// The read models: campaign list and statistics.
+    pub fn read_models(&self) -> &ReadModels {
+        &self.read
     }
 
     /// Creates a campaign (DRAFT) and announces it; returns its id.
@@ -69,6 +83,11 @@ impl<S: EventStore> Marketing<S> {
                 handled: None,
             })
             .await?;
+        let mut state = CampaignState::default();
+        events.iter().for_each(|e| state.apply(e));
+        if let Some(campaign) = &state.0 {
+            self.list(&campaign_id, 1, campaign).await;
+        }
         Ok(campaign_id)
     }
 
@@ -97,6 +116,7 @@ impl<S: EventStore> Marketing<S> {
                 return Ok(Ok(campaign));
             }
             let announced = announcement(campaign_id, campaign.status, reason.clone(), trace);
+            let version = stream.version() + 1;
             self.store
                 .append(NewCommit {
                     expected_version: stream.version(),
@@ -106,6 +126,7 @@ impl<S: EventStore> Marketing<S> {
                     handled: None,
                 })
                 .await?;
+            self.list(campaign_id, version, &campaign).await;
             Ok(Ok(campaign))
         })
         .await?;
@@ -117,48 +138,43 @@ impl<S: EventStore> Marketing<S> {
         Ok(self.load(campaign_id).await?.1.0)
     }
 
-    /// Every campaign, oldest first: a projection rebuilt from the campaign streams.
-    pub async fn campaigns(&self) -> Result<Vec<(String, Campaign)>, AppError> {
-        let mut list = CampaignList::default();
-        rebuild(&self.store, &mut list, 500, |_| {}).await?;
-        list.into_campaigns()
-    }
-
-    /// Records, once, a fact another service announced about a campaign: each fact is a
-    /// stream of its own named by the announcing event, so a redelivery is a conflict and
-    /// changes nothing.
-    pub async fn observe(
-        &self,
-        campaign_id: &str,
-        event_id: &str,
-        fact: &Observed,
-    ) -> Result<(), AppError> {
-        let event =
-            StoredEvent::new("Observed", fact).map_err(|e| AppError::Corrupt(e.to_string()))?;
-        let commit = NewCommit {
-            stream: format!("{}{event_id}", stats_prefix(campaign_id)),
-            expected_version: 0,
-            events: vec![event],
-            outbox: Vec::new(),
-            handled: Some(event_id.to_owned()),
-        };
-        match self.store.append(commit).await {
-            Ok(_) | Err(StoreError::Conflict { .. }) => Ok(()),
-            Err(e) => Err(e.into()),
+    /// Lists campaign `campaign_id` as it is in the store now: how a list entry that missed
+    /// its write (a crash right after the change) is repaired, when the change's announcement
+    /// is consumed.
+    pub async fn relist(&self, campaign_id: &str) -> Result<(), AppError> {
+        let (stream, state) = self.load(campaign_id).await?;
+        if let Some(campaign) = &state.0 {
+            self.read
+                .list(campaign_id, stream.version(), campaign)
+                .await?;
         }
+        Ok(())
     }
 
-    /// A campaign's statistics, folded from every fact recorded about it.
-    pub async fn stats(&self, campaign_id: &str) -> Result<CampaignStats, AppError> {
-        let mut projection = StatsOf {
-            prefix: stats_prefix(campaign_id),
-            stats: CampaignStats::default(),
-            corrupt: None,
-        };
-        rebuild(&self.store, &mut projection, 500, |_| {}).await?;
-        match projection.corrupt {
-            Some(e) => Err(AppError::Corrupt(e)),
-            None => Ok(projection.stats),
+    /// What earlier versions kept in this store that the read models now hold: the statistics
+    /// facts (`stats-{campaign}-{event id}` streams, one per counted event) and every campaign.
+    /// Reads the whole store: for the one-time import ([`ReadModels::import`]).
+    pub async fn legacy(&self) -> Result<Legacy, AppError> {
+        let mut legacy = LegacyProjection::default();
+        rebuild(&self.store, &mut legacy, 500, |_| {}).await?;
+        if let Some(e) = legacy.corrupt {
+            return Err(AppError::Corrupt(e));
+        }
+        let campaigns = legacy
+            .campaigns
+            .into_iter()
+            .filter_map(|(id, (version, state))| Some((id, version, state.0?)))
+            .collect();
+        Ok(Legacy {
+            counted: legacy.counted,
+            campaigns,
+        })
+    }
+
+    /// Lists a campaign just changed; a failure is repaired when its announcement is consumed.
+    async fn list(&self, campaign_id: &str, version: u64, campaign: &Campaign) {
+        if let Err(e) = self.read.list(campaign_id, version, campaign).await {
+            tracing::warn!(%campaign_id, error = %e, "listing a changed campaign failed; its announcement will");
         }
     }
 
@@ -175,70 +191,48 @@ impl<S: EventStore> Marketing<S> {
     }
 }
 
-fn stats_prefix(campaign_id: &str) -> String {
-    format!("stats-{campaign_id}-")
-}
-
-/// One campaign's statistics, from the facts recorded about it.
-struct StatsOf {
-    prefix: String,
-    stats: CampaignStats,
+/// What earlier versions kept: statistics facts (the event id is the commit's handled message,
+/// the campaign what lies between the prefix and it) and each campaign's state and version.
+#[derive(Default)]
+struct LegacyProjection {
+    counted: Vec<Counted>,
+    campaigns: BTreeMap<String, (u64, CampaignState)>,
     corrupt: Option<String>,
 }
 
-impl Projection for StatsOf {
+impl Projection for LegacyProjection {
     fn apply(&mut self, commit: &Commit) {
-        if !commit.stream.starts_with(&self.prefix) {
+        if let Some(id) = commit.stream.strip_prefix(STREAM_PREFIX) {
+            let (version, state) = self.campaigns.entry(id.to_owned()).or_default();
+            *version = (*version).max(commit.version);
+            for event in &commit.events {
+                match decode(event) {
+                    Ok(event) => state.apply(&event),
+                    Err(e) => self.corrupt = Some(e.to_string()),
+                }
+            }
             return;
         }
-        for event in &commit.events {
-            match event.decode::<Observed>() {
-                Ok(fact) => self.stats.apply(&fact),
-                Err(e) => self.corrupt = Some(e.to_string()),
-            }
-        }
-    }
-}
-
-/// Campaigns by id, in creation order.
-#[derive(Default)]
-struct CampaignList {
-    order: Vec<String>,
-    states: std::collections::HashMap<String, CampaignState>,
-    corrupt: Option<String>,
-}
-
-impl Projection for CampaignList {
-    fn apply(&mut self, commit: &Commit) {
-        let Some(id) = commit.stream.strip_prefix(STREAM_PREFIX) else {
+        let (Some(rest), Some(event_id)) = (commit.stream.strip_prefix("stats-"), &commit.handled)
+        else {
             return;
         };
-        if !self.states.contains_key(id) {
-            self.order.push(id.to_owned());
-        }
-        let state = self.states.entry(id.to_owned()).or_default();
+        let Some(campaign_id) = rest
+            .strip_suffix(event_id.as_str())
+            .and_then(|c| c.strip_suffix('-'))
+        else {
+            return;
+        };
         for event in &commit.events {
-            match decode(event) {
-                Ok(event) => state.apply(&event),
-                Err(e) => self.corrupt = Some(e.to_string()),
+            match event.decode::<Count>() {
+                Ok(count) => self.counted.push(Counted {
+                    event_id: event_id.clone(),
+                    campaign_id: campaign_id.to_owned(),
+                    count,
+                }),
+                Err(e) => self.corrupt = Some(format!("{}: {e}", commit.stream)),
             }
         }
-    }
-}
-
-impl CampaignList {
-    fn into_campaigns(mut self) -> Result<Vec<(String, Campaign)>, AppError> {
-        if let Some(e) = self.corrupt {
-            return Err(AppError::Corrupt(e));
-        }
-        Ok(self
-            .order
-            .into_iter()
-            .filter_map(|id| {
-                let campaign = self.states.remove(&id)?.0?;
-                Some((id, campaign))
-            })
-            .collect())
     }
 }
 

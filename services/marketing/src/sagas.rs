@@ -15,7 +15,7 @@ use alpes_contracts::codec::CodecError;
 use alpes_contracts::events::marketing::{FraudDetected, SagaTimedOut};
 use alpes_contracts::{EventMetadata, Timestamp};
 use alpes_runtime::trace::TraceContext;
-use alpes_sagalog::{Due, LogError, Recorder, SagaEvent, SagaLog, Step};
+use alpes_sagalog::{Due, LogError, Observation, Recorder, SagaEvent, SagaLog, Step};
 
 /// How many overdue sagas one sweep times out.
 const SWEEP: i64 = 200;
@@ -68,12 +68,14 @@ impl Sagas {
         &self.log
     }
 
-    /// Records `event` if it is a step of a saga; returns whether it was. Durable on return.
-    pub async fn observe<E: SagaEvent>(&self, event: &E) -> Result<bool, LogError> {
-        match Step::of(event) {
-            None => Ok(false),
-            Some(step) => self.recorder.record(step).await.map(|()| true),
+    /// Records `event`'s step, if it is one, and its count in its campaign's statistics, if
+    /// it counts, in one transaction. Durable on return.
+    pub async fn observe<E: SagaEvent>(&self, event: &E) -> Result<(), LogError> {
+        let observation = Observation::of(event);
+        if observation.is_empty() {
+            return Ok(());
         }
+        self.recorder.observe(observation).await
     }
 
     /// Publishes `FraudDetected` for the report; compensation follows from the services.

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use alpes_bus::admin::Admin;
-use alpes_bus::{Outcome, Shutdown};
+use alpes_bus::{Backoff, Shutdown};
 use alpes_contracts::Event;
 use alpes_contracts::events::attribution::{
     AttributionReverted, ConversionAttributed, ConversionRejected,
@@ -12,7 +12,10 @@ use alpes_contracts::events::attribution::{
 use alpes_contracts::events::commission::{
     CommissionConfirmed, CommissionRejected, CommissionReserved, CommissionReverted,
 };
-use alpes_contracts::events::marketing::{FraudDetected, SagaTimedOut};
+use alpes_contracts::events::marketing::{
+    CampaignActivated, CampaignCompleted, CampaignCreated, CampaignPaused, FraudDetected,
+    SagaTimedOut,
+};
 use alpes_contracts::events::tracking::{InteractionTracked, InteractionsDiscarded};
 use alpes_eventstore::MongoStore;
 use alpes_runtime::config::{CommonArgs, parse_duration};
@@ -25,8 +28,9 @@ use axum::routing::get;
 use tokio::net::TcpListener;
 
 use crate::adapters;
-use crate::adapters::consumer::{Observable, SUBSCRIPTION, on_observable, on_saga_event};
-use crate::app::Marketing;
+use crate::adapters::consumer::{Announcement, SUBSCRIPTION, on_announcement, on_saga_event};
+use crate::app::{AppError, Marketing};
+use crate::read_models::{ReadError, ReadModels};
 use crate::sagas::Sagas;
 
 /// The marketing service's configuration.
@@ -94,11 +98,15 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
     });
 
     retire_statistics_subscriptions(&config).await;
-    let app = Marketing::new(platform.store().clone());
+    let app = Marketing::new(platform.store().clone(), ReadModels::in_log(log.clone()));
+    let import = tokio::spawn(import_legacy(
+        app.clone(),
+        config.database.clone(),
+        shutdown.clone(),
+    ));
     let (recorder, writer) = Recorder::spawn(log.clone());
-    let sagas = Sagas::new(log, recorder, platform.publisher().clone());
+    let sagas = Sagas::new(log.clone(), recorder, platform.publisher().clone());
     let follow = Follow {
-        app: &app,
         sagas: &sagas,
         config: &config,
     };
@@ -113,6 +121,18 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
     follow.topic::<CommissionReverted>(&mut platform).await?;
     follow.topic::<AttributionReverted>(&mut platform).await?;
     follow.topic::<InteractionsDiscarded>(&mut platform).await?;
+    follow
+        .campaigns::<CampaignCreated>(&app, &mut platform)
+        .await?;
+    follow
+        .campaigns::<CampaignActivated>(&app, &mut platform)
+        .await?;
+    follow
+        .campaigns::<CampaignPaused>(&app, &mut platform)
+        .await?;
+    follow
+        .campaigns::<CampaignCompleted>(&app, &mut platform)
+        .await?;
     let deadlines = tokio::spawn(sagas.clone().run_deadlines(shutdown.clone()));
 
     let api = adapters::http::routes(app)
@@ -124,6 +144,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
     platform.serve(listener, api, shutdown).await?;
     // Consumers have stopped: the writer records what they handed it, then ends.
     let _ = deadlines.await;
+    let _ = import.await;
     let _ = writer.await;
     Ok(())
 }
@@ -162,23 +183,71 @@ async fn retire_statistics_subscriptions(config: &Config) {
     }
 }
 
+/// Imports, once per event store database, what earlier versions kept there that the read
+/// models now hold (see `read_models`), in the background: a large store takes a while to
+/// read, and nothing else waits for it but reads of the list and statistics. Retried until it
+/// succeeds or the service stops.
+async fn import_legacy(app: Marketing<MongoStore>, database: String, shutdown: Shutdown) {
+    let source = format!("event store database {database}");
+    let backoff = Backoff {
+        initial: Duration::from_secs(1),
+        max: Duration::from_secs(60),
+    };
+    for failures in 1.. {
+        let imported = app
+            .read_models()
+            .import(&source, || async {
+                app.legacy().await.map_err(|e| match e {
+                    AppError::ReadModel(e) => e,
+                    other => ReadError::Corrupt(other.to_string()),
+                })
+            })
+            .await;
+        match imported {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "importing an earlier version's read models failed; trying again")
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(backoff.delay(failures)) => {}
+        }
+    }
+}
+
 /// What marketing does with each saga topic it follows.
 struct Follow<'a> {
-    app: &'a Marketing<MongoStore>,
     sagas: &'a Sagas,
     config: &'a Config,
 }
 
 impl Follow<'_> {
-    /// Consumes `E` once for both of marketing's uses: the facts it announces go into the
-    /// campaign statistics, and the step into the saga log. Both are attempted every time and
-    /// both are idempotent by event id, so a redelivery after either failed repeats neither's
-    /// effect. A log outage is retried for about half an hour.
-    async fn topic<E: SagaEvent + Observable>(
+    /// Consumes marketing's own announcement `E` to list its campaign as the store holds it:
+    /// the repair of a list entry whose write after the change was lost.
+    async fn campaigns<E: Announcement>(
         &self,
+        app: &Marketing<MongoStore>,
         platform: &mut Platform,
     ) -> Result<(), PlatformError> {
-        let (app, sagas) = (self.app.clone(), self.sagas.clone());
+        let app = app.clone();
+        let subscription = self
+            .config
+            .common
+            .subscription(&format!("{}-campaigns", self.config.subscription));
+        platform
+            .consume::<E, _, _>(subscription, move |delivery| {
+                let app = app.clone();
+                async move { on_announcement(&app, &delivery.event).await }
+            })
+            .await
+    }
+
+    /// Consumes `E` once for both of marketing's uses, the saga log and the campaign
+    /// statistics, written in one transaction, idempotent by event id. A log outage is retried
+    /// for about half an hour.
+    async fn topic<E: SagaEvent>(&self, platform: &mut Platform) -> Result<(), PlatformError> {
+        let sagas = self.sagas.clone();
         // The saga log's subscription name, kept so that existing subscriptions resume.
         let mut subscription = self
             .config
@@ -187,16 +256,8 @@ impl Follow<'_> {
         subscription.max_attempts = 30;
         platform
             .consume::<E, _, _>(subscription, move |delivery| {
-                let (app, sagas) = (app.clone(), sagas.clone());
-                async move {
-                    // Each use on its own: the log is not held back by the statistics' store.
-                    let counted = on_observable(&app, &delivery).await;
-                    let logged = on_saga_event(&sagas, delivery).await;
-                    match (logged, counted) {
-                        (Outcome::Done, counted) => counted,
-                        (retry, _) => retry,
-                    }
-                }
+                let sagas = sagas.clone();
+                async move { on_saga_event(&sagas, delivery).await }
             })
             .await
     }

@@ -30,6 +30,17 @@ async fn spawn_app() -> (
     Shutdown,
     tokio::task::JoinHandle<anyhow::Result<()>>,
 ) {
+    spawn_app_on(&unique("marketing_test")).await
+}
+
+/// The service over event store database `database`.
+async fn spawn_app_on(
+    database: &str,
+) -> (
+    String,
+    Shutdown,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let config = Config {
@@ -43,7 +54,7 @@ async fn spawn_app() -> (
             consumer_concurrency: 8,
             pulsar_namespace: test_namespace(),
         },
-        database: unique("marketing_test"),
+        database: database.to_owned(),
         subscription: unique("marketing_test"),
         saga_log: SagaLogArgs {
             // A log of its own: sagas other tests leave open must not time out here.
@@ -152,17 +163,36 @@ async fn a_campaign_is_created_activated_and_announced() {
     assert_eq!(refused.json::<Value>().await.unwrap()["code"], "conflict");
     assert_eq!(step("explode").await.unwrap().status(), 404);
 
-    let list: Value = http
-        .get(format!("{base}/campaigns"))
+    // The list is a read model in the saga log's database, which other tests share: page
+    // through it to this campaign.
+    let mut after: Option<String> = None;
+    let listed = loop {
+        let mut url = format!("{base}/campaigns?limit=2");
+        if let Some(after) = &after {
+            url.push_str(&format!("&after={after}"));
+        }
+        let page: Value = http.get(url).send().await.unwrap().json().await.unwrap();
+        let items = page["items"].as_array().unwrap();
+        assert!(items.len() <= 2, "{page}");
+        if let Some(found) = items.iter().find(|c| c["campaign_id"] == id.as_str()) {
+            break found.clone();
+        }
+        after = Some(
+            page["next_cursor"]
+                .as_str()
+                .unwrap_or_else(|| panic!("campaign {id} is not listed"))
+                .to_owned(),
+        );
+    };
+    assert_eq!(listed["status"], "COMPLETED", "the list reads its writes");
+    assert_eq!(listed["name"], "Black Friday");
+    let bad = http
+        .get(format!("{base}/campaigns?limit=0"))
         .send()
         .await
-        .unwrap()
-        .json()
-        .await
         .unwrap();
-    let listed = list["items"].as_array().unwrap();
-    assert_eq!(listed.len(), 1);
-    assert_eq!(listed[0]["status"], "COMPLETED");
+    assert_eq!(bad.status(), 400);
+    assert_eq!(bad.json::<Value>().await.unwrap()["field"], "limit");
     let unknown = http
         .get(format!("{base}/campaigns/nope"))
         .send()
@@ -256,4 +286,174 @@ async fn the_log_holds_a_timeout_before_any_service_can_answer_it() {
         "and it is published once"
     );
     bus.publisher().close().await;
+}
+
+/// What earlier versions kept in the event store — statistics as one stream per counted event,
+/// campaigns only as their streams — is imported into the read models once, in the background
+/// after start (reads answer 503 until then), and served from there with what is counted live.
+#[tokio::test]
+async fn what_earlier_versions_kept_is_imported_once_and_served_from_the_read_models() {
+    use alpes_eventstore::{EventStore, MongoStore, NewCommit, StoredEvent};
+    use alpes_sagalog::{Count, Counted, Observation, SagaLog};
+
+    test_namespace();
+    let database = unique("marketing_test");
+    // A campaign an earlier version created and activated: its stream, and nothing listed.
+    let legacy_campaign = uuid::Uuid::now_v7().to_string();
+    let store = MongoStore::connect(
+        &env("ALPES_MONGO_URL", "mongodb://127.0.0.1:27017"),
+        &database,
+    )
+    .await
+    .unwrap();
+    let created = json!({"type": "Created", "definition": {
+        "name": "Legacy", "budget": {"amount_minor": 5000, "currency": "EUR"},
+        "terms": {"kind": "FIXED", "percentage_bps": null, "fixed_minor": 100,
+                  "minimum_minor": 0, "maximum_minor": null},
+        "attribution_model": "LAST_TOUCH", "attribution_window_days": 30,
+        "fraud_threshold": 80}});
+    let activated = json!({"type": "StatusChanged", "status": "ACTIVE", "reason": null});
+    for (version, (kind, event)) in [
+        ("CampaignCreated", created),
+        ("CampaignStatusChanged", activated),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        store
+            .append(NewCommit {
+                stream: format!("campaign-{legacy_campaign}"),
+                expected_version: version as u64,
+                events: vec![StoredEvent::new(kind, &event).unwrap()],
+                outbox: Vec::new(),
+                handled: None,
+            })
+            .await
+            .unwrap();
+    }
+    // Its statistics as that version kept them: two views and a conversion.
+    let legacy = [
+        json!({"type": "Interaction", "kind": "VIEW"}),
+        json!({"type": "Interaction", "kind": "VIEW"}),
+        json!({"type": "Conversion", "amount_minor": 4200}),
+    ];
+    for fact in legacy {
+        let event_id = uuid::Uuid::new_v4().to_string();
+        store
+            .append(NewCommit {
+                stream: format!("stats-{legacy_campaign}-{event_id}"),
+                expected_version: 0,
+                events: vec![StoredEvent::new("Observed", &fact).unwrap()],
+                outbox: Vec::new(),
+                handled: Some(event_id),
+            })
+            .await
+            .unwrap();
+    }
+    drop(store);
+    let log_url = alpes_sagalog::ensure_database(
+        &env(
+            "ALPES_POSTGRES_URL",
+            "postgres://alpes@127.0.0.1:5433/alpes",
+        ),
+        "alpes_marketing_test",
+    )
+    .await
+    .unwrap();
+    let log = SagaLog::connect(&log_url, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+
+    // Started twice: the first start imports, the second finds the import noted (were it
+    // imported again, nothing would count twice either: by event id).
+    for _ in 0..2 {
+        let (base, shutdown, running) = spawn_app_on(&database).await;
+        let stats_url = format!("{base}/campaigns/{legacy_campaign}/stats");
+        let mut served = Value::Null;
+        for _ in 0..200 {
+            let response = http.get(&stats_url).send().await.unwrap();
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.unwrap();
+            match status {
+                200 => {
+                    served = body;
+                    break;
+                }
+                503 => tokio::time::sleep(Duration::from_millis(100)).await,
+                other => panic!("{other}: {body}"),
+            }
+        }
+        assert_eq!(served["stats"]["views"], 2, "{served}");
+        assert_eq!(served["stats"]["conversions"], 1, "{served}");
+        assert_eq!(served["stats"]["sales_attributed_minor"], 4200, "{served}");
+        let before: Value = http
+            .get(format!(
+                "{base}/campaigns?after={}",
+                legacy_campaign_before(&legacy_campaign)
+            ))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let listed = before["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["campaign_id"] == legacy_campaign.as_str())
+            .unwrap_or_else(|| panic!("the earlier version's campaign is listed: {before}"));
+        assert_eq!(listed["status"], "ACTIVE");
+        assert_eq!(listed["name"], "Legacy");
+
+        // What is counted live is served beside it.
+        let click = Counted {
+            event_id: uuid::Uuid::new_v4().to_string(),
+            campaign_id: legacy_campaign.clone(),
+            count: Count::Interaction {
+                kind: alpes_contracts::events::tracking::InteractionKind::Click,
+            },
+        };
+        let observation = Observation {
+            step: None,
+            counted: Some(click),
+        };
+        log.observe(&[observation.clone(), observation])
+            .await
+            .unwrap();
+        let after_click: Value = http
+            .get(&stats_url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(after_click["stats"]["views"], 2, "{after_click}");
+        assert!(after_click["stats"]["clicks"].as_u64().unwrap() >= 1);
+        let bad = http
+            .get(format!("{base}/campaigns/c%00/stats"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(bad.status(), 400);
+        let unknown = http
+            .get(format!("{base}/campaigns/{}/stats", uuid::Uuid::now_v7()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(unknown.status(), 404, "statistics of no campaign here");
+        shutdown.cancel();
+        running.await.unwrap().unwrap();
+    }
+    let stats = log.campaign_stats(&legacy_campaign).await.unwrap();
+    assert_eq!((stats.views, stats.clicks), (2, 2), "{stats:?}");
+}
+
+/// An id just before `id` in the list's order, so that a page after it starts with `id`.
+fn legacy_campaign_before(id: &str) -> String {
+    let mut before = id.to_owned();
+    before.pop();
+    before
 }

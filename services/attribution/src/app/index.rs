@@ -1,16 +1,20 @@
 //! The two indexes the use cases need to find a journey: by visitor and by saga.
 //!
-//! They are streams of their own, not fields of the journey, because they must be found by a
-//! key the journey's id does not contain, and each is written with optimistic concurrency like
-//! any stream, so two messages racing over one visitor or one saga cannot both win.
-//!
-//! - `visitor-{anonymous_id}` says which journeys a visitor has (the last opened is current)
-//!   and which journey each of their interactions was assigned to. The assignment is what
-//!   makes a redelivered interaction find the journey it went to the first time, even after
-//!   that journey has closed and the visitor has moved on to a new one.
+//! - By visitor, a journey is found by its id alone: the visitor's `n`-th journey has an id
+//!   derived from the visitor and `n` (see `journeys::journey_id`), so the journeys of a visitor
+//!   are found by looking at the 1st, the 2nd, ... until one is open, and nothing is written to
+//!   find them. Versions before this one kept `visitor-{anonymous_id}`, a stream of its own
+//!   saying which journeys the visitor had (random ids, the last opened is current) and where
+//!   each interaction was assigned. Those streams stay as written and are read, never written:
+//!   their journeys come before the derived ones ([`LegacyVisitorIndex`]). An old version
+//!   knows nothing of derived journeys, so it must not run beside this one (roll out by
+//!   stopping the old replicas first, and do not roll back once derived journeys exist).
 //! - `saga-{saga_id}` links a saga to the journey its purchase converted, and records that the
-//!   saga was compensated. Compensation and purchase may arrive in either order; whichever is
-//!   written second sees the first and makes sure the journey is reverted.
+//!   saga was compensated. It is a stream of its own because a compensation names only the
+//!   saga (`CommissionReverted` carries no visitor and no journey), and it is written with
+//!   optimistic concurrency like any stream, so a purchase and a compensation racing over one
+//!   saga cannot both miss the other: whichever is written second sees the first and makes sure
+//!   the journey is reverted.
 
 use alpes_bus::Outgoing;
 use alpes_contracts::EventMetadata;
@@ -20,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use super::{AppError, Attribution, decoded, stored};
 use crate::domain::DomainEvent;
 
-/// The stream of a visitor's index.
+/// The stream of a visitor's index, as versions before derived journey ids wrote it.
 pub(super) fn visitor_stream(anonymous_id: &str) -> String {
     format!("visitor-{anonymous_id}")
 }
@@ -30,12 +34,16 @@ pub(super) fn saga_stream(saga_id: &str) -> String {
     format!("saga-{saga_id}")
 }
 
-/// What happened to a visitor's index.
+/// What happened to a visitor's index, as versions before derived journey ids wrote it.
+/// Only read now; the names and shapes must keep decoding what was stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) enum VisitorEvent {
     /// A new journey became the visitor's current one.
     JourneyOpened { journey_id: String },
-    /// An interaction goes to this journey (a later assignment of the same one overrides it).
+    /// An interaction went to this journey. Written before the journey was, so that a
+    /// redelivery after a crash would find the same journey; not needed any more, since an
+    /// interaction is now routed and recorded in one write, and the routing gives the same
+    /// answer without it (see `interactions`).
     InteractionAssigned {
         interaction_id: String,
         journey_id: String,
@@ -51,41 +59,28 @@ impl DomainEvent for VisitorEvent {
     }
 }
 
-/// A visitor's journeys and where each interaction went.
+/// The journeys a visitor opened before journey ids were derived, oldest first: only the last
+/// may still be open.
 #[derive(Debug, Default)]
-pub(super) struct VisitorIndex {
-    current: Option<String>,
-    assignments: Vec<(String, String)>,
+pub(super) struct LegacyVisitorIndex {
+    journeys: Vec<String>,
 }
 
-impl VisitorIndex {
-    /// The index folded from its stream.
+impl LegacyVisitorIndex {
+    /// The index folded from its stream (empty for a visitor the old versions never saw).
     pub(super) fn of(stream: &Stream) -> Result<Self, AppError> {
         let mut index = Self::default();
         for event in decoded::<VisitorEvent>(stream)? {
-            match event {
-                VisitorEvent::JourneyOpened { journey_id } => index.current = Some(journey_id),
-                VisitorEvent::InteractionAssigned {
-                    interaction_id,
-                    journey_id,
-                } => index.assignments.push((interaction_id, journey_id)),
+            if let VisitorEvent::JourneyOpened { journey_id } = event {
+                index.journeys.push(journey_id);
             }
         }
         Ok(index)
     }
 
-    /// The journey opened last, if any.
-    pub(super) fn current(&self) -> Option<&str> {
-        self.current.as_deref()
-    }
-
-    /// The journey `interaction_id` was last assigned to, if any.
-    pub(super) fn journey_of(&self, interaction_id: &str) -> Option<&str> {
-        self.assignments
-            .iter()
-            .rev()
-            .find(|(interaction, _)| interaction == interaction_id)
-            .map(|(_, journey)| journey.as_str())
+    /// The journeys, in the order they were opened.
+    pub(super) fn journeys(&self) -> &[String] {
+        &self.journeys
     }
 }
 

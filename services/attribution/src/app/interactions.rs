@@ -1,30 +1,39 @@
 //! `InteractionTracked` → the visitor's journey: a view or click is recorded as a touchpoint,
 //! a purchase converts the journey and announces the outcome.
 //!
-//! Handling one interaction takes three steps, each one atomic write, each safe to repeat:
+//! An interaction is routed and recorded in **one write**: the journey's commit, which carries
+//! the new events, the integration events to publish and the message's id.
 //!
-//! 1. **Route** it through the visitor's index: the journey it was assigned to before (a
-//!    redelivery), else the visitor's current journey if it is still open, else a new journey.
-//!    The assignment is written before the journey is touched, so a redelivery after a crash
-//!    finds the same journey even if the visitor has moved on to another one since.
-//! 2. **Decide** on the journey and append the events with their outbox and the message's id.
-//!    The journey itself ignores an interaction it already has, so a redelivery decides nothing
-//!    and publishes nothing. If a purchase closed the journey after the routing (a race), the
-//!    interaction is routed again, to a new journey.
-//! 3. For a purchase, **link** the saga to the journey, and revert the journey if the saga was
-//!    compensated before or while the purchase was handled (see `compensation`). When the
-//!    compensation is already known at step 2, the conversion and its reversal are written in
-//!    the same commit, so the late purchase's outcome is never published without its reversal.
+//! 1. **Route** it through the visitor's journeys in order (those of the legacy index first,
+//!    see `index`, then the derived 1st, 2nd, ...): to the first that already has it, else to
+//!    the first still open. An empty stream is an open journey: the visitor's next one, opened
+//!    by the write itself. Journeys before the first open one are closed for good (a journey is
+//!    only written after every one before it was seen closed, and a closed journey never opens
+//!    again nor takes an interaction), so an interaction lands in one journey only, and its
+//!    redelivery finds it there even after the visitor has moved on to another one.
+//! 2. **Decide** on that journey and append at the version it was loaded at. The journey
+//!    ignores an interaction it already has, so a redelivery decides nothing and publishes
+//!    nothing. Two writers racing over a journey (a retried message beside the visitor's next
+//!    one, another replica, a purchase closing it) want the same commit id: one wins, the other
+//!    reloads and routes again, to the next journey if the winner closed this one.
+//! 3. For a purchase, **link** the saga to the journey (a second write, to `saga-{id}`: a
+//!    compensation names only the saga), and revert the journey if the saga was compensated
+//!    before or while the purchase was handled (see `compensation`). When the compensation is
+//!    already known at step 2, the conversion and its reversal are written in the same commit,
+//!    so the late purchase's outcome is never published without its reversal. After a crash
+//!    between the two writes, the redelivered purchase finds itself in its journey at step 2,
+//!    writes nothing there, and links the saga.
+//!
+//! A forward saga (view, click, purchase) thus costs attribution four commits: one per
+//! interaction and the saga's link.
 
 use alpes_contracts::events::tracking::InteractionTracked;
-use alpes_eventstore::{EventStore, NewCommit, StoreError};
+use alpes_eventstore::{EventStore, StoreError};
 
-use super::index::{SagaEvent, SagaIndex, VisitorEvent, VisitorIndex, visitor_stream};
-use super::journeys::{LoadedJourney, announcements};
-use super::{AppError, Attribution, retrying, stored};
-use crate::domain::{
-    Aggregate, DomainError, JourneyCommand, JourneyEvent, JourneyStatus, Purchase, Touchpoint,
-};
+use super::index::{LegacyVisitorIndex, SagaEvent, SagaIndex, visitor_stream};
+use super::journeys::{LoadedJourney, announcements, journey_id};
+use super::{AppError, Attribution, retrying};
+use crate::domain::{Aggregate, DomainError, JourneyCommand, JourneyEvent, Purchase, Touchpoint};
 
 /// What handling an interaction did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -202,56 +211,24 @@ impl<S: EventStore> Attribution<S> {
         Ok(saga)
     }
 
-    /// The journey `interaction_id` of `visitor_id` goes to, assigning it first if needed.
+    /// The journey `interaction_id` of `visitor_id` goes to: the first of the visitor's
+    /// journeys that has it, else the first still open (see the module doc). Writes nothing.
+    /// Each closed journey of the visitor is one load, mostly from the process's copy: linear
+    /// in the visitor's sales, as the fold of the old visitor index was.
     async fn route(
         &self,
         visitor_id: &str,
         interaction_id: &str,
     ) -> Result<LoadedJourney, AppError> {
-        let stream = self.store.load(&visitor_stream(visitor_id)).await?;
-        let index = VisitorIndex::of(&stream)?;
-        if let Some(assigned) = index.journey_of(interaction_id) {
-            let journey = self.load_journey(assigned).await?;
-            let has_it = journey
-                .state
-                .interaction_ids()
-                .iter()
-                .any(|i| i == interaction_id);
-            if has_it || journey.state.status() == JourneyStatus::Open {
+        let legacy = LegacyVisitorIndex::of(&self.store.load(&visitor_stream(visitor_id)).await?)?;
+        let derived = (1..).map(|ordinal| journey_id(visitor_id, ordinal));
+        for id in legacy.journeys().iter().cloned().chain(derived) {
+            let journey = self.load_journey(&id).await?;
+            if journey.has(interaction_id) || journey.is_open() {
                 return Ok(with_owner(journey, visitor_id));
             }
         }
-        let current = match index.current() {
-            Some(id) => Some(self.load_journey(id).await?)
-                .filter(|j| j.state.status() == JourneyStatus::Open),
-            None => None,
-        };
-        let mut events = Vec::new();
-        let journey = match current {
-            Some(journey) => journey,
-            None => {
-                let journey_id = uuid::Uuid::now_v7().to_string();
-                events.push(VisitorEvent::JourneyOpened {
-                    journey_id: journey_id.clone(),
-                });
-                // A new id: its stream is empty, no need to ask.
-                LoadedJourney::new(&journey_id)
-            }
-        };
-        events.push(VisitorEvent::InteractionAssigned {
-            interaction_id: interaction_id.to_owned(),
-            journey_id: journey.id.clone(),
-        });
-        self.store
-            .append(NewCommit {
-                expected_version: stream.version(),
-                stream: stream.name,
-                events: stored(&events)?,
-                outbox: Vec::new(),
-                handled: None,
-            })
-            .await?;
-        Ok(with_owner(journey, visitor_id))
+        unreachable!("a visitor's derived journeys never run out")
     }
 }
 
@@ -261,8 +238,8 @@ fn with_owner(mut journey: LoadedJourney, visitor_id: &str) -> LoadedJourney {
     journey
 }
 
-/// Decides `command` on a routed journey. A journey that closed since the routing is a
-/// conflict: reloading routes the interaction again, to the visitor's next journey.
+/// Decides `command` on a routed journey. The routing never picks a closed journey that lacks
+/// the interaction, but should the journey refuse it as closed, reloading routes it again.
 fn decide_routed(
     journey: &LoadedJourney,
     command: JourneyCommand,

@@ -1,4 +1,9 @@
-//! A journey's stream: loading it into the domain's [`Journey`], and appending to it.
+//! A journey's stream: naming it, loading it into the domain's [`Journey`], and appending to it.
+//!
+//! A visitor's journeys are numbered, and the `n`-th one's id is derived from the visitor and
+//! `n` ([`journey_id`]): whoever knows the visitor finds their journeys without an index, and
+//! the journey is still found by its id alone (the HTTP API, a saga's link). Journeys opened by
+//! earlier versions have random ids, listed in the visitor's legacy index (see `index`).
 //!
 //! The stream holds the journey's domain events and, as the first event of its first commit, an
 //! owner record naming the visitor. The owner is not a domain event (the domain needs no
@@ -12,12 +17,23 @@ use alpes_contracts::events::attribution::{
 };
 use alpes_eventstore::{EventStore, NewCommit, StoredEvent, Stream};
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 use super::{AppError, Attribution, outgoing, stored};
-use crate::domain::{Aggregate, Journey, JourneyEvent};
+use crate::domain::{Aggregate, Journey, JourneyEvent, JourneyStatus};
 
 /// The stored kind of the owner record.
 const OWNER: &str = "JourneyOwner";
+
+/// The namespace of derived journey ids. Never change it: stored journeys are found by it.
+const JOURNEY_IDS: Uuid = Uuid::from_u128(0x5a1e_7c3e_90b4_4d0f_a2a8_63c1_7e95_d2f4);
+
+/// The id of the `ordinal`-th journey (from 1) of visitor `visitor_id`: a name-based UUID, so
+/// every replica derives the same one. The line feed between the two keeps `("a1", 2)` and
+/// `("a", 12)` apart.
+pub(super) fn journey_id(visitor_id: &str, ordinal: u64) -> String {
+    Uuid::new_v5(&JOURNEY_IDS, format!("{visitor_id}\n{ordinal}").as_bytes()).to_string()
+}
 
 /// The stream of journey `journey_id`.
 pub(super) fn journey_stream(journey_id: &str) -> String {
@@ -76,17 +92,14 @@ impl JourneyHistory {
 }
 
 impl LoadedJourney {
-    /// A journey that does not exist yet: open, empty, at version 0.
-    pub(super) fn new(journey_id: &str) -> Self {
-        Self {
-            id: journey_id.to_owned(),
-            state: Journey::from_events(std::iter::empty()),
-            owner: None,
-            stream: Stream {
-                name: journey_stream(journey_id),
-                ..Stream::default()
-            },
-        }
+    /// Whether the journey already has the interaction: the message is a redelivery.
+    pub(super) fn has(&self, interaction_id: &str) -> bool {
+        self.state.has_interaction(interaction_id)
+    }
+
+    /// Whether the journey still takes interactions (an empty stream is an open journey).
+    pub(super) fn is_open(&self) -> bool {
+        self.state.status() == JourneyStatus::Open
     }
 }
 

@@ -6,12 +6,13 @@
 //!
 //! - `campaign-{campaign_id}`: the mirrored [`Campaign`](crate::domain::Campaign) settings.
 //! - `journey-{journey_id}`: a [`Journey`](crate::domain::Journey)'s events, the outbox of its
-//!   outcomes (`ConversionAttributed`/`ConversionRejected`, `AttributionReverted`), and, first,
-//!   which visitor it belongs to.
-//! - `visitor-{anonymous_id}`: the index from a visitor to their journeys, and which journey
-//!   each of their interactions went to (see `index`).
+//!   outcomes (`ConversionAttributed`/`ConversionRejected`, `AttributionReverted`), the ids of
+//!   the messages that made them, and, first, which visitor it belongs to. A visitor's journeys
+//!   have ids derived from the visitor and their rank, so they need no index (see `journeys`).
 //! - `saga-{saga_id}`: the index from a saga to the journey its purchase converted, and whether
 //!   the saga was compensated, whichever arrived first (see `index`).
+//! - `visitor-{anonymous_id}`: written by earlier versions, read only: the journeys a visitor
+//!   opened before journey ids were derived (see `index`).
 //!
 //! The modules hold one use case each: `campaigns`, `interactions`, `compensation`, and
 //! the read side in `views`.

@@ -1,5 +1,6 @@
-//! The use cases over the in-memory store: routing, idempotency and arrival order, checked on
-//! what is stored and what the outbox would publish.
+//! The use cases over the in-memory store: routing, idempotency, arrival order, crashes between
+//! writes, data stored by earlier versions, and how many commits a saga costs, checked on what
+//! is stored and what the outbox would publish.
 
 use alpes_contracts::events::attribution::{
     AttributionModel, AttributionReverted, ConversionAttributed, ConversionRejected,
@@ -11,12 +12,19 @@ use alpes_contracts::events::tracking::{
     InteractionKind, InteractionTracked, PageContext, Purchase as Order, Target, TrackingParams,
     Visitor,
 };
-use alpes_contracts::{Event, EventMetadata, Money, codec};
-use alpes_eventstore::{EventStore, MemoryStore};
-use chrono::{TimeDelta, Utc};
+use std::sync::{Arc, Mutex};
 
+use alpes_contracts::{Event, EventMetadata, Money, codec};
+use alpes_eventstore::{Commit, EventStore, MemoryStore, NewCommit};
+use chrono::{TimeDelta, Utc};
+use tokio::sync::Notify;
+
+use super::index::{SagaEvent, VisitorEvent, visitor_stream};
+use super::journeys::{announcements, journey_id};
 use super::*;
-use crate::domain::{CampaignCommand, JourneyStatus};
+use crate::domain::{
+    Aggregate, CampaignCommand, JourneyCommand, JourneyEvent, JourneyStatus, Purchase, Touchpoint,
+};
 
 fn app() -> (Attribution<MemoryStore>, MemoryStore) {
     let store = MemoryStore::new();
@@ -34,7 +42,7 @@ async fn published<E: Event>(store: &MemoryStore) -> Vec<E> {
         .collect()
 }
 
-async fn spring(app: &Attribution<MemoryStore>) {
+async fn spring<S: EventStore>(app: &Attribution<S>) {
     let created = CampaignCreated {
         metadata: EventMetadata::new::<CampaignCreated>(),
         campaign_id: "spring".into(),
@@ -340,43 +348,6 @@ async fn a_purchase_without_its_saga_is_malformed() {
 }
 
 #[tokio::test]
-async fn an_interaction_routed_to_a_journey_that_closed_before_it_was_recorded_opens_a_new_one() {
-    let (app, store) = app();
-    spring(&app).await;
-    let first = app.track(&click("v")).await.unwrap();
-    let journey_id = journey_of(&first).to_owned();
-    // A crash after routing the second click, before recording it; then the purchase converts
-    // the journey the click was routed to.
-    let late = click("v");
-    let visitor = store.load("visitor-v").await.unwrap();
-    let assigned = index::VisitorEvent::InteractionAssigned {
-        interaction_id: late.interaction_id.clone(),
-        journey_id: journey_id.clone(),
-    };
-    store
-        .append(alpes_eventstore::NewCommit {
-            stream: visitor.name.clone(),
-            expected_version: visitor.version(),
-            events: stored(&[assigned]).unwrap(),
-            outbox: Vec::new(),
-            handled: None,
-        })
-        .await
-        .unwrap();
-    app.track(&purchase("v", "saga-1")).await.unwrap();
-
-    let redelivered = app.track(&late).await.unwrap();
-
-    assert!(matches!(
-        redelivered,
-        Tracked::Touchpoint { recorded: true, .. }
-    ));
-    assert_ne!(journey_of(&redelivered), journey_id);
-    let closed = app.journey(&journey_id).await.unwrap().unwrap();
-    assert_eq!(closed.touchpoints.len(), 1);
-}
-
-#[tokio::test]
 async fn a_purchase_in_another_currency_than_its_campaign_is_rejected_not_refused() {
     let (app, store) = app();
     spring(&app).await;
@@ -401,4 +372,437 @@ async fn a_purchase_in_another_currency_than_its_campaign_is_rejected_not_refuse
         "the purchase is in USD, its campaign spring in EUR"
     );
     assert!(published::<ConversionAttributed>(&store).await.is_empty());
+}
+
+fn view(visitor: &str) -> InteractionTracked {
+    interaction(visitor, InteractionKind::View, Some("ada"))
+}
+
+/// Every commit stored so far.
+async fn commits(store: &impl EventStore) -> Vec<Commit> {
+    store.replay(None, 10_000).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_forward_saga_costs_one_commit_per_interaction_and_one_for_the_saga_link() {
+    let (app, store) = app();
+    spring(&app).await;
+    for (round, saga) in ["saga-1", "saga-2"].into_iter().enumerate() {
+        let before = commits(&store).await.len();
+        let sale = [view("v"), click("v"), purchase("v", saga)];
+        for tracked in &sale {
+            app.track(tracked).await.unwrap();
+        }
+        let written = commits(&store).await;
+        let streams: Vec<&str> = written[before..]
+            .iter()
+            .map(|c| c.stream.as_str())
+            .collect();
+        let journey = format!("journey-{}", journey_id("v", round as u64 + 1));
+        assert_eq!(
+            streams,
+            [&journey, &journey, &journey, &format!("saga-{saga}")],
+            "round {round}"
+        );
+        for tracked in &sale {
+            app.track(tracked).await.unwrap();
+        }
+        assert_eq!(
+            commits(&store).await.len(),
+            written.len(),
+            "redeliveries write nothing"
+        );
+    }
+    let attributed = published::<ConversionAttributed>(&store).await;
+    assert_eq!(attributed.len(), 2);
+    assert_ne!(attributed[0].journey_id, attributed[1].journey_id);
+}
+
+#[test]
+fn derived_journey_ids_are_stable_and_distinct() {
+    assert_eq!(
+        journey_id("v", 1),
+        "b6a5daef-56c2-53ba-b0d0-2b325e0c3346",
+        "stored journeys are found by this id: never change how it is derived"
+    );
+    assert_ne!(journey_id("v", 1), journey_id("v", 2));
+    assert_ne!(journey_id("a1", 2), journey_id("a", 12));
+    assert!(uuid::Uuid::parse_str(&journey_id("v", 1)).is_ok());
+}
+
+/// The in-memory store, with a hand on appends: the next append to a stream whose name starts
+/// with a prefix fails as if the process crashed before it (`crash_before`), or waits until
+/// told to go on (`pause_before`).
+#[derive(Clone, Default)]
+struct Probe {
+    store: MemoryStore,
+    crash: Arc<Mutex<Option<String>>>,
+    pause: Arc<Mutex<Option<Pause>>>,
+}
+
+struct Pause {
+    prefix: String,
+    reached: Arc<Notify>,
+    resume: Arc<Notify>,
+}
+
+impl Probe {
+    fn crash_before(&self, prefix: &str) {
+        *self.crash.lock().unwrap() = Some(prefix.into());
+    }
+
+    /// Returns (notified when an append reaches the pause, notify to let it go on).
+    fn pause_before(&self, prefix: &str) -> (Arc<Notify>, Arc<Notify>) {
+        let (reached, resume) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+        *self.pause.lock().unwrap() = Some(Pause {
+            prefix: prefix.into(),
+            reached: reached.clone(),
+            resume: resume.clone(),
+        });
+        (reached, resume)
+    }
+}
+
+/// Takes what `slot` holds if `matches` says it applies to this append.
+fn take_if<T>(slot: &Mutex<Option<T>>, matches: impl Fn(&T) -> bool) -> Option<T> {
+    let mut slot = slot.lock().unwrap();
+    slot.as_ref().is_some_and(matches).then(|| slot.take())?
+}
+
+impl EventStore for Probe {
+    async fn load(&self, stream: &str) -> Result<alpes_eventstore::Stream, StoreError> {
+        self.store.load(stream).await
+    }
+
+    async fn append(&self, commit: NewCommit) -> Result<Commit, StoreError> {
+        if take_if(&self.crash, |p| commit.stream.starts_with(p.as_str())).is_some() {
+            return Err(StoreError::Write("crashed before the write".into()));
+        }
+        if let Some(pause) = take_if(&self.pause, |p| commit.stream.starts_with(&p.prefix)) {
+            pause.reached.notify_one();
+            pause.resume.notified().await;
+        }
+        self.store.append(commit).await
+    }
+
+    async fn unpublished(&self, limit: usize) -> Result<Vec<Commit>, StoreError> {
+        self.store.unpublished(limit).await
+    }
+
+    async fn mark_published(&self, commits: &[Commit]) -> Result<(), StoreError> {
+        self.store.mark_published(commits).await
+    }
+
+    async fn replay(
+        &self,
+        after: Option<&Commit>,
+        limit: usize,
+    ) -> Result<Vec<Commit>, StoreError> {
+        self.store.replay(after, limit).await
+    }
+
+    fn appended(&self) -> &Notify {
+        self.store.appended()
+    }
+}
+
+#[tokio::test]
+async fn a_crash_between_the_conversion_and_the_saga_link_is_resumed_by_the_redelivery() {
+    let probe = Probe::default();
+    let app = Attribution::new(probe.clone());
+    let store = probe.store.clone();
+    spring(&app).await;
+    app.track(&click("v")).await.unwrap();
+    let bought = purchase("v", "saga-1");
+    probe.crash_before("saga-");
+    assert!(matches!(app.track(&bought).await, Err(AppError::Store(_))));
+    // The compensation comes before the redelivery: the saga names no journey yet.
+    let compensation = commission_reverted("saga-1");
+    assert_eq!(
+        app.compensate(&compensation).await.unwrap(),
+        Compensated::NothingToUndo
+    );
+
+    let redelivered = app.track(&bought).await.unwrap();
+
+    assert!(matches!(
+        redelivered,
+        Tracked::Purchase {
+            converted: false,
+            reverted: true,
+            ..
+        }
+    ));
+    assert_eq!(published::<ConversionAttributed>(&store).await.len(), 1);
+    let [empty, reverted] = &published::<AttributionReverted>(&store).await[..] else {
+        panic!("the empty answer, then the journey's revert");
+    };
+    assert!(empty.interaction_ids.is_empty());
+    assert_eq!(reverted.journey_id, journey_of(&redelivered));
+    assert_eq!(reverted.interaction_ids.len(), 2);
+    let saga = app.saga("saga-1").await.unwrap().unwrap();
+    assert!(saga.compensated && saga.reverted);
+}
+
+#[tokio::test]
+async fn a_click_that_loses_the_race_to_the_purchase_goes_to_the_next_journey() {
+    let probe = Probe::default();
+    let app = Attribution::new(probe.clone());
+    spring(&app).await;
+    let first = app.track(&click("v")).await.unwrap();
+    let (reached, resume) = probe.pause_before("journey-");
+    let late = click("v");
+    let racing = tokio::spawn({
+        let (app, late) = (app.clone(), late.clone());
+        async move { app.track(&late).await }
+    });
+    reached.notified().await;
+    // The click was routed to the open journey; the purchase converts it first.
+    app.track(&purchase("v", "saga-1")).await.unwrap();
+    resume.notify_one();
+
+    let raced = racing.await.unwrap().unwrap();
+
+    assert!(matches!(raced, Tracked::Touchpoint { recorded: true, .. }));
+    assert_eq!(journey_of(&raced), journey_id("v", 2));
+    let converted = app.journey(journey_of(&first)).await.unwrap().unwrap();
+    assert_eq!(converted.status, JourneyStatus::Converted);
+    assert_eq!(
+        converted.touchpoints.len(),
+        1,
+        "the late click is not credited"
+    );
+    let next = app.journey(&journey_id("v", 2)).await.unwrap().unwrap();
+    assert_eq!(next.interaction_ids, [late.interaction_id]);
+}
+
+/// What the version before derived journey ids stored: a visitor index routing interactions
+/// to journeys with random ids, written before the journeys themselves.
+struct Legacy<'a> {
+    app: &'a Attribution<MemoryStore>,
+    store: &'a MemoryStore,
+    visitor: &'a str,
+}
+
+impl Legacy<'_> {
+    async fn index(&self, events: &[VisitorEvent]) {
+        let stream = self
+            .store
+            .load(&visitor_stream(self.visitor))
+            .await
+            .unwrap();
+        self.store
+            .append(NewCommit {
+                expected_version: stream.version(),
+                stream: stream.name,
+                events: stored(events).unwrap(),
+                outbox: Vec::new(),
+                handled: None,
+            })
+            .await
+            .unwrap();
+    }
+
+    /// Opens a journey in the index, as the old routing did.
+    async fn open(&self) -> String {
+        let journey_id = uuid::Uuid::now_v7().to_string();
+        let opened = VisitorEvent::JourneyOpened {
+            journey_id: journey_id.clone(),
+        };
+        self.index(&[opened]).await;
+        journey_id
+    }
+
+    /// Assigns `tracked` to `journey_id` in the index, and stops there (a crash) unless
+    /// `record`: then the journey records it, converting it if it is a purchase.
+    async fn route(&self, tracked: &InteractionTracked, journey_id: &str, record: bool) {
+        let assigned = VisitorEvent::InteractionAssigned {
+            interaction_id: tracked.interaction_id.clone(),
+            journey_id: journey_id.to_owned(),
+        };
+        self.index(&[assigned]).await;
+        if !record {
+            return;
+        }
+        let mut journey = self.app.load_journey(journey_id).await.unwrap();
+        journey.owner = Some(self.visitor.to_owned());
+        let (events, outbox) = match (
+            Touchpoint::from_interaction(tracked),
+            Purchase::from_interaction(tracked),
+        ) {
+            (Some(touchpoint), _) => (vec![JourneyEvent::TouchpointRecorded(touchpoint)], vec![]),
+            (None, Some(purchase)) => {
+                let campaign = self.app.campaign("spring").await.unwrap().unwrap();
+                let command = JourneyCommand::Convert {
+                    purchase: purchase.clone(),
+                    campaign: campaign.settings(),
+                };
+                let events = journey.state.decide(command).unwrap();
+                let outbox = announcements(&events, journey_id, &tracked.metadata).unwrap();
+                let saga_id = tracked.metadata.saga_id.clone().unwrap();
+                let (saga, _) = self.app.load_saga(&saga_id).await.unwrap();
+                let link = SagaEvent::Converted {
+                    journey_id: journey_id.to_owned(),
+                    purchase_interaction_id: purchase.interaction_id,
+                };
+                self.app
+                    .append_journey(&journey, &events, outbox, &tracked.metadata.event_id)
+                    .await
+                    .unwrap();
+                self.app
+                    .append_saga(&saga, &link, Vec::new(), &tracked.metadata.event_id)
+                    .await
+                    .unwrap();
+                return;
+            }
+            (None, None) => unreachable!("a purchase without its order"),
+        };
+        self.app
+            .append_journey(&journey, &events, outbox, &tracked.metadata.event_id)
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn an_open_journey_of_the_old_layout_is_continued_and_its_interactions_count_once() {
+    let (app, store) = app();
+    spring(&app).await;
+    let legacy = Legacy {
+        app: &app,
+        store: &store,
+        visitor: "v",
+    };
+    let old_click = click("v");
+    let old = legacy.open().await;
+    legacy.route(&old_click, &old, true).await;
+    let index_version = store.load("visitor-v").await.unwrap().version();
+
+    let new_click = app.track(&click("v")).await.unwrap();
+    let again = app.track(&old_click).await.unwrap();
+    let bought = purchase("v", "saga-1");
+    let converted = app.track(&bought).await.unwrap();
+    let next = app.track(&click("v")).await.unwrap();
+    let old_again = app.track(&old_click).await.unwrap();
+
+    assert_eq!(journey_of(&new_click), old);
+    assert_eq!(
+        again,
+        Tracked::Touchpoint {
+            journey_id: old.clone(),
+            recorded: false
+        }
+    );
+    assert_eq!(journey_of(&converted), old);
+    assert_eq!(journey_of(&next), journey_id("v", 1), "then derived ids");
+    assert_eq!(
+        old_again,
+        Tracked::Touchpoint {
+            journey_id: old.clone(),
+            recorded: false
+        }
+    );
+    let journey = app.journey(&old).await.unwrap().unwrap();
+    assert_eq!(journey.visitor_id.as_deref(), Some("v"));
+    assert_eq!(journey.interaction_ids.len(), 3);
+    assert_eq!(published::<ConversionAttributed>(&store).await.len(), 1);
+    let index = store.load("visitor-v").await.unwrap();
+    assert_eq!(index.version(), index_version, "the old index is only read");
+
+    let compensated = app
+        .compensate(&commission_reverted("saga-1"))
+        .await
+        .unwrap();
+    assert_eq!(compensated, Compensated::Reverted { journey_id: old });
+}
+
+#[tokio::test]
+async fn a_sale_converted_the_old_way_is_redelivered_and_compensated_once() {
+    let (app, store) = app();
+    spring(&app).await;
+    let legacy = Legacy {
+        app: &app,
+        store: &store,
+        visitor: "v",
+    };
+    let (old_click, bought) = (click("v"), purchase("v", "saga-1"));
+    let old = legacy.open().await;
+    legacy.route(&old_click, &old, true).await;
+    legacy.route(&bought, &old, true).await;
+    assert_eq!(published::<ConversionAttributed>(&store).await.len(), 1);
+
+    let redelivered = app.track(&bought).await.unwrap();
+    let compensated = app
+        .compensate(&commission_reverted("saga-1"))
+        .await
+        .unwrap();
+    let next = app.track(&click("v")).await.unwrap();
+
+    assert_eq!(
+        redelivered,
+        Tracked::Purchase {
+            journey_id: old.clone(),
+            saga_id: "saga-1".into(),
+            converted: false,
+            reverted: false,
+        }
+    );
+    assert_eq!(
+        compensated,
+        Compensated::Reverted {
+            journey_id: old.clone()
+        }
+    );
+    assert_eq!(journey_of(&next), journey_id("v", 1));
+    assert_eq!(published::<ConversionAttributed>(&store).await.len(), 1);
+    let [reverted] = &published::<AttributionReverted>(&store).await[..] else {
+        panic!("one AttributionReverted expected");
+    };
+    assert_eq!(reverted.journey_id, old);
+    assert_eq!(
+        reverted.interaction_ids,
+        [old_click.interaction_id, bought.interaction_id]
+    );
+    let saga = app.saga("saga-1").await.unwrap().unwrap();
+    assert_eq!(saga.journey_id.as_deref(), Some(old.as_str()));
+    assert!(saga.reverted);
+}
+
+#[tokio::test]
+async fn an_interaction_assigned_the_old_way_but_not_recorded_goes_where_the_old_routing_sent_it() {
+    let (app, store) = app();
+    spring(&app).await;
+    let legacy = Legacy {
+        app: &app,
+        store: &store,
+        visitor: "v",
+    };
+    let old = legacy.open().await;
+    legacy.route(&click("v"), &old, true).await;
+    // A crash after assigning each of these clicks to the open journey, before recording it.
+    let (resumed, late) = (click("v"), click("v"));
+    legacy.route(&resumed, &old, false).await;
+    legacy.route(&late, &old, false).await;
+
+    // The journey is still open: the redelivery joins it, as the assignment said.
+    let redelivered = app.track(&resumed).await.unwrap();
+    assert_eq!(
+        redelivered,
+        Tracked::Touchpoint {
+            journey_id: old.clone(),
+            recorded: true
+        }
+    );
+    // A purchase converts it first: the redelivery goes to the visitor's next journey.
+    app.track(&purchase("v", "saga-1")).await.unwrap();
+    let redelivered = app.track(&late).await.unwrap();
+    assert_eq!(
+        redelivered,
+        Tracked::Touchpoint {
+            journey_id: journey_id("v", 1),
+            recorded: true
+        }
+    );
+    let closed = app.journey(&old).await.unwrap().unwrap();
+    assert_eq!(closed.touchpoints.len(), 2);
 }

@@ -145,7 +145,8 @@ impl Journey {
             .map(|(_, _, campaign)| campaign.to_owned())
     }
 
-    fn knows(&self, interaction_id: &str) -> bool {
+    /// Whether the interaction is one of the journey's (a touchpoint or its purchase).
+    pub fn has_interaction(&self, interaction_id: &str) -> bool {
         self.purchase_interaction_id.as_deref() == Some(interaction_id)
             || self
                 .touchpoints
@@ -154,7 +155,7 @@ impl Journey {
     }
 
     fn record(&self, touchpoint: Touchpoint) -> Result<Vec<JourneyEvent>, DomainError> {
-        if self.knows(&touchpoint.interaction_id) {
+        if self.has_interaction(&touchpoint.interaction_id) {
             return Ok(vec![]);
         }
         if self.status != JourneyStatus::Open {

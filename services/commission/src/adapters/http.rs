@@ -2,7 +2,10 @@
 //!
 //! - `GET /commissions/{id}`: one commission (404 when unknown).
 //! - `GET /commissions?campaign=&status=&cursor=&limit=`: a page of commissions in id order,
-//!   with `next_cursor` when there are more. A bad parameter is a 400 naming it.
+//!   with `next_cursor` when there may be more: follow it until it is absent. A page with a
+//!   status filter may hold fewer than `limit` (even none) and still name a next one: a request
+//!   examines a bounded number of commissions (see `app::listing`). A bad parameter is a 400
+//!   naming it.
 //! - `POST /commissions/{id}/confirm`: the commission is owed to the partner (404 unknown, 409
 //!   when it is not RESERVED; confirming a CONFIRMED one again is a harmless 200).
 //! - `GET /budgets/{campaign_id}`: the campaign's total, reserved and remaining budget.

@@ -1,7 +1,8 @@
 //! Marketing's campaign lifecycle → the campaign's budget: `CampaignCreated` opens it with its
 //! total and terms; activation, pause and completion move its status.
 //!
-//! Each event is one write to one stream, so the handled message id in that write makes a
+//! The campaign is registered for the list of commissions before its budget is opened (see
+//! `registry`); a redelivery finds it registered. Each event is then one write to one stream, so the handled message id in that write makes a
 //! redelivery a no-op; the budget itself ignores an older status change arriving late (campaign
 //! events come on different topics, in any order).
 
@@ -15,8 +16,10 @@ use super::{AppError, Commissions, budget_stream};
 use crate::domain::{Aggregate, BudgetCommand};
 
 impl<S: EventStore> Commissions<S> {
-    /// `CampaignCreated`: opens the campaign's budget. Returns whether anything changed.
+    /// `CampaignCreated`: opens the campaign's budget, once the listing's registry names the
+    /// campaign. Returns whether the budget changed.
     pub async fn open_budget(&self, created: &CampaignCreated) -> Result<bool, AppError> {
+        self.list_campaign(&created.campaign_id).await?;
         let command = BudgetCommand::Open {
             campaign_id: created.campaign_id.clone(),
             budget: created.budget.clone(),

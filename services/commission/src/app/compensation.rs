@@ -5,7 +5,8 @@
 //!
 //! 1. the commission is compensated. When it can hold nothing (never attributed, or rejected)
 //!    this write also announces the revert, with nothing released; a late attribution is then
-//!    rejected `SAGA_COMPENSATED` and never reaches the budget.
+//!    rejected `SAGA_COMPENSATED` and never reaches the budget. A commission never attributed
+//!    is in no budget, so the listing's registry names it first (see `registry`).
 //! 2. otherwise the campaign's budget releases the saga: what it holds goes back
 //!    (`released`), and a saga that holds nothing yet is closed so a racing reservation is
 //!    never made. This write announces the revert.
@@ -148,6 +149,10 @@ impl<S: EventStore> Commissions<S> {
                 Ok(events) => events,
                 Err(e) => return Ok(Err(e.into())),
             };
+            if commission.sale().is_none() {
+                // Compensated before its sale: no budget will name it, the registry does.
+                self.list_commission(&name, None).await?;
+            }
             let after = applied(commission, &events);
             let outbox = match after.release_from() {
                 None => vec![outgoing(&reverted(cause, reason, None))?],

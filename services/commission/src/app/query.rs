@@ -1,24 +1,17 @@
 //! What the API shows: one commission, a page of commissions, a campaign's budget.
 //!
-//! One commission or budget is a fold of its stream. The list has no read model yet: it
-//! replays every commit of the store ([`rebuild`]) into an index of commission streams on each
-//! request, then filters and pages it in commission id order (the cursor is the last id of the
-//! previous page). That is fine for a test deployment's volume, not for production's; a
-//! projection kept up to date by the relay's feed should replace it.
-
-use std::collections::BTreeMap;
-use std::ops::Bound;
+//! One commission or budget is a fold of its stream. The list is a read model made of streams
+//! already written — the campaigns' budgets and a small registry — kept up to date by the
+//! handlers that write them, and paged in commission id order (the cursor is the last id of the
+//! previous page): see `listing` and `registry`. Nothing here replays the store.
 
 use alpes_contracts::Money;
 use alpes_contracts::events::commission::CommissionRejectionReason;
-use alpes_eventstore::{Commit, EventStore, Projection, StoreError, StoredEvent, rebuild};
+use alpes_eventstore::{EventStore, StoreError, StoredEvent};
 use serde::Serialize;
 
 use super::{AppError, Commissions, budget_stream, commission_stream};
 use crate::domain::{Aggregate, CampaignStatus, Commission, CommissionEvent, CommissionStatus};
-
-/// Commits read per replay query.
-const REPLAY_PAGE: usize = 500;
 
 /// A commission as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -132,21 +125,6 @@ pub struct CommissionPage {
     pub next_cursor: Option<String>,
 }
 
-/// Every commission stream's commits, by commission id.
-#[derive(Default)]
-struct CommissionIndex(BTreeMap<String, Vec<(u64, Vec<StoredEvent>)>>);
-
-impl Projection for CommissionIndex {
-    fn apply(&mut self, commit: &Commit) {
-        if Commission::saga_of(&commit.stream).is_some() && !commit.events.is_empty() {
-            self.0
-                .entry(commit.stream.clone())
-                .or_default()
-                .push((commit.version, commit.events.clone()));
-        }
-    }
-}
-
 impl<S: EventStore> Commissions<S> {
     /// The commission `commission_id`, if it exists.
     pub async fn commission(
@@ -175,44 +153,6 @@ impl<S: EventStore> Commissions<S> {
             reserved: Money::new(budget.reserved_minor(), currency),
             remaining: Money::new(budget.remaining_minor(), currency),
         }))
-    }
-
-    /// The commissions `filter` selects, one page of them.
-    pub async fn commissions(&self, filter: &CommissionFilter) -> Result<CommissionPage, AppError> {
-        let mut index = CommissionIndex::default();
-        rebuild(&self.store, &mut index, REPLAY_PAGE, |_| {}).await?;
-        let start = match &filter.after {
-            Some(after) => Bound::Excluded(after.clone()),
-            None => Bound::Unbounded,
-        };
-        let mut items = Vec::new();
-        let mut more = false;
-        for (stream, commits) in index.0.range((start, Bound::Unbounded)) {
-            let Some(saga_id) = Commission::saga_of(stream) else {
-                continue;
-            };
-            let mut commits: Vec<_> = commits.iter().collect();
-            commits.sort_by_key(|(version, _)| *version);
-            let events = decode_all(stream, commits.iter().flat_map(|(_, events)| events))?;
-            let view = CommissionView::of(saga_id, &events);
-            let wanted = filter.status.is_none_or(|s| s == view.status)
-                && filter
-                    .campaign
-                    .as_ref()
-                    .is_none_or(|c| view.campaign_id.as_ref() == Some(c));
-            if !wanted {
-                continue;
-            }
-            if items.len() == filter.limit {
-                more = true;
-                break;
-            }
-            items.push(view);
-        }
-        let next_cursor = more
-            .then(|| items.last().map(|v| v.commission_id.clone()))
-            .flatten();
-        Ok(CommissionPage { items, next_cursor })
     }
 }
 

@@ -9,6 +9,10 @@
 //! 3. the budget's answer for the saga is recorded on the commission, in the write that
 //!    announces it.
 //!
+//! A sale refused in step 1 (its saga compensated, or its campaign unknown for good) reaches no
+//! budget, so the listing's registry names it first (see `registry`); every other one is listed
+//! through its budget from step 2 on.
+//!
 //! A crash after 1 or 2 leaves the commission pending; the redelivered message finds 1 (and 2)
 //! deciding nothing and carries on. If a compensation released or closed the saga in the budget
 //! meanwhile, there is no answer to record: the compensation announces the saga's end.
@@ -106,7 +110,11 @@ impl<S: EventStore> Commissions<S> {
                     sale,
                     reason,
                     detail,
-                }) => vec![outgoing(&rejected(cause, sale, *reason, detail))?],
+                }) => {
+                    // Refused before reaching any budget: the listing's registry names it.
+                    self.list_commission(&name, Some(&sale.campaign_id)).await?;
+                    vec![outgoing(&rejected(cause, sale, *reason, detail))?]
+                }
                 Some(_) => Vec::new(),
             };
             self.append(stream, &events, outbox, Some(&cause.event_id))

@@ -17,6 +17,8 @@ use alpes_runtime::trace::TraceContext;
 use super::*;
 use crate::domain::{BudgetEvent, CampaignStatus, CommissionStatus, Sale};
 
+mod listing;
+
 const CAMPAIGN: &str = "spring-sale";
 
 fn eur(amount_minor: i64) -> Money {
@@ -57,7 +59,7 @@ fn activated(campaign: &str) -> CampaignActivated {
 }
 
 /// An active campaign with a budget of `budget_minor`.
-async fn campaign(app: &Commissions<MemoryStore>, campaign: &str, budget_minor: i64) {
+async fn campaign<S: EventStore>(app: &Commissions<S>, campaign: &str, budget_minor: i64) {
     assert!(
         app.open_budget(&created(campaign, budget_minor))
             .await

@@ -20,6 +20,7 @@ mod command;
 mod event;
 
 use std::collections::BTreeMap;
+use std::ops::Bound;
 
 use alpes_contracts::events::commission::{CommissionRejectionReason, CommissionTerms};
 use alpes_contracts::{Money, Timestamp};
@@ -131,6 +132,18 @@ impl CampaignBudget {
     /// What `saga_id` got from the budget, if it asked or was released.
     pub fn entry(&self, saga_id: &str) -> Option<&BudgetEntry> {
         self.entries.get(saga_id)
+    }
+
+    /// Every saga that asked or was released, with what it got, in saga id order; only those
+    /// after `after` if given.
+    pub fn entries_after<'a>(
+        &'a self,
+        after: Option<&'a str>,
+    ) -> impl Iterator<Item = (&'a str, &'a BudgetEntry)> + 'a {
+        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+        self.entries
+            .range::<str, _>((start, Bound::Unbounded))
+            .map(|(saga_id, entry)| (saga_id.as_str(), entry))
     }
 
     fn open(

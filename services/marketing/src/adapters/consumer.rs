@@ -1,114 +1,72 @@
-//! What marketing consumes: every saga event, once, for two uses — the facts it counts for
-//! campaign statistics (each event type says which campaign it is about and what it counts as,
-//! if anything), and the step it is in the saga log.
+//! What marketing consumes:
+//!
+//! - every saga event, once, for two uses kept by the saga log in one transaction — the step
+//!   it is in its saga, and what it counts for in its campaign's statistics (each event type
+//!   says which, see `alpes_sagalog::SagaEvent`);
+//! - its own campaign announcements, to repair the campaign list (see `read_models`).
 
 use alpes_bus::{Delivery, Outcome};
 use alpes_contracts::Event;
-use alpes_contracts::events::attribution::{
-    AttributionReverted, ConversionAttributed, ConversionRejected,
+use alpes_contracts::events::marketing::{
+    CampaignActivated, CampaignCompleted, CampaignCreated, CampaignPaused,
 };
-use alpes_contracts::events::commission::{
-    CommissionConfirmed, CommissionRejected, CommissionReserved, CommissionReverted,
-};
-use alpes_contracts::events::marketing::{FraudDetected, SagaTimedOut};
-use alpes_contracts::events::tracking::{InteractionTracked, InteractionsDiscarded};
 use alpes_eventstore::EventStore;
 use alpes_sagalog::{LogError, SagaEvent};
 
 use crate::app::{AppError, Marketing};
-use crate::domain::Observed;
 use crate::sagas::Sagas;
+
+/// A campaign event marketing announced.
+pub trait Announcement: Event {
+    /// The campaign it is about.
+    fn campaign_id(&self) -> &str;
+}
+
+impl Announcement for CampaignCreated {
+    fn campaign_id(&self) -> &str {
+        &self.campaign_id
+    }
+}
+
+impl Announcement for CampaignActivated {
+    fn campaign_id(&self) -> &str {
+        &self.campaign_id
+    }
+}
+
+impl Announcement for CampaignPaused {
+    fn campaign_id(&self) -> &str {
+        &self.campaign_id
+    }
+}
+
+impl Announcement for CampaignCompleted {
+    fn campaign_id(&self) -> &str {
+        &self.campaign_id
+    }
+}
+
+/// Lists the announced campaign as the store holds it; an outage is retried.
+pub async fn on_announcement<E: Announcement, S: EventStore>(
+    app: &Marketing<S>,
+    event: &E,
+) -> Outcome {
+    match app.relist(event.campaign_id()).await {
+        Ok(()) => Outcome::Done,
+        Err(e @ (AppError::Store(_) | AppError::ReadModel(_))) => Outcome::Retry(e.to_string()),
+        Err(e) => Outcome::Reject(e.to_string()),
+    }
+}
 
 /// The default subscription name every marketing replica shares.
 pub const SUBSCRIPTION: &str = "marketing";
 
-/// A saga event, as it counts in a campaign's statistics.
-pub trait Observable: Event {
-    /// The campaign it is about and the fact it adds, if it adds one.
-    fn observed(&self) -> Option<(String, Observed)> {
-        None
-    }
-}
-
-/// Saga events that add nothing to a campaign's statistics.
-impl Observable for CommissionConfirmed {}
-impl Observable for FraudDetected {}
-impl Observable for SagaTimedOut {}
-impl Observable for AttributionReverted {}
-impl Observable for InteractionsDiscarded {}
-
-impl Observable for InteractionTracked {
-    fn observed(&self) -> Option<(String, Observed)> {
-        let campaign = self.tracking.campaign_id.clone()?;
-        Some((campaign, Observed::Interaction { kind: self.kind }))
-    }
-}
-
-impl Observable for ConversionAttributed {
-    fn observed(&self) -> Option<(String, Observed)> {
-        let fact = Observed::Conversion {
-            amount_minor: self.amount.amount_minor,
-        };
-        Some((self.campaign_id.clone(), fact))
-    }
-}
-
-impl Observable for ConversionRejected {
-    fn observed(&self) -> Option<(String, Observed)> {
-        Some((self.campaign_id.clone()?, Observed::ConversionRejected))
-    }
-}
-
-impl Observable for CommissionReserved {
-    fn observed(&self) -> Option<(String, Observed)> {
-        let fact = Observed::CommissionReserved {
-            amount_minor: self.commission.amount_minor,
-        };
-        Some((self.campaign_id.clone(), fact))
-    }
-}
-
-impl Observable for CommissionRejected {
-    fn observed(&self) -> Option<(String, Observed)> {
-        Some((self.campaign_id.clone(), Observed::CommissionRejected))
-    }
-}
-
-impl Observable for CommissionReverted {
-    fn observed(&self) -> Option<(String, Observed)> {
-        let released_minor = self.released.as_ref().map_or(0, |m| m.amount_minor);
-        Some((
-            self.campaign_id.clone()?,
-            Observed::CommissionReverted { released_minor },
-        ))
-    }
-}
-
-/// Records one announced fact; a store outage is retried, a corrupt store dead-letters.
-pub async fn on_observable<E: Observable, S: EventStore>(
-    app: &Marketing<S>,
-    delivery: &Delivery<E>,
-) -> Outcome {
-    match delivery.event.observed() {
-        None => Outcome::Done,
-        Some((campaign, fact)) => {
-            match app
-                .observe(&campaign, &delivery.event.metadata().event_id, &fact)
-                .await
-            {
-                Ok(()) => Outcome::Done,
-                Err(AppError::Store(e)) => Outcome::Retry(e.to_string()),
-                Err(e) => Outcome::Reject(e.to_string()),
-            }
-        }
-    }
-}
-
-/// Records a saga event in the saga log. The log being unreachable is retried (the step waits
-/// on the retry topic); a step the log refuses for what it holds can never be recorded, so it
-/// goes to the dead-letter topic at once, with Postgres's reason.
+/// Records a saga event in the saga log and counts it in its campaign's statistics. The log
+/// being unreachable is retried (the event waits on the retry topic); an event the log refuses
+/// for what it holds can never be recorded, so it goes to the dead-letter topic at once, with
+/// Postgres's reason.
 pub async fn on_saga_event<E: SagaEvent>(sagas: &Sagas, delivery: Delivery<E>) -> Outcome {
-    outcome_of(sagas.observe(&delivery.event).await.map(drop))
+    outcome_of(sagas.observe(&delivery.event).await)
 }
 
 /// What becomes of a saga event the log answered `written` for.

@@ -1,10 +1,9 @@
-//! The marketing domain: the campaign lifecycle and the campaign statistics.
+//! The marketing domain: the campaign lifecycle. (Campaign statistics are counted where the
+//! saga log is kept, in the same transaction as each event's step: `alpes_sagalog::campaign`.)
 
 mod campaign;
-mod stats;
 
 pub use campaign::{
     Campaign, CampaignDefinition, CampaignEvent, CampaignState, CampaignStatus, DomainError,
     Transition,
 };
-pub use stats::{CampaignStats, Observed};
