@@ -37,7 +37,7 @@ pub use commit::{Commit, NewCommit, StoredEvent, Stream};
 pub use locks::StreamLocks;
 pub use memory::MemoryStore;
 pub use mongo::MongoStore;
-pub use projection::{Projection, rebuild};
+pub use projection::{Projection, rebuild, scan};
 pub use relay::{Relay, RelayError};
 pub use states::States;
 pub use store::{EventStore, StoreError, retry_on_conflict};

@@ -280,6 +280,23 @@ impl EventStore for MongoStore {
             .collect()
     }
 
+    async fn scan(&self, visit: &mut (dyn FnMut(Commit) + Send)) -> Result<u64, StoreError> {
+        // One query, no sort: the server reads the collection once, in batches.
+        let options = FindOptions::builder().batch_size(1_000).build();
+        let mut cursor = self
+            .inner
+            .commits
+            .find(doc! { "stream": { "$exists": true } })
+            .with_options(options)
+            .await?;
+        let mut seen = 0;
+        while let Some(document) = cursor.try_next().await? {
+            visit(from_document::<CommitDocument>(document).map(Commit::from)?);
+            seen += 1;
+        }
+        Ok(seen)
+    }
+
     fn appended(&self) -> &Notify {
         &self.inner.appended
     }

@@ -34,3 +34,14 @@ where
         last = Some(tail);
     }
 }
+
+/// Feeds every commit of `store` into `projection` once, in no particular order (not even
+/// within a stream), reading the store in one pass ([`EventStore::scan`]): for one-time imports
+/// whose projection does not depend on order. Returns how many commits it applied.
+pub async fn scan<S, P>(store: &S, projection: &mut P) -> Result<u64, StoreError>
+where
+    S: EventStore,
+    P: Projection + Send,
+{
+    store.scan(&mut |commit| projection.apply(&commit)).await
+}

@@ -49,6 +49,30 @@ pub trait EventStore: Clone + Send + Sync + 'static {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<Commit>, StoreError>> + Send;
 
+    /// Every commit of every stream, each once, in no particular order (not even within a
+    /// stream), handed to `visit` as it is read; returns how many. For one-time imports: on a
+    /// server that pushes down nothing but `_id` equality (FerretDB/SQLite), each ordered page
+    /// of [`EventStore::replay`] reads the whole collection, so a replay costs pages × size,
+    /// while this reads it once. The default pages through `replay`.
+    fn scan(
+        &self,
+        visit: &mut (dyn FnMut(Commit) + Send),
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        async move {
+            let mut seen = 0;
+            let mut last: Option<Commit> = None;
+            loop {
+                let page = self.replay(last.as_ref(), 500).await?;
+                let Some(tail) = page.last().cloned() else {
+                    return Ok(seen);
+                };
+                seen += page.len() as u64;
+                page.into_iter().for_each(&mut *visit);
+                last = Some(tail);
+            }
+        }
+    }
+
     /// Wakes the relay after an append, so outboxes go out without waiting for its poll.
     fn appended(&self) -> &tokio::sync::Notify;
 }

@@ -9,8 +9,8 @@ use alpes_contracts::events::marketing::{
     CampaignActivated, CampaignCompleted, CampaignCreated, CampaignPaused,
 };
 use alpes_eventstore::{
-    Commit, EventStore, NewCommit, Projection, StoreError, StoredEvent, Stream, rebuild,
-    retry_on_conflict,
+    Commit, EventStore, NewCommit, Projection, StoreError, StoredEvent, Stream, retry_on_conflict,
+    scan,
 };
 use alpes_runtime::trace::TraceContext;
 use alpes_sagalog::{Count, Counted};
@@ -156,15 +156,25 @@ impl<S: EventStore> Marketing<S> {
     /// Reads the whole store: for the one-time import ([`ReadModels::import`]).
     pub async fn legacy(&self) -> Result<Legacy, AppError> {
         let mut legacy = LegacyProjection::default();
-        rebuild(&self.store, &mut legacy, 500, |_| {}).await?;
+        scan(&self.store, &mut legacy).await?;
         if let Some(e) = legacy.corrupt {
             return Err(AppError::Corrupt(e));
         }
-        let campaigns = legacy
-            .campaigns
-            .into_iter()
-            .filter_map(|(id, (version, state))| Some((id, version, state.0?)))
-            .collect();
+        // The scan comes in no order: each campaign's commits are folded in version order.
+        let mut campaigns = Vec::with_capacity(legacy.campaigns.len());
+        for (id, mut commits) in legacy.campaigns {
+            commits.sort_by_key(|commit| commit.version);
+            let mut state = CampaignState::default();
+            for commit in &commits {
+                for event in &commit.events {
+                    state.apply(&decode(event)?);
+                }
+            }
+            let version = commits.last().map_or(0, |commit| commit.version);
+            if let Some(campaign) = state.0 {
+                campaigns.push((id, version, campaign));
+            }
+        }
         Ok(Legacy {
             counted: legacy.counted,
             campaigns,
@@ -192,25 +202,19 @@ impl<S: EventStore> Marketing<S> {
 }
 
 /// What earlier versions kept: statistics facts (the event id is the commit's handled message,
-/// the campaign what lies between the prefix and it) and each campaign's state and version.
+/// the campaign what lies between the prefix and it) and each campaign's commits.
 #[derive(Default)]
 struct LegacyProjection {
     counted: Vec<Counted>,
-    campaigns: BTreeMap<String, (u64, CampaignState)>,
+    campaigns: BTreeMap<String, Vec<Commit>>,
     corrupt: Option<String>,
 }
 
 impl Projection for LegacyProjection {
     fn apply(&mut self, commit: &Commit) {
         if let Some(id) = commit.stream.strip_prefix(STREAM_PREFIX) {
-            let (version, state) = self.campaigns.entry(id.to_owned()).or_default();
-            *version = (*version).max(commit.version);
-            for event in &commit.events {
-                match decode(event) {
-                    Ok(event) => state.apply(&event),
-                    Err(e) => self.corrupt = Some(e.to_string()),
-                }
-            }
+            let commits = self.campaigns.entry(id.to_owned()).or_default();
+            commits.push(commit.clone());
             return;
         }
         let (Some(rest), Some(event_id)) = (commit.stream.strip_prefix("stats-"), &commit.handled)

@@ -18,7 +18,7 @@
 //! (the listing skips it; the redelivery writes it), never a commission the list cannot find.
 //!
 //! What versions before the registry wrote is found once per database by the legacy sweep, a
-//! replay of the whole store (the one scan the listing ever makes), which records it here and
+//! read of the whole store (the one scan the listing ever makes), which records it here and
 //! then the flag `LegacySwept` in `registry-campaigns`; every process after that only reads the
 //! flag. The event store's outbox does the same for its own legacy. An earlier version still
 //! running after the sweep (a rolling deploy) can still write a campaign or a budgetless
@@ -28,7 +28,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use alpes_eventstore::{
-    Commit, EventStore, Projection, StoreError, Stream, rebuild, retry_on_conflict,
+    Commit, EventStore, Projection, StoreError, Stream, retry_on_conflict, scan,
 };
 use serde::{Deserialize, Serialize};
 
@@ -40,9 +40,6 @@ pub(super) const CAMPAIGNS: &str = "registry-campaigns";
 
 /// Streams the budgetless commissions are spread over.
 const SHARDS: u32 = 16;
-
-/// Commits read per replay query of the legacy sweep.
-const REPLAY_PAGE: usize = 500;
 
 /// Registrations per commit when the sweep records many.
 const PER_COMMIT: usize = 500;
@@ -238,10 +235,9 @@ impl<S: EventStore> Commissions<S> {
             "commission listing: sweeping the store once for what earlier versions wrote"
         );
         let mut legacy = Legacy::default();
-        let replayed = rebuild(&self.store, &mut legacy, REPLAY_PAGE, |applied| {
-            tracing::debug!(applied, "commission listing: legacy sweep")
-        })
-        .await?;
+        // One pass, in no order: the sweep only collects which sagas each budget names and
+        // which campaign each commission's sale has.
+        let replayed = scan(&self.store, &mut legacy).await?;
         let (campaigns, commissions) = legacy.unlisted();
         let mut per_shard: BTreeMap<String, Vec<RegistryEvent>> = BTreeMap::new();
         for (commission_id, campaign_id) in &commissions {
