@@ -427,8 +427,9 @@ async fn record_steps(
     Ok(inserted.len())
 }
 
-/// Counts the events not counted yet into their campaigns' totals. Campaign rows are added to
-/// in campaign id order, so concurrent writers never wait on each other in a cycle.
+/// Counts the events not counted yet into their campaigns' totals. Events are inserted in id
+/// order and campaign rows added to in campaign id order, so concurrent writers never wait on
+/// each other in a cycle.
 async fn count(
     tx: &mut Transaction<'_, Postgres>,
     counted: &[&Counted],
@@ -436,6 +437,10 @@ async fn count(
     if counted.is_empty() {
         return Ok(());
     }
+    // In event id order: two transactions counting some of the same events (a redelivery
+    // handled by two replicas at once) wait on each other's ids in one order, never in a cycle.
+    let mut counted = counted.to_vec();
+    counted.sort_unstable_by(|a, b| a.event_id.cmp(&b.event_id));
     let event_ids: Vec<&str> = counted.iter().map(|c| c.event_id.as_str()).collect();
     let campaigns: Vec<&str> = counted.iter().map(|c| c.campaign_id.as_str()).collect();
     let kinds: Vec<&str> = counted.iter().map(|c| c.count.kind()).collect();
