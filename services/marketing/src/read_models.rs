@@ -14,7 +14,9 @@
 //!
 //! Earlier versions kept statistics in the event store and had no list: the first start on an
 //! event store database imports both, once, in the background ([`ReadModels::import`]); until
-//! it has, reads answer [`ReadError::Importing`] rather than something incomplete.
+//! it has, reads answer [`ReadError::Importing`] rather than something incomplete. An earlier
+//! version still running after the import would count into the event store and be lost, so
+//! this version is deployed with `strategy: Recreate` (`k8s/base/marketing.yaml`).
 //!
 //! Unit tests use [`ReadModels::in_memory`], which keeps the list in a map and counts nothing.
 

@@ -21,8 +21,8 @@
 //! read of the whole store (the one scan the listing ever makes), which records it here and
 //! then the flag `LegacySwept` in `registry-campaigns`; every process after that only reads the
 //! flag. The event store's outbox does the same for its own legacy. An earlier version still
-//! running after the sweep (a rolling deploy) can still write a campaign or a budgetless
-//! commission the registry misses: replace all replicas before relying on the unfiltered list.
+//! running after the sweep would open budgets and refuse sales the registry never hears of,
+//! so this version is deployed with `strategy: Recreate` (`k8s/base/commission.yaml`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
