@@ -3,20 +3,15 @@
 //! counts adding up. The campaign list: newest version wins, paged in id order. Against the
 //! local stack's Postgres (`scripts/stack.sh up`).
 
+mod common;
+
 use std::time::Duration;
 
 use alpes_contracts::events::tracking::InteractionKind;
 use alpes_sagalog::{CampaignStats, Count, Counted, Observation, Recorder, SagaLog};
 
 async fn log() -> SagaLog {
-    let url = std::env::var("ALPES_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://alpes@127.0.0.1:5433/alpes".into());
-    let url = alpes_sagalog::ensure_database(&url, "alpes_sagalog_test")
-        .await
-        .expect("Postgres of the local stack (scripts/stack.sh up)");
-    SagaLog::connect(&url, Duration::from_secs(30))
-        .await
-        .unwrap()
+    common::log_with(Duration::from_secs(30)).await
 }
 
 fn campaign() -> String {

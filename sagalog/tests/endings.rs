@@ -2,6 +2,8 @@
 //! deadline counts from the saga's own time with a grace period from when the log first saw it,
 //! and a timeout that came after the reservation is void.
 
+mod common;
+
 use std::time::Duration;
 
 use alpes_contracts::events::marketing::SagaTimedOut;
@@ -12,13 +14,7 @@ use chrono::{SubsecRound, Utc};
 const DEADLINE: Duration = Duration::from_secs(30);
 
 async fn log() -> SagaLog {
-    let url = std::env::var("ALPES_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://alpes@127.0.0.1:5433/alpes".into());
-    // A database of its own: open sagas left here must not time out on the dev stack.
-    let url = alpes_sagalog::ensure_database(&url, "alpes_sagalog_test")
-        .await
-        .expect("Postgres of the local stack (scripts/stack.sh up)");
-    SagaLog::connect(&url, DEADLINE).await.unwrap()
+    common::log_with(DEADLINE).await
 }
 
 fn unique(prefix: &str) -> String {

@@ -2,6 +2,8 @@
 //! is permanent (the consumer dead-letters it at once instead of retrying). Against the local
 //! stack's Postgres (`scripts/stack.sh up`).
 
+mod common;
+
 use std::time::Duration;
 
 use alpes_contracts::Money;
@@ -9,14 +11,7 @@ use alpes_sagalog::{Direction, Facts, Recorder, SagaLog, Step};
 use chrono::Utc;
 
 async fn log() -> SagaLog {
-    let url = std::env::var("ALPES_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://alpes@127.0.0.1:5433/alpes".into());
-    let url = alpes_sagalog::ensure_database(&url, "alpes_sagalog_test")
-        .await
-        .expect("Postgres of the local stack (scripts/stack.sh up)");
-    SagaLog::connect(&url, Duration::from_secs(30))
-        .await
-        .unwrap()
+    common::log_with(Duration::from_secs(30)).await
 }
 
 /// The `InteractionTracked` step of a new saga of its own.

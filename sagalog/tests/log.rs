@@ -1,22 +1,15 @@
 //! The saga log against the local stack's Postgres (`scripts/stack.sh up`).
 
+mod common;
+
 use std::time::Duration;
 
 use alpes_contracts::{Money, Timestamp};
-use alpes_sagalog::{Cursor, Direction, Facts, ListQuery, Recorder, SagaLog, Status, Step};
+use alpes_sagalog::{Cursor, Direction, Facts, ListQuery, Recorder, Status, Step};
 use chrono::Utc;
+use common::log_with;
 
 const DEADLINE: Duration = Duration::from_secs(30);
-
-async fn log_with(deadline: Duration) -> SagaLog {
-    let url = std::env::var("ALPES_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://alpes@127.0.0.1:5433/alpes".into());
-    // A database of its own: open sagas left here must not time out on the dev stack.
-    let url = alpes_sagalog::ensure_database(&url, "alpes_sagalog_test")
-        .await
-        .expect("Postgres of the local stack (scripts/stack.sh up)");
-    SagaLog::connect(&url, deadline).await.unwrap()
-}
 
 fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::now_v7())
