@@ -3,7 +3,10 @@
 //!
 //! One Postgres commit costs a few milliseconds of fsync whatever it holds, so the log keeps up
 //! with the forward path by writing whatever has queued up since the last commit in one
-//! transaction, not by committing faster.
+//! transaction, not by committing faster. At moderate load little queues up during one commit,
+//! so the writer also waits up to [`LINGER`] after the first observation of a batch for others
+//! to join it: a saga's steps reach the log that much later, and a commit holds several of them
+//! instead of one (about one commit per saga instead of five at 20 sagas/s).
 //!
 //! One transaction means one step Postgres refuses (a NUL in its payload, an id too large for
 //! an index) would fail every step that shared it, again on each retry. So a batch that fails
@@ -12,9 +15,11 @@
 //! batch that fails for a reason that may pass (the connection) fails whole, to be retried.
 
 use std::ops::Range;
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
+use tokio::time::{Instant, timeout_at};
 
 use crate::error::LogError;
 use crate::step::{Observation, Step};
@@ -22,6 +27,9 @@ use crate::store::SagaLog;
 
 /// The most steps one transaction takes.
 const MAX_BATCH: usize = 512;
+
+/// How long the first observation of a batch waits for others before the batch is written.
+const LINGER: Duration = Duration::from_millis(25);
 
 type Ack = oneshot::Sender<Result<(), LogError>>;
 type Queued = (Observation, Ack);
@@ -40,6 +48,14 @@ impl Recorder {
         let writer = tokio::spawn(async move {
             let mut batch = Vec::with_capacity(MAX_BATCH);
             while pending.recv_many(&mut batch, MAX_BATCH).await > 0 {
+                let deadline = Instant::now() + LINGER;
+                while batch.len() < MAX_BATCH {
+                    let room = MAX_BATCH - batch.len();
+                    let more = timeout_at(deadline, pending.recv_many(&mut batch, room)).await;
+                    if !matches!(more, Ok(n) if n > 0) {
+                        break;
+                    }
+                }
                 let (observed, acks): (Vec<Observation>, Vec<Ack>) = batch.drain(..).unzip();
                 let written = log.observe_each(&observed).await;
                 for (ack, written) in acks.into_iter().zip(written) {

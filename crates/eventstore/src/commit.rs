@@ -92,6 +92,14 @@ pub struct Stream {
 }
 
 impl Stream {
+    /// A stream with no commits yet.
+    pub fn empty(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            commits: Arc::default(),
+        }
+    }
+
     /// The version to expect when appending: the number of commits.
     pub fn version(&self) -> u64 {
         self.commits.last().map_or(0, |c| c.version)

@@ -204,6 +204,13 @@ impl EventStore for MongoStore {
         })
     }
 
+    async fn load_known(&self, stream: &str) -> Result<Option<Stream>, StoreError> {
+        if self.inner.streams.get(stream).is_none() {
+            return Ok(None);
+        }
+        self.load(stream).await.map(Some)
+    }
+
     async fn append(&self, commit: NewCommit) -> Result<Commit, StoreError> {
         let stored = commit.into_commit(chrono::Utc::now());
         let (done, written) = oneshot::channel();
@@ -228,6 +235,10 @@ impl EventStore for MongoStore {
             Ok(()) => {
                 self.inner.streams.appended(&stored);
                 Ok(stored)
+            }
+            Err(e @ StoreError::Conflict { .. }) => {
+                self.inner.streams.behind(&stored.stream);
+                Err(e)
             }
             Err(e) => {
                 self.inner.streams.forget(&stored.stream);

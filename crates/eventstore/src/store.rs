@@ -24,6 +24,19 @@ pub trait EventStore: Clone + Send + Sync + 'static {
     /// Every commit of `stream`, oldest first (empty for a new stream).
     fn load(&self, stream: &str) -> impl Future<Output = Result<Stream, StoreError>> + Send;
 
+    /// `stream` as far as this process knows it, without reading the database when it knows
+    /// nothing of it: then `None`, and the caller takes the stream as new. For streams that are
+    /// nearly always new when first touched (a new visitor's first journey), whose read would
+    /// find nothing. The caller must append to the stream (at version 1) for its decision to
+    /// stand: if the stream exists after all, that append conflicts, and the next call reads it.
+    /// The default reads, as [`EventStore::load`] does.
+    fn load_known(
+        &self,
+        stream: &str,
+    ) -> impl Future<Output = Result<Option<Stream>, StoreError>> + Send {
+        async move { self.load(stream).await.map(Some) }
+    }
+
     /// Appends `commit` if its stream is still at `commit.expected_version`, in one atomic
     /// write; otherwise fails with [`StoreError::Conflict`] and writes nothing.
     fn append(&self, commit: NewCommit) -> impl Future<Output = Result<Commit, StoreError>> + Send;

@@ -24,17 +24,19 @@ pub(crate) const FRESH_FOR: Duration = Duration::from_secs(1);
 /// Streams per generation: the cache holds between one and two generations' worth.
 const GENERATION: usize = 4096;
 
-/// A stream as last seen: every commit, and when the database last confirmed that was all.
+/// A stream as last seen: every commit, and when the database last confirmed that was all
+/// (never, for a copy known to be behind).
 #[derive(Clone)]
 pub(crate) struct Cached {
     pub(crate) commits: Arc<Vec<Arc<Commit>>>,
-    pub(crate) checked: Instant,
+    pub(crate) checked: Option<Instant>,
 }
 
 impl Cached {
     /// Whether the copy can be used without asking the database.
     pub(crate) fn is_fresh(&self) -> bool {
-        self.checked.elapsed() < FRESH_FOR
+        self.checked
+            .is_some_and(|checked| checked.elapsed() < FRESH_FOR)
     }
 }
 
@@ -79,7 +81,7 @@ impl Streams {
         }
         let cached = Cached {
             commits,
-            checked: Instant::now(),
+            checked: Some(Instant::now()),
         };
         generations.previous.remove(stream);
         generations.insert(stream, cached);
@@ -105,7 +107,23 @@ impl Streams {
         }
     }
 
-    /// Drops `stream`: another writer moved it, or a write's outcome is unknown.
+    /// `stream` has commits this copy lacks (an append to it conflicted): the next load reads
+    /// them, after what is kept. A stream not kept here is kept as known to exist, so that a
+    /// load expecting it new reads it instead.
+    pub(crate) fn behind(&self, stream: &str) {
+        let mut generations = self.lock();
+        let kept = generations
+            .current
+            .remove(stream)
+            .or_else(|| generations.previous.remove(stream));
+        let cached = Cached {
+            commits: kept.map(|k| k.commits).unwrap_or_default(),
+            checked: None,
+        };
+        generations.insert(stream, cached);
+    }
+
+    /// Drops `stream`: a write's outcome is unknown.
     pub(crate) fn forget(&self, stream: &str) {
         let mut generations = self.lock();
         generations.current.remove(stream);
@@ -161,6 +179,24 @@ mod tests {
         );
         streams.put("s", Arc::new(vec![Arc::new(commit("s", 1))]));
         assert_eq!(len(&streams, "s"), Some(2));
+    }
+
+    #[test]
+    fn a_copy_behind_is_kept_but_not_trusted_and_an_unknown_one_is_known_to_exist() {
+        let streams = Streams::default();
+        streams.put("s", Arc::new(vec![Arc::new(commit("s", 1))]));
+        streams.behind("s");
+        let kept = streams.get("s").unwrap();
+        assert_eq!(kept.commits.len(), 1, "what it had is still folded on");
+        assert!(!kept.is_fresh());
+        streams.behind("t");
+        let t = streams.get("t").expect("a stream that conflicted exists");
+        assert!(t.commits.is_empty() && !t.is_fresh());
+        streams.put("t", Arc::new(vec![Arc::new(commit("t", 1))]));
+        assert!(
+            streams.get("t").unwrap().is_fresh(),
+            "read again, trusted again"
+        );
     }
 
     #[test]

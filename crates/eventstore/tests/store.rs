@@ -308,6 +308,42 @@ async fn ferretdb_replicas_see_each_others_commits_through_their_caches() {
     assert_eq!(amounts, [1, 2, 3], "an aged copy is checked on load");
 }
 
+/// A stream this process knows nothing of is taken as new without a read; if another process
+/// wrote it, the append at version 1 conflicts and the next look reads it, whole.
+#[tokio::test]
+async fn ferretdb_a_stream_taken_as_new_is_read_once_an_append_to_it_conflicts() {
+    let url = env("ALPES_MONGO_URL", "mongodb://127.0.0.1:27017");
+    let database = format!("test_{}", uuid::Uuid::new_v4().simple());
+    let a = MongoStore::connect(&url, &database).await.unwrap();
+    let b = MongoStore::connect(&url, &database).await.unwrap();
+
+    assert!(a.load_known("fresh").await.unwrap().is_none());
+    a.append(deposit("fresh", 0, 1, None)).await.unwrap();
+    let known = a.load_known("fresh").await.unwrap().expect("written here");
+    assert_eq!(known.version(), 1);
+
+    b.append(deposit("theirs", 0, 1, None)).await.unwrap();
+    b.append(deposit("theirs", 1, 2, None)).await.unwrap();
+    assert!(
+        a.load_known("theirs").await.unwrap().is_none(),
+        "unknown here: taken as new"
+    );
+    let conflict = a.append(deposit("theirs", 0, 3, None)).await;
+    assert!(
+        matches!(conflict, Err(StoreError::Conflict { .. })),
+        "{conflict:?}"
+    );
+    let read = a
+        .load_known("theirs")
+        .await
+        .unwrap()
+        .expect("known to exist now");
+    assert_eq!(read.version(), 2, "read whole after the conflict");
+    a.append(deposit("theirs", 2, 3, None)).await.unwrap();
+    let c = MongoStore::connect(&url, &database).await.unwrap();
+    assert_eq!(c.load("theirs").await.unwrap().version(), 3);
+}
+
 /// A commit an earlier version of the store left unpublished (marked `published: false`, its
 /// payload an array of integers) is published by the first process of the new version, once.
 #[tokio::test]

@@ -47,6 +47,16 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
     let mut platform =
         Platform::start(&config.common, "attribution", &config.database, &shutdown).await?;
     let app = Attribution::new(platform.store().clone());
+    // Until this is done, every new visitor costs a lookup of an index earlier versions kept.
+    let sweeping = app.clone();
+    tokio::spawn(async move {
+        let mut backoff = std::time::Duration::from_secs(1);
+        while let Err(e) = sweeping.sweep_legacy_visitors().await {
+            tracing::warn!(error = %e, "legacy visitor sweep failed; trying again");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(std::time::Duration::from_secs(60));
+        }
+    });
     consume::<CampaignCreated>(&mut platform, &app, &config).await?;
     consume::<CampaignActivated>(&mut platform, &app, &config).await?;
     consume::<CampaignPaused>(&mut platform, &app, &config).await?;

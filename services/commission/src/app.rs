@@ -150,7 +150,28 @@ impl<S: EventStore> Commissions<S> {
         A: Aggregate,
         A::Event: Recorded,
     {
-        let stream = self.store.load(stream).await?;
+        Self::folded(self.store.load(stream).await?)
+    }
+
+    /// [`Commissions::load`] for a stream that is nearly always new when first touched: one this
+    /// process knows nothing of is taken as new, without the read that would find nothing
+    /// (`EventStore::load_known`). Only where deciding on the new, empty aggregate appends to
+    /// it (or changes nothing anywhere): that append conflicts if the stream exists after all,
+    /// and the retry reads it.
+    async fn load_new<A>(&self, stream: &str) -> Result<(Stream, A), StoreError>
+    where
+        A: Aggregate,
+        A::Event: Recorded,
+    {
+        let known = self.store.load_known(stream).await?;
+        Self::folded(known.unwrap_or_else(|| Stream::empty(stream)))
+    }
+
+    fn folded<A>(stream: Stream) -> Result<(Stream, A), StoreError>
+    where
+        A: Aggregate,
+        A::Event: Recorded,
+    {
         let mut state = A::default();
         for event in stream.events() {
             let event: A::Event = event

@@ -33,6 +33,9 @@ use crate::app::{AppError, Marketing};
 use crate::read_models::{ReadError, ReadModels};
 use crate::sagas::Sagas;
 
+/// Messages each saga-log subscription handles at once, at least.
+const SAGA_LOG_CONCURRENCY: usize = 64;
+
 /// The marketing service's configuration.
 #[derive(clap::Parser, Debug, Clone)]
 #[command(
@@ -254,6 +257,9 @@ impl Follow<'_> {
             .common
             .subscription(&format!("{}-sagalog", self.config.subscription));
         subscription.max_attempts = 30;
+        // Each message waits for the saga log's group commit (up to its linger), so the
+        // subscription keeps more in flight than the default to fill a commit.
+        subscription.concurrency = subscription.concurrency.max(SAGA_LOG_CONCURRENCY);
         platform
             .consume::<E, _, _>(subscription, move |delivery| {
                 let sagas = sagas.clone();

@@ -9,6 +9,11 @@
 //!   their journeys come before the derived ones ([`LegacyVisitorIndex`]). An old version
 //!   knows nothing of derived journeys, so it must not run beside this one (roll out by
 //!   stopping the old replicas first, and do not roll back once derived journeys exist).
+//!
+//!   Looking that stream up would cost every new visitor a database read that finds nothing,
+//!   so the store is swept once per database for which visitors have one, and the answer
+//!   recorded in `legacy-visitors` ([`LegacyVisitors`]): a process reads it once, and then looks
+//!   up only the visitors it names. Until the sweep is done, every visitor is looked up.
 //! - `saga-{saga_id}` links a saga to the journey its purchase converted, and records that the
 //!   saga was compensated. It is a stream of its own because a compensation names only the
 //!   saga (`CommissionReverted` carries no visitor and no journey), and it is written with
@@ -16,9 +21,11 @@
 //!   saga cannot both miss the other: whichever is written second sees the first and makes sure
 //!   the journey is reverted.
 
+use std::collections::HashSet;
+
 use alpes_bus::Outgoing;
 use alpes_contracts::EventMetadata;
-use alpes_eventstore::{EventStore, NewCommit, Stream};
+use alpes_eventstore::{Commit, EventStore, NewCommit, Projection, StoreError, Stream, scan};
 use serde::{Deserialize, Serialize};
 
 use super::{AppError, Attribution, decoded, stored};
@@ -81,6 +88,126 @@ impl LegacyVisitorIndex {
     /// The journeys, in the order they were opened.
     pub(super) fn journeys(&self) -> &[String] {
         &self.journeys
+    }
+}
+
+/// The stream of the legacy sweep's answer (see [`LegacyVisitors`]).
+const LEGACY_VISITORS: &str = "legacy-visitors";
+
+/// The most visitors the sweep's answer names; with more, every visitor is looked up.
+const MAX_NAMED: usize = 100_000;
+
+/// The legacy sweep's answer, written once per database.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+enum SweepEvent {
+    /// The visitors with a `visitor-{id}` stream; `None` when too many to name.
+    Swept { visitors: Option<Vec<String>> },
+}
+
+impl DomainEvent for SweepEvent {
+    fn kind(&self) -> &'static str {
+        "LegacyVisitorsSwept"
+    }
+}
+
+/// Which visitors have an index written by versions before derived journey ids. No version
+/// writes one any more, so the answer, once found, holds for good.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct LegacyVisitors {
+    /// `None`: too many to name, any visitor may have one.
+    named: Option<HashSet<String>>,
+}
+
+impl LegacyVisitors {
+    /// Whether `visitor_id` may have a legacy index, which must then be looked up.
+    pub(super) fn may_have(&self, visitor_id: &str) -> bool {
+        self.named
+            .as_ref()
+            .is_none_or(|named| named.contains(visitor_id))
+    }
+
+    fn of(event: SweepEvent) -> Self {
+        let SweepEvent::Swept { visitors } = event;
+        Self {
+            named: visitors.map(|v| v.into_iter().collect()),
+        }
+    }
+}
+
+/// The visitors the commits of a store have legacy indexes for.
+#[derive(Default)]
+struct Sweep {
+    visitors: HashSet<String>,
+}
+
+impl Projection for Sweep {
+    fn apply(&mut self, commit: &Commit) {
+        if let Some(visitor_id) = commit.stream.strip_prefix("visitor-") {
+            self.visitors.insert(visitor_id.to_owned());
+        }
+    }
+}
+
+impl<S: EventStore> Attribution<S> {
+    /// Which visitors have a legacy index: the recorded answer, or, the first time in a
+    /// database, a sweep of the whole store (the one scan attribution ever makes) whose answer
+    /// is then recorded. Done once per process; until it is, routing looks every visitor up.
+    pub async fn sweep_legacy_visitors(&self) -> Result<(), AppError> {
+        self.legacy
+            .get_or_try_init(|| async {
+                if let Some(known) = self.recorded_sweep().await? {
+                    return Ok(known);
+                }
+                tracing::info!("attribution: sweeping the store once for legacy visitor indexes");
+                let mut sweep = Sweep::default();
+                let replayed = scan(&self.store, &mut sweep).await?;
+                let mut visitors: Vec<String> = sweep.visitors.into_iter().collect();
+                visitors.sort_unstable();
+                tracing::info!(
+                    replayed,
+                    visitors = visitors.len(),
+                    "attribution: legacy sweep done"
+                );
+                let event = SweepEvent::Swept {
+                    visitors: (visitors.len() <= MAX_NAMED).then_some(visitors),
+                };
+                let written = self
+                    .store
+                    .append(NewCommit {
+                        stream: LEGACY_VISITORS.to_owned(),
+                        expected_version: 0,
+                        events: stored(std::slice::from_ref(&event))?,
+                        outbox: Vec::new(),
+                        handled: None,
+                    })
+                    .await;
+                match written {
+                    Ok(_) => Ok(LegacyVisitors::of(event)),
+                    // Another process recorded it first: its answer is the same.
+                    Err(StoreError::Conflict { .. }) => self
+                        .recorded_sweep()
+                        .await?
+                        .ok_or_else(|| AppError::Corrupt(format!("{LEGACY_VISITORS} is empty"))),
+                    Err(e) => Err(e.into()),
+                }
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Whether `visitor_id`'s legacy index must be looked up: unless the sweep says it has none.
+    pub(super) fn may_have_legacy_index(&self, visitor_id: &str) -> bool {
+        self.legacy
+            .get()
+            .is_none_or(|known| known.may_have(visitor_id))
+    }
+
+    async fn recorded_sweep(&self) -> Result<Option<LegacyVisitors>, AppError> {
+        let stream = self.store.load(LEGACY_VISITORS).await?;
+        Ok(decoded::<SweepEvent>(&stream)?
+            .into_iter()
+            .next()
+            .map(LegacyVisitors::of))
     }
 }
 

@@ -220,10 +220,19 @@ impl<S: EventStore> Attribution<S> {
         visitor_id: &str,
         interaction_id: &str,
     ) -> Result<LoadedJourney, AppError> {
-        let legacy = LegacyVisitorIndex::of(&self.store.load(&visitor_stream(visitor_id)).await?)?;
+        let legacy = if self.may_have_legacy_index(visitor_id) {
+            LegacyVisitorIndex::of(&self.store.load(&visitor_stream(visitor_id)).await?)?
+        } else {
+            LegacyVisitorIndex::default()
+        };
+        let first = journey_id(visitor_id, 1);
         let derived = (1..).map(|ordinal| journey_id(visitor_id, ordinal));
         for id in legacy.journeys().iter().cloned().chain(derived) {
-            let journey = self.load_journey(&id).await?;
+            let journey = if id == first {
+                self.load_first_journey(&id).await?
+            } else {
+                self.load_journey(&id).await?
+            };
             if journey.has(interaction_id) || journey.is_open() {
                 return Ok(with_owner(journey, visitor_id));
             }

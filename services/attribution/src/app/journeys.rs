@@ -107,6 +107,25 @@ impl<S: EventStore> Attribution<S> {
     /// Journey `journey_id`; the default (open, empty) journey when its stream is empty.
     pub(super) async fn load_journey(&self, journey_id: &str) -> Result<LoadedJourney, AppError> {
         let stream = self.store.load(&journey_stream(journey_id)).await?;
+        Self::loaded(journey_id, stream)
+    }
+
+    /// A visitor's first journey as far as this process knows it: one it knows nothing of is
+    /// taken as new, without the read that would nearly always find nothing (see
+    /// `EventStore::load_known`). Sound because deciding anything on an empty journey appends
+    /// to it (a touchpoint, or a purchase's outcome), and that append conflicts if the journey
+    /// exists after all; the next attempt reads it. Not for later journeys: a returning
+    /// visitor's would conflict once per journey after a restart.
+    pub(super) async fn load_first_journey(
+        &self,
+        journey_id: &str,
+    ) -> Result<LoadedJourney, AppError> {
+        let name = journey_stream(journey_id);
+        let known = self.store.load_known(&name).await?;
+        Self::loaded(journey_id, known.unwrap_or_else(|| Stream::empty(name)))
+    }
+
+    fn loaded(journey_id: &str, stream: Stream) -> Result<LoadedJourney, AppError> {
         let history = JourneyHistory::of(&stream)?;
         Ok(LoadedJourney {
             id: journey_id.to_owned(),

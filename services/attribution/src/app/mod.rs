@@ -13,6 +13,7 @@
 //!   the saga was compensated, whichever arrived first (see `index`).
 //! - `visitor-{anonymous_id}`: written by earlier versions, read only: the journeys a visitor
 //!   opened before journey ids were derived (see `index`).
+//! - `legacy-visitors`: which visitors have such a stream, found once per database.
 //!
 //! The modules hold one use case each: `campaigns`, `interactions`, `compensation`, and
 //! the read side in `views`.
@@ -27,6 +28,7 @@ mod tests;
 mod views;
 
 use std::future::Future;
+use std::sync::Arc;
 
 use alpes_bus::Outgoing;
 use alpes_eventstore::{EventStore, StoreError, StoredEvent, Stream};
@@ -68,12 +70,17 @@ impl AppError {
 #[derive(Clone)]
 pub struct Attribution<S> {
     store: S,
+    /// Which visitors have a legacy index, once swept (see `index`).
+    legacy: Arc<tokio::sync::OnceCell<index::LegacyVisitors>>,
 }
 
 impl<S: EventStore> Attribution<S> {
     /// The use cases over `store`.
     pub fn new(store: S) -> Self {
-        Self { store }
+        Self {
+            store,
+            legacy: Arc::default(),
+        }
     }
 }
 

@@ -432,12 +432,14 @@ fn derived_journey_ids_are_stable_and_distinct() {
 
 /// The in-memory store, with a hand on appends: the next append to a stream whose name starts
 /// with a prefix fails as if the process crashed before it (`crash_before`), or waits until
-/// told to go on (`pause_before`).
+/// told to go on (`pause_before`). It also notes the streams loaded and the pages replayed.
 #[derive(Clone, Default)]
 struct Probe {
     store: MemoryStore,
     crash: Arc<Mutex<Option<String>>>,
     pause: Arc<Mutex<Option<Pause>>>,
+    loads: Arc<Mutex<Vec<String>>>,
+    replays: Arc<Mutex<usize>>,
 }
 
 struct Pause {
@@ -471,6 +473,7 @@ fn take_if<T>(slot: &Mutex<Option<T>>, matches: impl Fn(&T) -> bool) -> Option<T
 
 impl EventStore for Probe {
     async fn load(&self, stream: &str) -> Result<alpes_eventstore::Stream, StoreError> {
+        self.loads.lock().unwrap().push(stream.to_owned());
         self.store.load(stream).await
     }
 
@@ -498,6 +501,7 @@ impl EventStore for Probe {
         after: Option<&Commit>,
         limit: usize,
     ) -> Result<Vec<Commit>, StoreError> {
+        *self.replays.lock().unwrap() += 1;
         self.store.replay(after, limit).await
     }
 
@@ -578,13 +582,13 @@ async fn a_click_that_loses_the_race_to_the_purchase_goes_to_the_next_journey() 
 
 /// What the version before derived journey ids stored: a visitor index routing interactions
 /// to journeys with random ids, written before the journeys themselves.
-struct Legacy<'a> {
-    app: &'a Attribution<MemoryStore>,
+struct Legacy<'a, S> {
+    app: &'a Attribution<S>,
     store: &'a MemoryStore,
     visitor: &'a str,
 }
 
-impl Legacy<'_> {
+impl<S: EventStore> Legacy<'_, S> {
     async fn index(&self, events: &[VisitorEvent]) {
         let stream = self
             .store
@@ -662,6 +666,56 @@ impl Legacy<'_> {
             .await
             .unwrap();
     }
+}
+
+#[tokio::test]
+async fn once_swept_only_the_visitors_named_by_the_sweep_have_their_old_index_looked_up() {
+    let probe = Probe::default();
+    let app = Attribution::new(probe.clone());
+    let store = probe.store.clone();
+    spring(&app).await;
+    let legacy = Legacy {
+        app: &app,
+        store: &store,
+        visitor: "old",
+    };
+    let old = legacy.open().await;
+    let before = app.track(&click("new")).await.unwrap();
+    assert!(
+        probe.loads.lock().unwrap().contains(&visitor_stream("new")),
+        "before the sweep, every visitor is looked up"
+    );
+
+    app.sweep_legacy_visitors().await.unwrap();
+    probe.loads.lock().unwrap().clear();
+    let new_click = app.track(&click("newer")).await.unwrap();
+    let old_click = app.track(&click("old")).await.unwrap();
+
+    assert_eq!(journey_of(&before), journey_id("new", 1));
+    assert_eq!(journey_of(&new_click), journey_id("newer", 1));
+    assert_eq!(
+        journey_of(&old_click),
+        old,
+        "a named visitor's old journey goes on"
+    );
+    let loads = probe.loads.lock().unwrap().clone();
+    assert!(!loads.contains(&visitor_stream("newer")), "{loads:?}");
+    assert!(loads.contains(&visitor_stream("old")), "{loads:?}");
+
+    let replays = *probe.replays.lock().unwrap();
+    let restarted = Attribution::new(probe.clone());
+    restarted.sweep_legacy_visitors().await.unwrap();
+    assert_eq!(
+        *probe.replays.lock().unwrap(),
+        replays,
+        "the next process reads the answer instead of sweeping again"
+    );
+    probe.loads.lock().unwrap().clear();
+    restarted.track(&click("newest")).await.unwrap();
+    restarted.track(&click("old")).await.unwrap();
+    let loads = probe.loads.lock().unwrap().clone();
+    assert!(!loads.contains(&visitor_stream("newest")), "{loads:?}");
+    assert!(loads.contains(&visitor_stream("old")), "{loads:?}");
 }
 
 #[tokio::test]

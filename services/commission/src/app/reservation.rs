@@ -82,7 +82,9 @@ impl<S: EventStore> Commissions<S> {
     ) -> Result<Commission, AppError> {
         let name = commission_stream(saga_id);
         self.step(&name, || async {
-            let (stream, commission) = self.load::<Commission>(&name).await?;
+            // Taken as new when unknown here: on a new commission, attributing appends, and a
+            // refusal for an unknown campaign changes nothing until the last attempt appends.
+            let (stream, commission) = self.load_new::<Commission>(&name).await?;
             let mut command = CommissionCommand::Attribute {
                 saga_id: saga_id.to_owned(),
                 sale: sale.clone(),
