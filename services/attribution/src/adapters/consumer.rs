@@ -50,7 +50,7 @@ pub async fn on_event<E: Consumed, S: EventStore>(
     let metadata = event.metadata();
     match E::handle(app, event).await {
         Ok(done) => {
-            tracing::info!(
+            tracing::debug!(
                 event = %metadata.event_type,
                 event_id = %metadata.event_id,
                 saga = ?metadata.saga_id,

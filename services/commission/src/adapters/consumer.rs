@@ -137,7 +137,7 @@ impl Consumed for ConversionAttributed {
         attempt: Attempt,
     ) -> Result<(), AppError> {
         let status = app.reserve(self, attempt).await?;
-        tracing::info!(
+        tracing::debug!(
             saga = ?self.metadata.saga_id,
             campaign = %self.campaign_id,
             ?status,
