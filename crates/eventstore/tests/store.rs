@@ -28,6 +28,17 @@ async fn mongo() -> MongoStore {
         .expect("cannot reach FerretDB: is the stack up? (scripts/stack.sh up)")
 }
 
+/// `N` stores over one database of their own: the same service's replicas.
+async fn replicas<const N: usize>() -> [MongoStore; N] {
+    let url = env("ALPES_MONGO_URL", "mongodb://127.0.0.1:27017");
+    let database = format!("test_{}", uuid::Uuid::new_v4().simple());
+    let mut stores = Vec::with_capacity(N);
+    for _ in 0..N {
+        stores.push(MongoStore::connect(&url, &database).await.unwrap());
+    }
+    stores.try_into().unwrap_or_else(|_| unreachable!())
+}
+
 fn deposit(stream: &str, expected_version: u64, amount: i64, handled: Option<&str>) -> NewCommit {
     NewCommit {
         stream: stream.to_owned(),
@@ -273,10 +284,7 @@ async fn an_outbox_written_before_a_crash_is_published_after_restart() {
 /// copy older than that moment is checked on load.
 #[tokio::test]
 async fn ferretdb_replicas_see_each_others_commits_through_their_caches() {
-    let url = env("ALPES_MONGO_URL", "mongodb://127.0.0.1:27017");
-    let database = format!("test_{}", uuid::Uuid::new_v4().simple());
-    let a = MongoStore::connect(&url, &database).await.unwrap();
-    let b = MongoStore::connect(&url, &database).await.unwrap();
+    let [a, b] = replicas().await;
 
     a.append(deposit("budget", 0, 1, None)).await.unwrap();
     assert_eq!(a.load("budget").await.unwrap().version(), 1);
@@ -312,10 +320,7 @@ async fn ferretdb_replicas_see_each_others_commits_through_their_caches() {
 /// wrote it, the append at version 1 conflicts and the next look reads it, whole.
 #[tokio::test]
 async fn ferretdb_a_stream_taken_as_new_is_read_once_an_append_to_it_conflicts() {
-    let url = env("ALPES_MONGO_URL", "mongodb://127.0.0.1:27017");
-    let database = format!("test_{}", uuid::Uuid::new_v4().simple());
-    let a = MongoStore::connect(&url, &database).await.unwrap();
-    let b = MongoStore::connect(&url, &database).await.unwrap();
+    let [a, b, c] = replicas().await;
 
     assert!(a.load_known("fresh").await.unwrap().is_none());
     a.append(deposit("fresh", 0, 1, None)).await.unwrap();
@@ -340,7 +345,6 @@ async fn ferretdb_a_stream_taken_as_new_is_read_once_an_append_to_it_conflicts()
         .expect("known to exist now");
     assert_eq!(read.version(), 2, "read whole after the conflict");
     a.append(deposit("theirs", 2, 3, None)).await.unwrap();
-    let c = MongoStore::connect(&url, &database).await.unwrap();
     assert_eq!(c.load("theirs").await.unwrap().version(), 3);
 }
 
