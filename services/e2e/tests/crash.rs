@@ -28,12 +28,10 @@ use std::pin::Pin;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use alpes_contracts::Event;
 use alpes_contracts::events::attribution::ConversionAttributed;
 use alpes_contracts::events::commission::{CommissionRejected, CommissionReserved};
-use alpes_contracts::events::tracking::{
-    InteractionKind, InteractionTracked, PageContext, Purchase, Target, TrackingParams, Visitor,
-};
-use alpes_contracts::{Event, EventMetadata, Money};
+use alpes_contracts::events::tracking::InteractionTracked;
 use alpes_e2e::{Platform, next_of_saga, watch};
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -243,11 +241,15 @@ async fn killed_between_publishing_and_acknowledging() {
     let visitor = format!("visitor-{run}");
     let publisher = services.bus.publisher();
     publisher
-        .publish(&interaction(&visitor, &campaign, None))
+        .publish(&common::interaction(&visitor, &campaign, None))
         .await
         .unwrap();
     publisher
-        .publish(&interaction(&visitor, &campaign, Some(&saga)))
+        .publish(&common::interaction(
+            &visitor,
+            &campaign,
+            Some((&saga, AMOUNT_MINOR)),
+        ))
         .await
         .unwrap();
     // Handled, its effect durable, not acknowledged; and the outcome is out.
@@ -316,45 +318,6 @@ async fn known_campaign(platform: &Platform, commission: &str) -> String {
         .await;
     }
     campaign
-}
-
-/// A click (no saga) or a purchase in `saga`, as tracking would publish it.
-fn interaction(visitor: &str, campaign: &str, saga: Option<&str>) -> InteractionTracked {
-    let mut metadata = EventMetadata::new::<InteractionTracked>().produced_by("e2e");
-    if let Some(saga) = saga {
-        metadata = metadata.in_saga(saga);
-    }
-    InteractionTracked {
-        metadata,
-        interaction_id: uuid::Uuid::now_v7().to_string(),
-        kind: if saga.is_some() {
-            InteractionKind::Purchase
-        } else {
-            InteractionKind::Click
-        },
-        interacted_at: chrono::Utc::now(),
-        visitor: Visitor {
-            user_id: None,
-            anonymous_id: visitor.to_owned(),
-            ip: None,
-            user_agent: Some("Mozilla/5.0".to_owned()),
-        },
-        tracking: TrackingParams {
-            campaign_id: Some(campaign.to_owned()),
-            partner_id: Some("partner-1".to_owned()),
-            medium: Some("affiliate".to_owned()),
-            ..TrackingParams::default()
-        },
-        target: Target {
-            url: "https://shop.example/p/1".to_owned(),
-            element: None,
-        },
-        context: PageContext::default(),
-        purchase: saga.map(|_| Purchase {
-            order_id: format!("order-{}", uuid::Uuid::new_v4().simple()),
-            amount: Money::new(AMOUNT_MINOR, "EUR"),
-        }),
-    }
 }
 
 /// `visitor`'s interactions seen on `rx` (event id → saga), until `count` different ones came

@@ -8,10 +8,7 @@
 use std::time::Duration;
 
 use alpes_contracts::events::marketing::SagaTimedOut;
-use alpes_contracts::events::tracking::{
-    InteractionKind, InteractionTracked, PageContext, Purchase, Target, TrackingParams, Visitor,
-};
-use alpes_contracts::{EventMetadata, Money, Timestamp};
+use alpes_contracts::{EventMetadata, Timestamp};
 use alpes_e2e::Platform;
 use serde_json::{Value, json};
 
@@ -37,46 +34,6 @@ fn step<'a>(saga: &'a Value, event_type: &str) -> &'a Value {
         .iter()
         .find(|s| s["event_type"] == event_type)
         .unwrap_or_else(|| panic!("no {event_type} in {saga}"))
-}
-
-/// An interaction as `alpes publish InteractionTracked` sends it: straight to the topic, keyed
-/// by the visitor, never seen by the tracking service.
-fn interaction(visitor: &str, campaign: &str, purchase: Option<(&str, i64)>) -> InteractionTracked {
-    let mut metadata = EventMetadata::new::<InteractionTracked>().produced_by("e2e");
-    if let Some((saga, _)) = purchase {
-        metadata = metadata.in_saga(saga);
-    }
-    InteractionTracked {
-        metadata,
-        interaction_id: uuid::Uuid::now_v7().to_string(),
-        kind: if purchase.is_some() {
-            InteractionKind::Purchase
-        } else {
-            InteractionKind::Click
-        },
-        interacted_at: chrono::Utc::now(),
-        visitor: Visitor {
-            user_id: None,
-            anonymous_id: visitor.to_owned(),
-            ip: None,
-            user_agent: Some("Mozilla/5.0".to_owned()),
-        },
-        tracking: TrackingParams {
-            campaign_id: Some(campaign.to_owned()),
-            partner_id: Some("partner-1".to_owned()),
-            medium: Some("affiliate".to_owned()),
-            ..TrackingParams::default()
-        },
-        target: Target {
-            url: "https://shop.example/p/1".to_owned(),
-            element: None,
-        },
-        context: PageContext::default(),
-        purchase: purchase.map(|(_, amount_minor)| Purchase {
-            order_id: format!("order-{}", uuid::Uuid::new_v4().simple()),
-            amount: Money::new(amount_minor, "EUR"),
-        }),
-    }
 }
 
 /// A partner click then a purchase through tracking's API; returns the saga id.
@@ -150,11 +107,15 @@ async fn every_saga_ends_whatever_each_hop_has_to_undo() {
     let visitor = format!("visitor-{}", uuid::Uuid::new_v4().simple());
     let publisher = services.bus.publisher();
     publisher
-        .publish(&interaction(&visitor, &campaign, None))
+        .publish(&common::interaction(&visitor, &campaign, None))
         .await
         .unwrap();
     publisher
-        .publish(&interaction(&visitor, &campaign, Some((&saga, 12_000))))
+        .publish(&common::interaction(
+            &visitor,
+            &campaign,
+            Some((&saga, 12_000)),
+        ))
         .await
         .unwrap();
     platform

@@ -16,6 +16,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use alpes_bus::{Bus, Shutdown};
+use alpes_contracts::events::tracking::{
+    InteractionKind, InteractionTracked, PageContext, Purchase, Target, TrackingParams, Visitor,
+};
+use alpes_contracts::{EventMetadata, Money};
 use alpes_e2e::Platform;
 use alpes_runtime::config::{CommonArgs, LogFormat, SubscribeFrom};
 use tokio::net::TcpListener;
@@ -207,5 +211,49 @@ impl InProcess {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         panic!("{service} at {base} never became ready: is the stack up? (scripts/stack.sh up)");
+    }
+}
+
+/// A partner click, or a purchase in a saga for an amount, as tracking would publish it (and as
+/// `alpes publish InteractionTracked` sends it: straight to the topic, keyed by the visitor).
+pub fn interaction(
+    visitor: &str,
+    campaign: &str,
+    purchase: Option<(&str, i64)>,
+) -> InteractionTracked {
+    let mut metadata = EventMetadata::new::<InteractionTracked>().produced_by("e2e");
+    if let Some((saga, _)) = purchase {
+        metadata = metadata.in_saga(saga);
+    }
+    InteractionTracked {
+        metadata,
+        interaction_id: uuid::Uuid::now_v7().to_string(),
+        kind: if purchase.is_some() {
+            InteractionKind::Purchase
+        } else {
+            InteractionKind::Click
+        },
+        interacted_at: chrono::Utc::now(),
+        visitor: Visitor {
+            user_id: None,
+            anonymous_id: visitor.to_owned(),
+            ip: None,
+            user_agent: Some("Mozilla/5.0".to_owned()),
+        },
+        tracking: TrackingParams {
+            campaign_id: Some(campaign.to_owned()),
+            partner_id: Some("partner-1".to_owned()),
+            medium: Some("affiliate".to_owned()),
+            ..TrackingParams::default()
+        },
+        target: Target {
+            url: "https://shop.example/p/1".to_owned(),
+            element: None,
+        },
+        context: PageContext::default(),
+        purchase: purchase.map(|(_, amount_minor)| Purchase {
+            order_id: format!("order-{}", uuid::Uuid::new_v4().simple()),
+            amount: Money::new(amount_minor, "EUR"),
+        }),
     }
 }
