@@ -11,7 +11,9 @@ COMMISSION="${ALPES_COMMISSION_URL:-http://127.0.0.1:8083}"
 MARKETING="${ALPES_MARKETING_URL:-http://127.0.0.1:8084}"
 
 json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
-post() { curl -sS --fail-with-body -H 'content-type: application/json' -d "$2" "$1"; }
+# The services' API token (every scope): `eval "$(scripts/stack.sh env)"` sets it.
+auth=(-H "authorization: Bearer ${ALPES_API_TOKEN:?set ALPES_API_TOKEN: eval \"\$(scripts/stack.sh env)\"}")
+post() { curl -sS --fail-with-body "${auth[@]}" -H 'content-type: application/json' -d "$2" "$1"; }
 
 echo "1. marketing: a campaign paying 10 % (min 5.00, max 50.00 EUR) out of a 1,000.00 EUR budget"
 campaign="$(post "$MARKETING/campaigns" '{"name":"Demo","budget":{"amount_minor":100000,"currency":"EUR"},
@@ -33,9 +35,9 @@ echo "   saga $saga started"
 
 echo "3. attribution and commission react (choreography: nobody commands anybody)"
 for _ in $(seq 1 60); do
-  budget="$(curl -sf "$COMMISSION/budgets/$campaign" || true)"
+  budget="$(curl -sf "${auth[@]}" "$COMMISSION/budgets/$campaign" || true)"
   if [[ -n "$budget" ]] && [[ "$(echo "$budget" | json "['reserved']['amount_minor']")" != "0" ]]; then
-    echo "   attribution: $(curl -sf "$ATTRIBUTION/attributions/$saga")"
+    echo "   attribution: $(curl -sf "${auth[@]}" "$ATTRIBUTION/attributions/$saga")"
     echo "   budget:      $budget"
     echo "forward saga completed: 12.00 EUR commission reserved for partner-42"
     exit 0

@@ -49,7 +49,13 @@ up() {
       continue
     fi
     log "$name: starting on 127.0.0.1:$port"
-    ALPES_HTTP_ADDR="127.0.0.1:$port" ALPES_LOG_FORMAT=json \
+    # A broker with token authentication (ALPES_PULSAR_AUTH=token): each service connects as its
+    # own role, never as the admin whose token `stack.sh env` exports for tools.
+    local pulsar_token="${ALPES_PULSAR_TOKEN:-}"
+    if [[ -n "${ALPES_PULSAR_TOKEN_DIR:-}" ]]; then
+      pulsar_token="$(cat "$ALPES_PULSAR_TOKEN_DIR/alpes-$name.token")"
+    fi
+    ALPES_HTTP_ADDR="127.0.0.1:$port" ALPES_LOG_FORMAT=json ALPES_PULSAR_TOKEN="$pulsar_token" \
       setsid "$bin/$name" --http-addr "127.0.0.1:$port" </dev/null >>"$LOGS/$name.log" 2>&1 &
     echo $! >"$STATE/$name.pid"
   done

@@ -42,7 +42,7 @@ Usage: scripts/simulate-fraud.sh [flags]
   --tracking-url URL     env ALPES_TRACKING_URL    (default http://127.0.0.1:8081)
   --attribution-url URL  env ALPES_ATTRIBUTION_URL (default http://127.0.0.1:8082)
   --commission-url URL   env ALPES_COMMISSION_URL  (default http://127.0.0.1:8083)
-  --token TOKEN          env ALPES_API_TOKEN: the saga log's API token
+  --token TOKEN          env ALPES_API_TOKEN: the services' API token (scopes read, operate, ingest)
   --pulsar-url URL       env ALPES_PULSAR_URL      (default pulsar://127.0.0.1:6650)
   --pulsar-admin-url URL env ALPES_PULSAR_ADMIN_URL (default http://127.0.0.1:8080)
 
@@ -101,9 +101,9 @@ ALPES="$(alpes_binary)"
 
 # json EXPR: evaluates a Python expression over the JSON document on stdin, bound to `d`.
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); v=$1; print('' if v is None else v)"; }
-post() { curl -sS --fail-with-body --max-time 15 -H 'content-type: application/json' -d "$2" "$1"; }
 auth=()
 [[ -n "$TOKEN" ]] && auth=(-H "authorization: Bearer $TOKEN")
+post() { curl -sS --fail-with-body --max-time 15 "${auth[@]}" -H 'content-type: application/json' -d "$2" "$1"; }
 saga_status() {
   curl -sS --max-time 10 "${auth[@]}" "$MARKETING/sagas/$1" | json "d.get('status', '')" 2>/dev/null || true
 }
@@ -116,7 +116,7 @@ done
 code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "${auth[@]}" "$MARKETING/sagas/stats" || true)"
 case "$code" in
   200) ;;
-  401 | 403) die "the saga log refused the API token ($code): pass --token or set ALPES_API_TOKEN to marketing's token" ;;
+  401 | 403) die "the saga log refused the API token ($code): pass --token or set ALPES_API_TOKEN to a token with scopes read, operate and ingest" ;;
   *) die "marketing does not serve the saga log: GET $MARKETING/sagas/stats answered ${code:-nothing}" ;;
 esac
 
@@ -128,8 +128,8 @@ campaign="$(post "$MARKETING/campaigns" "{\"name\":\"Fraud simulation $run\",
   | json "d['campaign_id']")"
 post "$MARKETING/campaigns/$campaign/activate" '{"reason":"fraud simulation"}' >/dev/null
 for ((i = 0; i < TIMEOUT * 5; i++)); do
-  a="$(curl -sf --max-time 5 "$ATTRIBUTION/campaigns/$campaign" | json "d['status']" 2>/dev/null || true)"
-  c="$(curl -sf --max-time 5 "$COMMISSION/budgets/$campaign" | json "d['status']" 2>/dev/null || true)"
+  a="$(curl -sf --max-time 5 "${auth[@]}" "$ATTRIBUTION/campaigns/$campaign" | json "d['status']" 2>/dev/null || true)"
+  c="$(curl -sf --max-time 5 "${auth[@]}" "$COMMISSION/budgets/$campaign" | json "d['status']" 2>/dev/null || true)"
   [[ "$a" == ACTIVE && "$c" == ACTIVE ]] && break
   sleep 0.2
 done
@@ -219,7 +219,7 @@ check() { # check WHAT EXPECTED ACTUAL
 reserved_sum=0
 for saga in "${sagas[@]}"; do
   check "saga $saga" "${expected[$saga]}" "$(saga_status "$saga")"
-  commission="$(curl -sS --max-time 10 "$COMMISSION/commissions/commission-$saga" || true)"
+  commission="$(curl -sS --max-time 10 "${auth[@]}" "$COMMISSION/commissions/commission-$saga" || true)"
   commission_status="$(json "d.get('status')" <<<"$commission" 2>/dev/null || true)"
   if [[ -n "${fraud[$saga]:-}" ]]; then
     check "  commission-$saga" REVERTED "$commission_status"
@@ -233,7 +233,7 @@ for saga in "${sagas[@]}"; do
     reserved_sum=$((reserved_sum + ${amount:-0}))
   fi
 done
-reserved="$(curl -sS --max-time 10 "$COMMISSION/budgets/$campaign" | json "d['reserved']['amount_minor']" 2>/dev/null || true)"
+reserved="$(curl -sS --max-time 10 "${auth[@]}" "$COMMISSION/budgets/$campaign" | json "d['reserved']['amount_minor']" 2>/dev/null || true)"
 check "budget $campaign: reserved = sum of the non-fraud commissions" "$reserved_sum" "$reserved"
 
 if ((failures > 0)); then

@@ -14,6 +14,14 @@
 # Port overrides: ALPES_PULSAR_PORT (6650), ALPES_PULSAR_ADMIN_PORT (8080),
 # ALPES_PULSAR_BOOKIE_PORT (3181), ALPES_MONGO_PORT (27017), ALPES_FERRETDB_DEBUG_PORT (8088),
 # ALPES_POSTGRES_PORT (5433). Pulsar start timeout: ALPES_PULSAR_START_TIMEOUT (180 s).
+#
+# Pulsar authentication: ALPES_PULSAR_AUTH=token on `up` starts the broker with JWT token
+# authentication and authorization (default: none, an open broker). The HS256 secret key and one
+# token per role (alpes-admin, the superuser; alpes-tracking, alpes-attribution,
+# alpes-commission, alpes-marketing) are made once and kept in <stack dir>/pulsar-auth/ (mode
+# 600); `env` prints the admin token and that directory. A running stack remembers the setting:
+# status, env, restart-pulsar and down need no ALPES_PULSAR_AUTH. Permissions per role are
+# granted by `alpes bootstrap` (the plan in crates/bus/src/permissions.rs), not by this script.
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -43,6 +51,13 @@ PULSAR_POM="$SCRIPT_DIR/pulsar/pom.xml"
 PULSAR_DIR="$STACK/pulsar"
 PULSAR_PID="$PULSAR_DIR/pulsar.pid"
 PULSAR_LOG="$LOGS/pulsar.log"
+# Token authentication (ALPES_PULSAR_AUTH=token): keys and tokens, made once and kept; the mode
+# of the running broker, remembered until `down`.
+PULSAR_AUTH_DIR="$STACK/pulsar-auth"
+PULSAR_AUTH_MODE_FILE="$PULSAR_DIR/auth-mode"
+PULSAR_ADMIN_ROLE=alpes-admin
+PULSAR_ROLES=("$PULSAR_ADMIN_ROLE" alpes-tracking alpes-attribution alpes-commission alpes-marketing)
+PULSAR_AUTH=none # resolved by resolve_pulsar_auth: none or token
 
 # "-alpes1": built with the patch below; a different directory so an unpatched cache is rebuilt.
 FERRETDB_HOME="$CACHE/ferretdb-$FERRETDB_VERSION-alpes1"
@@ -217,11 +232,101 @@ ensure_pulsar_lib() {
   mv "$tmp" "$PULSAR_LIB"
 }
 
+# ---------------------------------------------------------------- Pulsar authentication
+
+# Sets PULSAR_AUTH (none or token): ALPES_PULSAR_AUTH if given, else what the stack remembers
+# (the mode it was brought up with), else none. Switching the mode of a running broker is
+# refused: its clients hold tokens, or do not.
+resolve_pulsar_auth() {
+  local requested="" remembered=""
+  case "${ALPES_PULSAR_AUTH:-}" in
+    "") ;;
+    token) requested=token ;;
+    none | off) requested=none ;;
+    *) die "ALPES_PULSAR_AUTH=${ALPES_PULSAR_AUTH}: expected token (or none, the default)" ;;
+  esac
+  if [[ -s "$PULSAR_AUTH_MODE_FILE" ]]; then remembered="$(cat "$PULSAR_AUTH_MODE_FILE")"; fi
+  case "$remembered" in "" | none | token) ;; *) die "pulsar: unknown auth mode '$remembered' in $PULSAR_AUTH_MODE_FILE" ;; esac
+  if [[ -n "$requested" && "$requested" != "${remembered:-none}" ]] \
+    && pid_alive "$PULSAR_PID" PulsarStandaloneStarter; then
+    die "pulsar: this stack's broker runs with ALPES_PULSAR_AUTH=${remembered:-none}; run '$0 down' before switching to $requested"
+  fi
+  PULSAR_AUTH="${requested:-${remembered:-none}}"
+}
+
+# Makes, once, the HS256 secret key (raw bytes, as the broker's tokenSecretKey=file:// reads
+# it) and a JWT per role ({"alg":"HS256"}, {"sub":"<role>"}, no expiry), each in a file of mode
+# 600; plus the admin's Authorization header for curl (-H @file: the token stays out of `ps`).
+# Tokens are a function of the key: made again only when missing or signed with another key.
+ensure_pulsar_tokens() {
+  command -v python3 >/dev/null || die "pulsar: python3 is needed to make the auth tokens (apt-get install python3)"
+  (umask 077 && mkdir -p "$PULSAR_AUTH_DIR")
+  chmod 700 "$PULSAR_AUTH_DIR"
+  python3 - "$PULSAR_AUTH_DIR" "$PULSAR_ADMIN_ROLE" "${PULSAR_ROLES[@]}" <<'PY' || die "pulsar: could not make the auth tokens in $PULSAR_AUTH_DIR"
+import base64, hashlib, hmac, json, os, sys
+
+directory, admin, roles = sys.argv[1], sys.argv[2], sys.argv[3:]
+
+def write(name, data):
+    path = os.path.join(directory, name)
+    try:
+        with open(path, "rb") as f:
+            if f.read() == data:
+                return
+    except FileNotFoundError:
+        pass
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+key_path = os.path.join(directory, "secret.key")
+if not os.path.exists(key_path):
+    write("secret.key", os.urandom(32))
+with open(key_path, "rb") as f:
+    key = f.read()
+if len(key) < 32:
+    sys.exit(f"{key_path}: an HS256 key needs at least 32 bytes")
+
+def b64(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+def part(obj):
+    return b64(json.dumps(obj, separators=(",", ":")).encode())
+
+for role in roles:
+    signed = part({"alg": "HS256"}) + b"." + part({"sub": role})
+    token = signed + b"." + b64(hmac.new(key, signed, hashlib.sha256).digest())
+    write(role + ".token", token)
+    if role == admin:
+        write("admin.header", b"Authorization: Bearer " + token + b"\n")
+PY
+}
+
+# The broker's admin token, when the stack runs with token authentication.
+pulsar_admin_token() { cat "$PULSAR_AUTH_DIR/$PULSAR_ADMIN_ROLE.token"; }
+
+# curl ARGS...: curl of the broker's web port, as the admin role when authentication is on.
+pulsar_curl() {
+  if [[ "$PULSAR_AUTH" == token ]]; then
+    curl -H "@$PULSAR_AUTH_DIR/admin.header" "$@"
+  else
+    curl "$@"
+  fi
+}
+
+# The broker settings of token authentication, appended to the generated standalone.conf.
+pulsar_auth_conf() {
+  sed -e "s|@AUTH_DIR@|$PULSAR_AUTH_DIR|g" -e "s|@ADMIN_ROLE@|$PULSAR_ADMIN_ROLE|g" \
+    "$SCRIPT_DIR/pulsar/auth-token.conf"
+}
+
 pulsar_ready() {
   local clusters lookup
-  clusters="$(curl -sf --max-time 3 "http://$HOST:$PULSAR_ADMIN_PORT/admin/v2/clusters" 2>/dev/null)" || return 1
+  clusters="$(pulsar_curl -sf --max-time 3 "http://$HOST:$PULSAR_ADMIN_PORT/admin/v2/clusters" 2>/dev/null)" || return 1
   [[ "$clusters" == *'"standalone"'* ]] || return 1
-  lookup="$(curl -sf --max-time 5 \
+  lookup="$(pulsar_curl -sf --max-time 5 \
     "http://$HOST:$PULSAR_ADMIN_PORT/lookup/v2/topic/persistent/public/default/stack-healthcheck" 2>/dev/null)" || return 1
   [[ "$lookup" == *"pulsar://"* ]] || return 1
   tcp_open "$HOST" "$PULSAR_PORT"
@@ -237,13 +342,24 @@ start_pulsar() {
   port_free "$PULSAR_ADMIN_PORT" pulsar-admin
   port_free "$PULSAR_BOOKIE_PORT" pulsar-bookie
   mkdir -p "$PULSAR_DIR/conf" "$PULSAR_DIR/data" "$PULSAR_DIR/tmp"
-  sed -e "s/^bindAddress=.*/bindAddress=$HOST/" \
-    -e "s/^advertisedAddress=.*/advertisedAddress=$HOST/" \
-    -e "s/^brokerServicePort=.*/brokerServicePort=$PULSAR_PORT/" \
-    -e "s/^webServicePort=.*/webServicePort=$PULSAR_ADMIN_PORT/" \
-    "$SCRIPT_DIR/pulsar/standalone.conf" >"$PULSAR_DIR/conf/standalone.conf"
+  local auth_sed=()
+  if [[ "$PULSAR_AUTH" == token ]]; then
+    ensure_pulsar_tokens
+    # auth-token.conf says these again; no key appears twice in the generated file.
+    auth_sed=(-e '/^authenticationEnabled=/d' -e '/^authorizationEnabled=/d')
+  fi
+  {
+    sed -e "s/^bindAddress=.*/bindAddress=$HOST/" \
+      -e "s/^advertisedAddress=.*/advertisedAddress=$HOST/" \
+      -e "s/^brokerServicePort=.*/brokerServicePort=$PULSAR_PORT/" \
+      -e "s/^webServicePort=.*/webServicePort=$PULSAR_ADMIN_PORT/" \
+      "${auth_sed[@]}" \
+      "$SCRIPT_DIR/pulsar/standalone.conf"
+    if [[ "$PULSAR_AUTH" == token ]]; then pulsar_auth_conf; fi
+  } >"$PULSAR_DIR/conf/standalone.conf"
+  echo "$PULSAR_AUTH" >"$PULSAR_AUTH_MODE_FILE"
   rotate_log "$PULSAR_LOG"
-  log "pulsar: starting standalone on $HOST:$PULSAR_PORT (admin $HOST:$PULSAR_ADMIN_PORT)"
+  log "pulsar: starting standalone on $HOST:$PULSAR_PORT (admin $HOST:$PULSAR_ADMIN_PORT, auth: $PULSAR_AUTH)"
   local jvm=(
     -Xms256m -Xmx512m -XX:MaxDirectMemorySize=256m -XX:+UseG1GC -XX:+ExitOnOutOfMemoryError
     -Djava.net.preferIPv4Stack=true
@@ -467,6 +583,9 @@ cmd_down() {
   with_lock
   stop_pid ferretdb "$FERRETDB_PID" "$FERRETDB_BIN" 20
   stop_pid pulsar "$PULSAR_PID" PulsarStandaloneStarter 60
+  # The auth mode is forgotten with the broker (the next `up` takes ALPES_PULSAR_AUTH again);
+  # the key and tokens stay, so clients configured with them keep working after the next `up`.
+  rm -f "$PULSAR_AUTH_MODE_FILE"
   if [[ -d "$PG_DATA" ]]; then stop_postgres; else log "postgres: not running"; fi
 }
 
@@ -497,7 +616,7 @@ cmd_restart_pulsar() {
 cmd_status() {
   local down=0
   if pid_alive "$PULSAR_PID" PulsarStandaloneStarter && pulsar_ready; then
-    echo "pulsar:   up   (pid $(pid_of "$PULSAR_PID"), pulsar://$HOST:$PULSAR_PORT, admin http://$HOST:$PULSAR_ADMIN_PORT)"
+    echo "pulsar:   up   (pid $(pid_of "$PULSAR_PID"), pulsar://$HOST:$PULSAR_PORT, admin http://$HOST:$PULSAR_ADMIN_PORT, auth: $PULSAR_AUTH)"
   elif pid_alive "$PULSAR_PID" PulsarStandaloneStarter; then
     echo "pulsar:   down (pid $(pid_of "$PULSAR_PID") running but not ready; log $PULSAR_LOG)"
     down=1
@@ -525,6 +644,14 @@ cmd_env() {
   echo "export ALPES_PULSAR_ADMIN_URL=http://$HOST:$PULSAR_ADMIN_PORT"
   echo "export ALPES_MONGO_URL=mongodb://$HOST:$MONGO_PORT"
   echo "export ALPES_POSTGRES_URL=postgres://alpes@$HOST:$PG_PORT/alpes"
+  if [[ "$PULSAR_AUTH" == token ]]; then
+    [[ -s "$PULSAR_AUTH_DIR/$PULSAR_ADMIN_ROLE.token" ]] \
+      || die "pulsar: no tokens in $PULSAR_AUTH_DIR (run '$0 up' with ALPES_PULSAR_AUTH=token)"
+    # The admin (superuser) token, and where each role's token is: <dir>/<role>.token.
+    echo "export ALPES_PULSAR_AUTH=token"
+    echo "export ALPES_PULSAR_TOKEN=$(pulsar_admin_token)"
+    echo "export ALPES_PULSAR_TOKEN_DIR=$PULSAR_AUTH_DIR"
+  fi
   # The bearer token of marketing's saga endpoints: random, made once per checkout.
   local token_file="$STACK/api-token"
   if [[ ! -s "$token_file" ]]; then
@@ -535,6 +662,11 @@ cmd_env() {
 }
 
 [[ $# -eq 1 ]] || usage
+case "$1" in
+  # `down` stops whatever runs, whatever ALPES_PULSAR_AUTH says.
+  down) ALPES_PULSAR_AUTH="" resolve_pulsar_auth ;;
+  up | status | env | restart-pulsar) resolve_pulsar_auth ;;
+esac
 case "$1" in
   up) cmd_up ;;
   down) cmd_down ;;

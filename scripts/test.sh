@@ -25,7 +25,15 @@ fault_env=(ALPES_STACK_DIR="$PWD/.stack-faults" ALPES_PULSAR_PORT=6660 ALPES_PUL
   ALPES_POSTGRES_PORT=5443)
 fault_stack() { env "${fault_env[@]}" scripts/stack.sh "$@"; }
 started_fault_stack=false
+# A third, whose broker requires tokens and enforces each role's permissions
+# (ALPES_PULSAR_AUTH=token), for crates/bus/tests/auth.rs.
+auth_env=(ALPES_STACK_DIR="$PWD/.stack-auth" ALPES_PULSAR_PORT=6670 ALPES_PULSAR_ADMIN_PORT=8070
+  ALPES_PULSAR_BOOKIE_PORT=3171 ALPES_MONGO_PORT=27037 ALPES_FERRETDB_DEBUG_PORT=8108
+  ALPES_POSTGRES_PORT=5453)
+auth_stack() { env "${auth_env[@]}" scripts/stack.sh "$@"; }
+started_auth_stack=false
 cleanup() {
+  if $started_auth_stack; then auth_stack down || true; fi
   if $started_fault_stack; then fault_stack down || true; fi
   if $started_services; then scripts/services.sh down || true; fi
   if $started_stack; then
@@ -48,6 +56,18 @@ cargo run --quiet --locked -p alpes-cli -- schema check --dir schema
 step "deployment files: compose, Kubernetes manifests, OpenAPI, GKE scripts' dry runs, shellcheck"
 scripts/validate-deploy.sh
 
+step "local stack with Pulsar token authentication and authorization (for crates/bus/tests/auth.rs)"
+if ! auth_stack status >/dev/null 2>&1; then
+  started_auth_stack=true
+fi
+ALPES_PULSAR_AUTH=token auth_stack up
+# Only what auth.rs reads: evaluating that stack's `env` here would point everything at it.
+auth_setting() { auth_stack env | sed -n "s/^export $1=//p"; }
+ALPES_AUTH_PULSAR_URL="$(auth_setting ALPES_PULSAR_URL)"
+ALPES_AUTH_PULSAR_ADMIN_URL="$(auth_setting ALPES_PULSAR_ADMIN_URL)"
+ALPES_AUTH_TOKEN_DIR="$(auth_setting ALPES_PULSAR_TOKEN_DIR)"
+export ALPES_AUTH_PULSAR_URL ALPES_AUTH_PULSAR_ADMIN_URL ALPES_AUTH_TOKEN_DIR
+
 step "cargo test (unit and integration, against the stack)"
 results="${CARGO_TARGET_DIR:-target}/test-output.txt"
 mkdir -p "$(dirname "$results")"
@@ -56,6 +76,10 @@ mkdir -p "$(dirname "$results")"
 # run (scripts/demo.sh) may be using.
 restart_tests=(after_a_broker_restart the_broker_was_killed_in_their_middle)
 cargo test --workspace --locked --no-fail-fast "$@" -- "${restart_tests[@]/#/--skip=}" 2>&1 | tee "$results"
+if $started_auth_stack; then
+  auth_stack down
+  started_auth_stack=false
+fi
 
 step "cargo test: the broker killed and restarted under live subscriptions and sagas (a stack of their own)"
 # Each on a broker never killed before: after a kill -9, a standalone broker's bookie

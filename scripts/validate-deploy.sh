@@ -10,8 +10,10 @@
 # scripts/deploy-gke.sh generates rendered with kustomize and validated offline against the
 # Kubernetes schemas (strict) of K8S_VERSIONS; security/operability policy on them; every ALPES_*
 # variable in compose and the manifests read by its binary (from the Rust sources); the Pulsar
-# Helm values; the --dry-run of deploy-gke.sh, gke-start.sh and gke-stop.sh without gcloud,
-# kubectl, helm or docker on PATH.
+# Helm values; authentication and least privilege (Pulsar token auth and authorization on, its
+# NetworkPolicies, the services' tokens from Secrets, no store superuser credentials in the
+# services, non-root stores with least-privilege users, no inline secret); the --dry-run of
+# deploy-gke.sh, gke-start.sh and gke-stop.sh without gcloud, kubectl, helm or docker on PATH.
 #
 # Installs what it needs once, into ${ALPES_CACHE:-~/.cache/alpes}: a Python venv (deploy-venv,
 # from scripts/deploy/requirements.txt) and kustomize (go install from the Go module proxy; when
@@ -137,6 +139,27 @@ render_generated() { # the overlay scripts/deploy-gke.sh writes, with images and
   [[ -z "$leftovers" ]] || { echo "left behind: $leftovers"; return 1; }
 }
 
+# The stores' init scripts (shell, in ConfigMaps of the rendered overlay) through shellcheck.
+check_init_scripts() {
+  local dir="$WORK/init-scripts"
+  mkdir -p "$dir"
+  "$PY" - "$WORK/k8s-overlays-gke.yaml" "$dir" <<'PY' || return 1
+import sys
+from pathlib import Path
+import yaml
+count = 0
+for doc in yaml.safe_load_all(Path(sys.argv[1]).read_text()):
+    if isinstance(doc, dict) and doc.get("kind") == "ConfigMap":
+        for key, text in (doc.get("data") or {}).items():
+            if key.endswith(".sh"):
+                (Path(sys.argv[2]) / f"{doc['metadata']['name']}-{key}").write_text(text)
+                count += 1
+if not count:
+    sys.exit("no shell init script in the rendered overlay")
+PY
+  "$VENV/bin/shellcheck" "$dir"/*.sh
+}
+
 k8s_validate() { # k8s_validate VERSION FILE...
   local version="$1"
   shift
@@ -189,16 +212,29 @@ expect() {
 check_deploy_dry_run() {
   local out="$WORK/deploy.out"
   dry_run scripts/deploy-gke.sh "$out" --project demo-project --region europe-west1 --cluster alpes --tag v1 || return 1
+  # Secrets checked first; Pulsar's signing key and every role's token before the chart and the
+  # services need them; the NetworkPolicies once Pulsar runs; the stores' users after their rollout.
   expect "$out" \
     '^\+ gcloud container clusters get-credentials alpes --location europe-west1 --project demo-project$' \
+    '^\+ kubectl --namespace alpes get secret alpes-mongo alpes-postgres alpes-api-token alpes-mongo-root alpes-postgres-superuser$' \
     '^\+ gcloud builds submit .*--config .*scripts/deploy/cloudbuild.yaml' \
+    '^\+ kubectl --namespace pulsar create secret generic pulsar-token-symmetric-key --from-file=SECRETKEY=' \
+    '^\+ kubectl --namespace pulsar create secret generic pulsar-token-broker-admin --from-file=TOKEN=' \
+    '^\+ kubectl --namespace pulsar create secret generic pulsar-token-proxy-admin --from-file=TOKEN=' \
+    '^\+ kubectl --namespace pulsar create secret generic pulsar-token-alpes-admin --from-file=TOKEN=' \
+    '^\+ kubectl --namespace alpes create secret generic alpes-pulsar-token-tracking --from-file=ALPES_PULSAR_TOKEN=' \
+    '^\+ kubectl --namespace alpes create secret generic alpes-pulsar-token-marketing --from-file=ALPES_PULSAR_TOKEN=' \
+    '^\+ kubectl --namespace alpes create secret generic alpes-pulsar-token-admin --from-file=ALPES_PULSAR_TOKEN=' \
     '^\+ helm upgrade --install pulsar apache/pulsar .*--values .*k8s/pulsar/values-gke-small.yaml' \
     '^\+ kubectl --namespace pulsar rollout status statefulset/pulsar-broker' \
     '^\+ kubectl --namespace pulsar rollout status statefulset/pulsar-proxy' \
-    '^\+ kubectl --namespace alpes get secret alpes-mongo alpes-postgres alpes-api-token' \
+    '^\+ kubectl --namespace pulsar apply -f .*k8s/pulsar/networkpolicy.yaml$' \
+    '^\+ kubectl --namespace pulsar exec pulsar-toolset-0 -- bin/pulsar-admin tenants list$' \
     '^\+ kubectl --namespace alpes delete job alpes-bootstrap' \
     '^\+ kubectl apply -k ' \
     '^\+ kubectl --namespace alpes rollout status statefulset/mongo' \
+    '^\+ kubectl --namespace alpes exec statefulset/mongo -c mongo -- .*10-alpes-app-user.js' \
+    '^\+ kubectl --namespace alpes exec statefulset/postgres -c postgres -- .*10-alpes-app-role.sh$' \
     '^\+ kubectl --namespace alpes wait --for=condition=complete job/alpes-bootstrap' \
     '^\+ kubectl --namespace alpes rollout status deployment/tracking' \
     '^\+ kubectl --namespace alpes rollout status deployment/attribution' \
@@ -214,6 +250,14 @@ check_deploy_dry_run() {
     '^\+ docker push europe-west1-docker.pkg.dev/demo-project/alpes/tracking:v1' \
     '^\+ kubectl apply -k ' || return 1
   if grep -q '^+ helm' "$out"; then echo "--skip-pulsar still ran helm"; return 1; fi
+  # The services' Pulsar tokens are needed by the apply, also when the release is left alone.
+  grep -q '^+ kubectl --namespace alpes create secret generic alpes-pulsar-token-tracking ' "$out" ||
+    { echo "--skip-pulsar did not make the services' Pulsar tokens"; return 1; }
+  # No credential of any kind on a command line the dry run prints.
+  if grep -nE 'eyJ[A-Za-z0-9_-]{10,}|--from-literal=[A-Z_]*(TOKEN|PASSWORD|KEY)' "$out"; then
+    echo "a credential on a command line"
+    return 1
+  fi
 }
 
 check_stop_dry_run() {
@@ -286,17 +330,34 @@ check "kustomize k8s/base" render k8s/base "$WORK/k8s-base.yaml"
 check "kustomize k8s/overlays/gke" render k8s/overlays/gke "$WORK/k8s-overlays-gke.yaml"
 check "kustomize the overlay deploy-gke.sh generates" render_generated "$WORK/k8s-deploy-gke.yaml"
 MANIFESTS=("$WORK/k8s-base.yaml" "$WORK/k8s-overlays-gke.yaml" "$WORK/k8s-deploy-gke.yaml")
+# What the stores component renders into (the overlays; the base has no stores).
+OVERLAYS=("$WORK/k8s-overlays-gke.yaml" "$WORK/k8s-deploy-gke.yaml")
+PULSAR_NETPOL=k8s/pulsar/networkpolicy.yaml
+PULSAR_VALUES=k8s/pulsar/values-gke-small.yaml
 for version in "${K8S_VERSIONS[@]}"; do
-  check "kubernetes-validate --strict, Kubernetes $version" k8s_validate "$version" "${MANIFESTS[@]}"
+  check "kubernetes-validate --strict, Kubernetes $version" k8s_validate "$version" "${MANIFESTS[@]}" "$PULSAR_NETPOL"
 done
 check "manifests policy: non-root, read-only, resources, probes, PDB, HPA" \
   "$PY" "$CHECK" policy "${MANIFESTS[@]}"
 check "ALPES_* variables (compose, manifests) read by their binary" \
   "$PY" "$CHECK" env --compose docker-compose.yml --manifests "${MANIFESTS[@]}"
 check "k8s/pulsar/values-gke-small.yaml: settings alpes relies on" \
-  "$PY" "$CHECK" pulsar-values k8s/pulsar/values-gke-small.yaml
-check "services/marketing/openapi.json: OpenAPI 3.1" \
-  "$VENV/bin/python" scripts/deploy/check_openapi.py services/marketing/openapi.json
+  "$PY" "$CHECK" pulsar-values "$PULSAR_VALUES"
+check "Pulsar values: token authentication, authorization, no anonymous" \
+  "$PY" "$CHECK" pulsar-auth "$PULSAR_VALUES"
+check "Pulsar NetworkPolicy: proxy/broker only from alpes and Pulsar pods" \
+  "$PY" "$CHECK" pulsar-netpol "$PULSAR_NETPOL"
+check "services: ALPES_API_TOKEN, own ALPES_PULSAR_TOKEN by secretKeyRef" \
+  "$PY" "$CHECK" service-tokens --compose docker-compose.yml "${MANIFESTS[@]}"
+check "services: no MongoDB root / Postgres superuser credentials" \
+  "$PY" "$CHECK" store-credentials "${MANIFESTS[@]}"
+check "MongoDB/Postgres: non-root; app users least-privilege, not root" \
+  "$PY" "$CHECK" stores "${OVERLAYS[@]}"
+check "no plaintext secret in manifests, Pulsar values (Secret refs only)" \
+  "$PY" "$CHECK" secrets "${MANIFESTS[@]}" "$PULSAR_VALUES" "$PULSAR_NETPOL"
+check "shellcheck the stores' init scripts (ConfigMaps)" check_init_scripts
+check "services/*/openapi.json (4): OpenAPI 3.1, examples, token scopes" \
+  "$VENV/bin/python" scripts/deploy/check_openapi.py
 check "deploy-gke.sh --dry-run (no gcloud/kubectl/helm/docker)" check_deploy_dry_run
 check "gke-stop.sh --dry-run: services, stores, then Pulsar" check_stop_dry_run
 check "gke-start.sh --dry-run: Pulsar, stores, then services" check_start_dry_run

@@ -14,7 +14,7 @@ use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::BusError;
+use crate::{BusError, PulsarToken};
 
 /// Schema compatibility the registry enforces: every new schema must be readable by, and able
 /// to read, every earlier one of the topic — the same rule `alpes schema check` applies in CI.
@@ -26,10 +26,15 @@ const RETENTION_MINUTES: u32 = 7 * 24 * 60;
 const RETENTION_MEGABYTES: u32 = 1024;
 
 /// A client of the admin REST API (the broker's web port, e.g. `http://127.0.0.1:8080`).
+///
+/// On a broker with token authentication, [`Admin::with_token`] sends a role's token with every
+/// request; creating tenants and namespaces and granting permissions ([`Admin::bootstrap`],
+/// [`Admin::apply`]) need the superuser's.
 #[derive(Clone)]
 pub struct Admin {
     http: reqwest::Client,
     base: String,
+    token: Option<PulsarToken>,
 }
 
 /// What [`Admin::bootstrap`] set up: each event topic with its registered schema version.
@@ -52,16 +57,41 @@ enum UploadedVersion {
 }
 
 impl Admin {
-    /// A client for the admin API at `base_url`.
+    /// A client for the admin API at `base_url`, sending no credentials.
     pub fn new(base_url: &str) -> Self {
+        Self::authenticated(base_url, None)
+    }
+
+    /// This client, sending `token` as `Authorization: Bearer` with every request.
+    pub fn with_token(self, token: PulsarToken) -> Self {
+        Self::authenticated(&self.base, Some(token))
+    }
+
+    /// A client for the admin API at `base_url`, sending `token` when there is one.
+    pub fn authenticated(base_url: &str, token: Option<PulsarToken>) -> Self {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(token) = &token {
+            let mut value =
+                reqwest::header::HeaderValue::try_from(format!("Bearer {}", token.secret()))
+                    .expect("a PulsarToken holds no whitespace nor control characters");
+            value.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
+            .default_headers(headers)
             .build()
             .expect("a plain HTTP client always builds");
         Self {
             http,
             base: base_url.trim_end_matches('/').to_owned(),
+            token,
         }
+    }
+
+    /// The token this client sends, if any.
+    pub fn token(&self) -> Option<&PulsarToken> {
+        self.token.as_ref()
     }
 
     /// Answers when the broker's admin API does: a readiness check.
@@ -172,6 +202,34 @@ impl Admin {
         }
     }
 
+    /// Checks, without changing anything, that every topic of `types` has a schema in the
+    /// registry: what a service whose role may not bootstrap (a broker with authorization,
+    /// where only the admin role creates tenants, namespaces and topics) does at start-up
+    /// instead of [`Admin::bootstrap`]. A role may read the schemas of the topics it produces
+    /// or consumes; for any other topic the broker answers 401, reported as such.
+    pub async fn check_schemas(&self, types: &[&EventType]) -> Result<(), BusError> {
+        let ns = Namespace::current();
+        for ty in types {
+            let topic = ty.topic_name();
+            let path = format!("/admin/v2/schemas/{ns}/{topic}/schema");
+            match self.call(Method::GET, &path, None).await {
+                Ok(_) => {}
+                Err(BusError::Admin { detail, .. }) if detail.starts_with("404") => {
+                    return Err(admin_error(
+                        "GET",
+                        self.url(&path),
+                        format!(
+                            "no schema registered for {}: bootstrap Pulsar first, as the admin role (`alpes bootstrap`)",
+                            ty.topic()
+                        ),
+                    ));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
     /// The Avro schema text registered for `topic` (a short name in the process's namespace) at
     /// `version`, or `None` when the registry has no such version.
     pub async fn schema_at(&self, topic: &str, version: i64) -> Result<Option<String>, BusError> {
@@ -224,7 +282,11 @@ impl Admin {
     }
 
     /// PUT that treats "already exists" as success.
-    async fn create(&self, path: &str, body: Option<serde_json::Value>) -> Result<(), BusError> {
+    pub(crate) async fn create(
+        &self,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<(), BusError> {
         match self.call(Method::PUT, path, body).await {
             Ok(_) => Ok(()),
             Err(BusError::Admin { detail, .. }) if detail.starts_with("409") => Ok(()),
@@ -232,7 +294,7 @@ impl Admin {
         }
     }
 
-    async fn call(
+    pub(crate) async fn call(
         &self,
         method: Method,
         path: &str,
@@ -254,6 +316,11 @@ impl Admin {
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
         Err(admin_error(name, url, format!("{status}: {text}")))
+    }
+
+    /// The admin API's base URL, e.g. `http://127.0.0.1:8080`.
+    pub fn base_url(&self) -> &str {
+        &self.base
     }
 
     fn url(&self, path: &str) -> String {

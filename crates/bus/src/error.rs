@@ -34,4 +34,6 @@ pub enum BusError {
         url: String,
         detail: String,
     },
+    #[error("Pulsar token: {0}")]
+    Token(String),
 }

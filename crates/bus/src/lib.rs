@@ -13,6 +13,9 @@
 //!   is down meanwhile (readiness reads it).
 //! - [`admin`] bootstraps the tenant, namespace, compatibility strategy, topics and schemas
 //!   through Pulsar's admin REST API.
+//! - On a broker with token authentication and authorization, each service connects with its
+//!   role's [`PulsarToken`] ([`Bus::connect_with`], [`admin::Admin::with_token`]), and
+//!   [`permissions`] says, and grants, what each role may produce and consume.
 //!
 //! Shutdown is a [`Shutdown`] token: cancelling it makes every subscription stop taking
 //! messages, finish the one in hand, and close.
@@ -21,9 +24,11 @@ pub mod admin;
 mod envelope;
 mod error;
 pub mod fault;
+pub mod permissions;
 mod publisher;
 mod reconnect;
 mod subscription;
+mod token;
 
 use pulsar::{Pulsar, TokioExecutor};
 
@@ -31,7 +36,10 @@ pub use envelope::{Delivery, Outgoing, property};
 pub use error::BusError;
 pub use publisher::{PendingReceipt, Publisher, Receipt};
 pub use reconnect::SubscriptionHealth;
-pub use subscription::{Backoff, Outcome, StartAt, Subscription, SubscriptionConfig};
+pub use subscription::{
+    Backoff, Outcome, StartAt, Subscription, SubscriptionConfig, dead_letter_topic, retry_topic,
+};
+pub use token::PulsarToken;
 pub use tokio_util::sync::CancellationToken as Shutdown;
 
 /// Connections to one Pulsar cluster: a publishing one and a consuming one.
@@ -49,10 +57,26 @@ impl Bus {
     /// `http://127.0.0.1:8080`), where subscriptions look up the writer schemas of messages
     /// written with other schema versions.
     pub async fn connect(url: &str, admin_url: &str, service: &str) -> Result<Self, BusError> {
+        Self::connect_with(url, admin_url, service, None).await
+    }
+
+    /// [`Bus::connect`], presenting `token` (the service's role) to the broker and to its admin
+    /// API when there is one: what a broker with token authentication requires. A broker
+    /// without authentication ignores it.
+    pub async fn connect_with(
+        url: &str,
+        admin_url: &str,
+        service: &str,
+        token: Option<PulsarToken>,
+    ) -> Result<Self, BusError> {
         let builder = || {
-            Pulsar::builder(url.to_owned(), TokioExecutor)
+            let builder = Pulsar::builder(url.to_owned(), TokioExecutor)
                 // Enough room to pipeline; when full, sends wait instead of failing (back-pressure).
-                .with_outbound_channel_size(1_000)
+                .with_outbound_channel_size(1_000);
+            match &token {
+                Some(token) => builder.with_auth(token.authentication()),
+                None => builder,
+            }
         };
         let connect_error = |source| BusError::Connect {
             url: url.to_owned(),
@@ -73,7 +97,7 @@ impl Bus {
         Ok(Self {
             publisher: Publisher::new(producers),
             consumers,
-            admin: admin::Admin::new(admin_url),
+            admin: admin::Admin::authenticated(admin_url, token.clone()),
             service: service.to_owned(),
         })
     }

@@ -205,6 +205,18 @@ impl<E> Ready<E> {
     }
 }
 
+/// Where subscription `subscription` of `topic` (full or short name, the answer is alike) sends
+/// the messages it retries later: its own topic, which it consumes too.
+pub fn retry_topic(topic: &str, subscription: &str) -> String {
+    format!("{topic}-{subscription}-retry")
+}
+
+/// Where subscription `subscription` of `topic` (full or short name) sends the messages it
+/// gives up on.
+pub fn dead_letter_topic(topic: &str, subscription: &str) -> String {
+    format!("{topic}-{subscription}-dlq")
+}
+
 /// The outcome of a handler that panicked with `payload`.
 fn panicked(payload: &(dyn std::any::Any + Send)) -> Outcome {
     let message = payload
@@ -253,8 +265,8 @@ impl<E: Event> Subscription<E> {
             admin,
         } = links;
         let topic = E::event_type().topic();
-        let retry_topic = format!("{topic}-{}-retry", config.name);
-        let dead_letter_topic = format!("{topic}-{}-dlq", config.name);
+        let retry_topic = retry_topic(&topic, &config.name);
+        let dead_letter_topic = dead_letter_topic(&topic, &config.name);
         let consumer_name = format!("{service}-{}", uuid::Uuid::new_v4().simple());
         let (consumer, retries) =
             subscribe(&client, &config, &consumer_name, &topic, &retry_topic).await?;

@@ -24,7 +24,9 @@ mod when;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use alpes_bus::PulsarToken;
 use alpes_bus::admin::Admin;
+use alpes_bus::permissions::{self, SubscriptionNames};
 use alpes_contracts::{DEFAULT_NAMESPACE, Namespace, compat};
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -63,7 +65,8 @@ enum Command {
     #[command(subcommand)]
     Schema(SchemaCommand),
     /// Create the tenant, namespace, topics and schemas in Pulsar (idempotent), in
-    /// `--pulsar-namespace`.
+    /// `--pulsar-namespace`; on a broker with token authentication (`--pulsar-token`, the admin
+    /// role's), also grant each service's role what it produces and consumes.
     #[command(after_help = "Example:\n  alpes bootstrap --admin-url http://127.0.0.1:8080")]
     Bootstrap {
         /// Pulsar's admin REST API.
@@ -73,6 +76,9 @@ enum Command {
             default_value = "http://127.0.0.1:8080"
         )]
         admin_url: String,
+        /// The admin role's JWT, on a broker with token authentication and authorization.
+        #[arg(long, env = "ALPES_PULSAR_TOKEN", hide_env_values = true)]
+        pulsar_token: Option<String>,
     },
     /// Validate a JSON event against its Avro schema and publish it to the event's topic.
     #[command(after_help = publish::EXAMPLES)]
@@ -152,6 +158,14 @@ async fn main() -> ExitCode {
     }
 }
 
+/// `name` from the environment, or `default` when unset or empty.
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_owned())
+}
+
 async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Events => {
@@ -159,13 +173,33 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Schema(SchemaCommand::Check { dir }) => schema_check(&dir),
-        Command::Bootstrap { admin_url } => {
-            let done = Admin::new(&admin_url)
+        Command::Bootstrap {
+            admin_url,
+            pulsar_token,
+        } => {
+            let token = pulsar_token.map(PulsarToken::new).transpose()?;
+            let authorized = token.is_some();
+            let admin = Admin::authenticated(&admin_url, token);
+            let done = admin
                 .bootstrap()
                 .await
                 .with_context(|| format!("bootstrapping Pulsar at {admin_url}"))?;
             for (topic, version) in done.topics {
                 println!("{topic}\tschema version {version}");
+            }
+            if authorized {
+                let names = SubscriptionNames {
+                    tracking: env_or("ALPES_TRACKING_SUBSCRIPTION", "tracking"),
+                    attribution: env_or("ALPES_ATTRIBUTION_SUBSCRIPTION", "attribution"),
+                    commission: env_or("ALPES_COMMISSION_SUBSCRIPTION", "commission"),
+                    marketing: env_or("ALPES_MARKETING_SUBSCRIPTION", "marketing"),
+                };
+                let plan = permissions::plan(Namespace::current(), &permissions::platform(&names));
+                let applied = admin
+                    .apply(&plan)
+                    .await
+                    .with_context(|| format!("granting the services' roles at {admin_url}"))?;
+                println!("permissions: {applied:?}");
             }
             Ok(ExitCode::SUCCESS)
         }

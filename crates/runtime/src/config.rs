@@ -7,6 +7,11 @@ use std::time::Duration;
 use alpes_bus::{StartAt, SubscriptionConfig};
 use alpes_contracts::{DEFAULT_NAMESPACE, Namespace};
 
+use crate::auth::{Access, Scope, Tokens};
+
+/// The API token [`CommonArgs::for_tests`] configures, holding every scope.
+pub const TEST_API_TOKEN: &str = "alpes-test-token";
+
 /// Connection settings shared by every service; `#[command(flatten)]` it into a service's own.
 #[derive(clap::Args, Debug, Clone)]
 pub struct CommonArgs {
@@ -51,9 +56,72 @@ pub struct CommonArgs {
     /// order). A service whose messages all write one hot stream sets its own lower value.
     #[arg(long, env = "ALPES_CONSUMER_CONCURRENCY", default_value_t = 8)]
     pub consumer_concurrency: usize,
+    /// The JWT this service presents to Pulsar (binary protocol and admin API) on a broker with
+    /// token authentication: its own role's (`alpes-<service>`), which may produce its events
+    /// and consume its subscriptions only. With one, the service does not bootstrap Pulsar (its
+    /// role may not): it checks that the schemas of its topics are registered (`alpes bootstrap`
+    /// registers them, as the admin role).
+    #[arg(long, env = "ALPES_PULSAR_TOKEN", hide_env_values = true)]
+    pub pulsar_token: Option<String>,
+    /// A bearer token holding every scope of the HTTP API (the operator's); see [`crate::auth`].
+    #[arg(long, env = "ALPES_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<String>,
+    /// Further bearer tokens and their scopes: `read=…,read+operate=…,ingest=…` (comma or
+    /// newline separated; a scope may be held by several tokens, to rotate them).
+    #[arg(long, env = "ALPES_API_TOKENS", hide_env_values = true, value_parser = Tokens::parse)]
+    pub api_tokens: Option<Tokens>,
 }
 
 impl CommonArgs {
+    /// Settings for a service a test runs in process, listening on `http_addr`: the local
+    /// stack's addresses (and Pulsar token) from the environment (as `scripts/stack.sh env`
+    /// prints them), text logs,
+    /// new subscriptions from the latest message, and [`TEST_API_TOKEN`] as the API token. A
+    /// test changes what it needs with `CommonArgs { .., ..CommonArgs::for_tests(addr) }`.
+    pub fn for_tests(http_addr: SocketAddr) -> Self {
+        let env = |name: &str, default: &str| {
+            std::env::var(name)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| default.to_owned())
+        };
+        Self {
+            http_addr,
+            pulsar_url: env("ALPES_PULSAR_URL", "pulsar://127.0.0.1:6650"),
+            pulsar_admin_url: env("ALPES_PULSAR_ADMIN_URL", "http://127.0.0.1:8080"),
+            pulsar_namespace: DEFAULT_NAMESPACE
+                .parse()
+                .expect("the default namespace is valid"),
+            mongo_url: env("ALPES_MONGO_URL", "mongodb://127.0.0.1:27017"),
+            log_format: LogFormat::Text,
+            subscribe_from: SubscribeFrom::Latest,
+            consumer_concurrency: 8,
+            pulsar_token: std::env::var("ALPES_PULSAR_TOKEN")
+                .ok()
+                .filter(|t| !t.is_empty()),
+            api_token: Some(TEST_API_TOKEN.to_owned()),
+            api_tokens: None,
+        }
+    }
+
+    /// [`CommonArgs::pulsar_token`], unless empty (a deployment passing an empty setting means
+    /// none).
+    pub fn pulsar_token(&self) -> Option<&str> {
+        self.pulsar_token
+            .as_deref()
+            .filter(|t| !t.trim().is_empty())
+    }
+
+    /// The HTTP API's tokens: [`CommonArgs::api_token`] with every scope, and
+    /// [`CommonArgs::api_tokens`].
+    pub fn access(&self) -> Access {
+        let mut tokens = self.api_tokens.clone().unwrap_or_default();
+        if let Some(token) = &self.api_token {
+            tokens.add(token, &Scope::ALL);
+        }
+        Access::new(tokens)
+    }
+
     /// The configuration of subscription `name`, starting where [`CommonArgs::subscribe_from`] says.
     pub fn subscription(&self, name: &str) -> SubscriptionConfig {
         let mut config = SubscriptionConfig::new(name);

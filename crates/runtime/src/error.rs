@@ -49,6 +49,16 @@ impl ApiError {
         }
     }
 
+    /// 403: the credentials are valid but do not allow this.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::FORBIDDEN,
+            code: "forbidden",
+            message: message.into(),
+            field: None,
+        }
+    }
+
     /// 404: no such resource.
     pub fn not_found(what: impl Into<String>) -> Self {
         Self {

@@ -118,6 +118,15 @@ pub fn router_with(api: Router, readiness: Readiness, metrics: Metrics, limits: 
         .layer(middleware::from_fn_with_state(metrics, observe))
 }
 
+/// `GET /openapi.json`, answering `document` (a service's OpenAPI description, embedded with
+/// `include_str!`): public, like the probes.
+pub fn openapi(document: &'static str) -> Router {
+    Router::new().route(
+        "/openapi.json",
+        get(move || async move { ([(header::CONTENT_TYPE, "application/json")], document) }),
+    )
+}
+
 /// Serves `router` on `listener` until `shutdown`, then finishes the requests in flight, with
 /// the default [`Limits`].
 pub async fn serve(

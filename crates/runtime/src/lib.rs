@@ -2,6 +2,8 @@
 //!
 //! - [`config::CommonArgs`]: the settings every service reads, from flags or `ALPES_*`
 //!   environment variables (one mechanism: clap), flattened into each service's own config.
+//! - [`auth`]: bearer tokens with scopes (`read`, `operate`, `ingest`) and the layer that
+//!   guards each protected route with one.
 //! - [`telemetry::init`]: JSON (or human) logs through `tracing`.
 //! - [`http`]: the axum server with `/healthz`, `/readyz`, `/metrics`, trace context on every
 //!   request, JSON errors with a stable `code` (from the framework and hyper too), timeouts,
@@ -11,6 +13,7 @@
 //! - [`shutdown::on_signals`]: a [`Shutdown`](alpes_bus::Shutdown) token cancelled by SIGTERM
 //!   or SIGINT. Readiness turns false at once; consumers drain; the relay flushes.
 
+pub mod auth;
 pub mod config;
 pub mod error;
 pub mod health;

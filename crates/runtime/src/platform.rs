@@ -12,12 +12,14 @@ use alpes_bus::admin::Admin;
 use alpes_bus::{
     Bus, BusError, Delivery, Outcome, Publisher, Shutdown, SubscriptionConfig, SubscriptionHealth,
 };
+use alpes_bus::{PulsarToken, permissions};
 use alpes_contracts::Event;
 use alpes_eventstore::{MongoStore, Relay, StoreError};
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use crate::auth::Access;
 use crate::config::CommonArgs;
 use crate::health::Readiness;
 use crate::http;
@@ -53,6 +55,7 @@ pub struct Platform {
     bus: Bus,
     store: MongoStore,
     metrics: Metrics,
+    access: Access,
     /// Consumers stop with the service, or at once if a later one cannot start.
     consuming: Shutdown,
     consumers: Vec<JoinHandle<Result<(), BusError>>>,
@@ -79,14 +82,39 @@ impl Platform {
             .clone()
             .install()
             .map_err(PlatformError::Namespace)?;
-        let admin = Admin::new(&common.pulsar_admin_url);
-        admin.bootstrap().await.map_err(PlatformError::Bootstrap)?;
-        let bus = Bus::connect(&common.pulsar_url, &common.pulsar_admin_url, service)
+        let token = match common.pulsar_token() {
+            Some(token) => Some(PulsarToken::new(token).map_err(PlatformError::Bus)?),
+            None => None,
+        };
+        let admin = Admin::authenticated(&common.pulsar_admin_url, token.clone());
+        if token.is_some() {
+            // A role of its own may not bootstrap; `alpes bootstrap` did, as the admin role.
+            let names = permissions::SubscriptionNames::default();
+            let types = permissions::platform(&names)
+                .into_iter()
+                .find(|access| access.service == service)
+                .map(|access| access.event_types())
+                .unwrap_or_default();
+            admin
+                .check_schemas(&types)
+                .await
+                .map_err(PlatformError::Bootstrap)?;
+        } else {
+            admin.bootstrap().await.map_err(PlatformError::Bootstrap)?;
+        }
+        let bus = Bus::connect_with(&common.pulsar_url, &common.pulsar_admin_url, service, token)
             .await
             .map_err(PlatformError::Bus)?;
         let store = MongoStore::connect(&common.mongo_url, database)
             .await
             .map_err(PlatformError::Store)?;
+        let access = common.access();
+        if access.is_closed() {
+            tracing::warn!(
+                "no API token configured (ALPES_API_TOKEN, ALPES_API_TOKENS): every protected \
+                 endpoint refuses every request"
+            );
+        }
         let relay_stop = Shutdown::new();
         let relay = Relay::new(store.clone(), bus.publisher().clone()).run(relay_stop.clone());
         Ok(Self {
@@ -94,6 +122,7 @@ impl Platform {
             admin,
             bus,
             metrics: Metrics::new(service),
+            access,
             store,
             consuming: shutdown.child_token(),
             consumers: Vec::new(),
@@ -102,6 +131,11 @@ impl Platform {
             relay: tokio::spawn(relay),
             readiness: Readiness::new(shutdown.clone()),
         })
+    }
+
+    /// The HTTP API's tokens, to guard the service's routes with ([`crate::auth`]).
+    pub fn access(&self) -> &Access {
+        &self.access
     }
 
     /// The service's event store.

@@ -26,7 +26,8 @@ use alpes_contracts::events::tracking::{
 };
 use alpes_contracts::{Event, EventMetadata, Money, codec};
 use alpes_eventstore::{EventStore, MongoStore};
-use alpes_runtime::config::{CommonArgs, LogFormat, SubscribeFrom};
+use alpes_runtime::auth::testing;
+use alpes_runtime::config::CommonArgs;
 use chrono::{TimeDelta, Utc};
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -67,14 +68,9 @@ async fn spawn_app() -> App {
     let subscription = unique("attribution-test");
     let config = Config {
         common: CommonArgs {
-            http_addr: addr,
-            pulsar_url: env("ALPES_PULSAR_URL", "pulsar://127.0.0.1:6650"),
-            pulsar_admin_url: env("ALPES_PULSAR_ADMIN_URL", "http://127.0.0.1:8080"),
-            mongo_url: mongo_url.clone(),
-            log_format: LogFormat::Text,
-            subscribe_from: SubscribeFrom::Latest,
-            consumer_concurrency: 8,
             pulsar_namespace: test_namespace(),
+            mongo_url: mongo_url.clone(),
+            ..CommonArgs::for_tests(addr)
         },
         database: database.clone(),
         subscription,
@@ -83,7 +79,7 @@ async fn spawn_app() -> App {
     let running = tokio::spawn(service::run(config, listener, shutdown.clone()));
     let app = App {
         base: format!("http://{addr}"),
-        http: reqwest::Client::new(),
+        http: testing::client(),
         store: MongoStore::connect(&mongo_url, &database).await.unwrap(),
         shutdown,
         running,

@@ -10,6 +10,7 @@ use alpes_contracts::events::marketing::{
 };
 use alpes_eventstore::MongoStore;
 use alpes_runtime::config::CommonArgs;
+use alpes_runtime::http;
 use alpes_runtime::platform::{Platform, PlatformError};
 use tokio::net::TcpListener;
 
@@ -61,9 +62,9 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
     consume::<ConversionAttributed>(&mut platform, &app, &config).await?;
     consume::<FraudDetected>(&mut platform, &app, &config).await?;
     consume::<SagaTimedOut>(&mut platform, &app, &config).await?;
-    platform
-        .serve(listener, adapters::http::routes(app), shutdown)
-        .await?;
+    let api = adapters::http::routes(app, platform.access())
+        .merge(http::openapi(include_str!("../openapi.json")));
+    platform.serve(listener, api, shutdown).await?;
     Ok(())
 }
 

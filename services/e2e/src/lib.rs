@@ -92,7 +92,7 @@ pub struct Platform {
     pub attribution: String,
     pub commission: String,
     pub marketing: String,
-    /// The bearer token of the saga endpoints.
+    /// The bearer token of the services' protected endpoints (every scope).
     pub token: String,
     pub http: reqwest::Client,
 }
@@ -100,14 +100,15 @@ pub struct Platform {
 impl Platform {
     /// POSTs JSON, returns status and body.
     pub async fn post(&self, url: String, body: Value) -> anyhow::Result<(u16, Value)> {
-        let response = self.http.post(url).json(&body).send().await?;
+        let request = self.http.post(url).bearer_auth(&self.token).json(&body);
+        let response = request.send().await?;
         let status = response.status().as_u16();
         Ok((status, response.json().await.unwrap_or(Value::Null)))
     }
 
     /// GETs JSON, returns status and body.
     pub async fn get(&self, url: String) -> anyhow::Result<(u16, Value)> {
-        let response = self.http.get(url).send().await?;
+        let response = self.http.get(url).bearer_auth(&self.token).send().await?;
         let status = response.status().as_u16();
         Ok((status, response.json().await.unwrap_or(Value::Null)))
     }

@@ -312,6 +312,19 @@ async fn fraud_and_deadlines_compensate_every_saga_in_reverse_order() {
         .await
         .unwrap();
     assert_eq!(wrong.status(), 401);
+    let in_query = http
+        .get(format!(
+            "{marketing}/sagas/{saga}?access_token={}",
+            common::TOKEN
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        in_query.status(),
+        401,
+        "JSON endpoints take no token in the query"
+    );
     let bad = http
         .get(format!("{marketing}/sagas?status=FINISHED"))
         .bearer_auth(common::TOKEN)
@@ -374,6 +387,10 @@ async fn fraud_and_deadlines_compensate_every_saga_in_reverse_order() {
         .await
         .unwrap();
     assert_eq!(page.status(), 200);
+    let header = |name: &str| page.headers()[name].to_str().unwrap().to_owned();
+    assert!(header("content-security-policy").contains("frame-ancestors 'none'"));
+    assert_eq!(header("x-content-type-options"), "nosniff");
+    assert_eq!(header("referrer-policy"), "no-referrer");
     let html = page.text().await.unwrap();
     assert!(html.contains(&saga) && html.contains("InteractionsDiscarded"));
 

@@ -19,12 +19,10 @@ use alpes_contracts::events::marketing::{
 use alpes_contracts::events::tracking::{InteractionTracked, InteractionsDiscarded};
 use alpes_eventstore::MongoStore;
 use alpes_runtime::config::{CommonArgs, parse_duration};
+use alpes_runtime::http;
 use alpes_runtime::platform::{Platform, PlatformError};
 use alpes_sagalog::{Recorder, SagaEvent, SagaLog};
 use anyhow::Context;
-use axum::http::header;
-use axum::response::IntoResponse;
-use axum::routing::get;
 use tokio::net::TcpListener;
 
 use crate::adapters;
@@ -70,20 +68,10 @@ pub struct SagaLogArgs {
         default_value = "postgres://alpes@127.0.0.1:5433/alpes"
     )]
     pub postgres_url: String,
-    /// The bearer token `/sagas` and `/fraud-reports` require.
-    #[arg(long, env = "ALPES_API_TOKEN", hide_env_values = true, value_parser = non_empty)]
-    pub api_token: String,
     /// How long a saga has, from its first step, to reach a final status before it is timed
     /// out and compensated (e.g. 30s, 500ms, 2m).
     #[arg(long, env = "ALPES_SAGA_DEADLINE", default_value = "30s", value_parser = parse_duration)]
     pub saga_deadline: Duration,
-}
-
-fn non_empty(text: &str) -> Result<String, String> {
-    match text.trim() {
-        "" => Err("must not be empty".to_owned()),
-        token => Ok(token.to_owned()),
-    }
 }
 
 /// Runs the service on `listener` until `shutdown`; then finishes the requests and messages in
@@ -138,12 +126,10 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
         .await?;
     let deadlines = tokio::spawn(sagas.clone().run_deadlines(shutdown.clone()));
 
-    let api = adapters::http::routes(app)
-        .merge(adapters::sagas::routes(
-            sagas,
-            config.saga_log.api_token.clone(),
-        ))
-        .route("/openapi.json", get(openapi));
+    let access = platform.access().clone();
+    let api = adapters::http::routes(app, &access)
+        .merge(adapters::sagas::routes(sagas, &access))
+        .merge(http::openapi(adapters::openapi::DOCUMENT));
     platform.serve(listener, api, shutdown).await?;
     // Consumers have stopped: the writer records what they handed it, then ends.
     let _ = deadlines.await;
@@ -152,18 +138,13 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
     Ok(())
 }
 
-async fn openapi() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        adapters::openapi::DOCUMENT,
-    )
-}
-
 /// Earlier versions read six topics a second time for statistics, under the subscription
 /// name itself; nothing reads those subscriptions now, and the broker would keep their backlog
 /// for ever. Deleting them is best effort: an older replica still attached keeps its own.
 async fn retire_statistics_subscriptions(config: &Config) {
-    let admin = Admin::new(&config.common.pulsar_admin_url);
+    let token = config.common.pulsar_token();
+    let token = token.and_then(|t| alpes_bus::PulsarToken::new(t).ok());
+    let admin = Admin::authenticated(&config.common.pulsar_admin_url, token);
     let topics = [
         InteractionTracked::event_type(),
         ConversionAttributed::event_type(),

@@ -5,7 +5,8 @@ use std::time::Duration;
 use alpes_bus::{Bus, Delivery, Outcome, Shutdown, StartAt, SubscriptionConfig};
 use alpes_contracts::events::marketing::{CampaignActivated, CampaignCreated};
 use alpes_marketing::service::{self, Config, SagaLogArgs};
-use alpes_runtime::config::{CommonArgs, LogFormat, SubscribeFrom};
+use alpes_runtime::auth::{Scope, testing};
+use alpes_runtime::config::CommonArgs;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
@@ -45,14 +46,10 @@ async fn spawn_app_on(
     let addr = listener.local_addr().unwrap();
     let config = Config {
         common: CommonArgs {
-            http_addr: addr,
-            pulsar_url: env("ALPES_PULSAR_URL", "pulsar://127.0.0.1:6650"),
-            pulsar_admin_url: env("ALPES_PULSAR_ADMIN_URL", "http://127.0.0.1:8080"),
-            mongo_url: env("ALPES_MONGO_URL", "mongodb://127.0.0.1:27017"),
-            log_format: LogFormat::Text,
-            subscribe_from: SubscribeFrom::Latest,
-            consumer_concurrency: 8,
             pulsar_namespace: test_namespace(),
+            // Besides the test token, one token per scope and one per scope missing.
+            api_tokens: Some(testing::tokens()),
+            ..CommonArgs::for_tests(addr)
         },
         database: database.to_owned(),
         subscription: unique("marketing_test"),
@@ -67,7 +64,6 @@ async fn spawn_app_on(
             )
             .await
             .unwrap(),
-            api_token: "test-token".into(),
             saga_deadline: Duration::from_secs(30),
         },
     };
@@ -113,6 +109,56 @@ async fn next_for<E>(rx: &mut mpsc::UnboundedReceiver<E>, wanted: impl Fn(&E) ->
 }
 
 #[tokio::test]
+async fn every_endpoint_but_the_probes_needs_a_token_with_its_scope() {
+    let (base, shutdown, running) = spawn_app().await;
+    for (method, path, scope) in [
+        ("GET", "/campaigns", Scope::Read),
+        ("POST", "/campaigns", Scope::Operate),
+        ("GET", "/campaigns/c-1", Scope::Read),
+        ("GET", "/campaigns/c-1/stats", Scope::Read),
+        ("POST", "/campaigns/c-1/activate", Scope::Operate),
+        ("POST", "/campaigns/c-1/pause", Scope::Operate),
+        ("POST", "/campaigns/c-1/complete", Scope::Operate),
+        ("GET", "/sagas", Scope::Read),
+        ("GET", "/sagas/stats", Scope::Read),
+        ("GET", "/sagas/s-1", Scope::Read),
+        ("GET", "/sagas/s-1/view", Scope::Read),
+        ("POST", "/fraud-reports", Scope::Ingest),
+    ] {
+        testing::assert_guarded_at(&base, method, path, scope).await;
+    }
+    let http = reqwest::Client::new();
+    for path in ["/healthz", "/readyz", "/metrics", "/openapi.json"] {
+        let response = http.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path} is public");
+    }
+
+    // A token in the query string: only the page a browser opens takes it.
+    let token = testing::only(Scope::Read);
+    let json = http
+        .get(format!("{base}/sagas/s-1?access_token={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json.status(), 401);
+    let page = http
+        .get(format!("{base}/sagas/s-1/view?access_token={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 404, "known token, unknown saga");
+    let wrong = http
+        .get(format!("{base}/sagas/s-1/view?access_token=unknown"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+
+    shutdown.cancel();
+    running.await.unwrap().unwrap();
+}
+
+#[tokio::test]
 async fn a_campaign_is_created_activated_and_announced() {
     let (base, shutdown, running) = spawn_app().await;
     let bus = Bus::connect(
@@ -124,7 +170,7 @@ async fn a_campaign_is_created_activated_and_announced() {
     .unwrap();
     let mut created = listen::<CampaignCreated>(&bus).await;
     let mut activated = listen::<CampaignActivated>(&bus).await;
-    let http = reqwest::Client::new();
+    let http = testing::client();
 
     let response = http
         .post(format!("{base}/campaigns"))
@@ -363,7 +409,7 @@ async fn what_earlier_versions_kept_is_imported_once_and_served_from_the_read_mo
     let log = SagaLog::connect(&log_url, Duration::from_secs(30))
         .await
         .unwrap();
-    let http = reqwest::Client::new();
+    let http = testing::client();
 
     // Started twice: the first start imports, the second finds the import noted (were it
     // imported again, nothing would count twice either: by event id).

@@ -4,6 +4,7 @@
 use alpes_bus::Shutdown;
 use alpes_contracts::events::attribution::AttributionReverted;
 use alpes_runtime::config::CommonArgs;
+use alpes_runtime::http;
 use alpes_runtime::platform::Platform;
 use tokio::net::TcpListener;
 
@@ -48,8 +49,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
             },
         )
         .await?;
-    platform
-        .serve(listener, adapters::http::routes(app), shutdown)
-        .await?;
+    let api = adapters::http::routes(app, platform.access())
+        .merge(http::openapi(include_str!("../openapi.json")));
+    platform.serve(listener, api, shutdown).await?;
     Ok(())
 }

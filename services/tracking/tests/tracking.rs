@@ -10,7 +10,8 @@ use alpes_contracts::events::attribution::AttributionReverted;
 use alpes_contracts::events::tracking::{
     InteractionKind, InteractionTracked, InteractionsDiscarded,
 };
-use alpes_runtime::config::{CommonArgs, LogFormat, SubscribeFrom};
+use alpes_runtime::auth::testing;
+use alpes_runtime::config::CommonArgs;
 use alpes_tracking::service::{self, Config};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -44,14 +45,8 @@ async fn spawn_app() -> App {
     let addr: SocketAddr = listener.local_addr().unwrap();
     let config = Config {
         common: CommonArgs {
-            http_addr: addr,
-            pulsar_url: env("ALPES_PULSAR_URL", "pulsar://127.0.0.1:6650"),
-            pulsar_admin_url: env("ALPES_PULSAR_ADMIN_URL", "http://127.0.0.1:8080"),
-            mongo_url: env("ALPES_MONGO_URL", "mongodb://127.0.0.1:27017"),
-            log_format: LogFormat::Text,
-            subscribe_from: SubscribeFrom::Latest,
-            consumer_concurrency: 8,
             pulsar_namespace: test_namespace(),
+            ..CommonArgs::for_tests(addr)
         },
         database: unique("tracking_test").replace('-', "_"),
         subscription: unique("tracking-test"),
@@ -60,7 +55,7 @@ async fn spawn_app() -> App {
     let running = tokio::spawn(service::run(config, listener, shutdown.clone()));
     let app = App {
         base: format!("http://{addr}"),
-        http: reqwest::Client::new(),
+        http: testing::client(),
         shutdown,
         running,
     };

@@ -5,6 +5,7 @@
 use alpes_contracts::limits;
 use alpes_eventstore::EventStore;
 use alpes_runtime::ApiError;
+use alpes_runtime::auth::{Access, Scope};
 use axum::extract::{Path, State};
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -12,12 +13,13 @@ use axum::{Json, Router};
 
 use crate::app::{AppError, Attribution};
 
-/// The attribution API over `app`.
-pub fn routes<S: EventStore>(app: Attribution<S>) -> Router {
+/// The attribution API over `app`; every route needs scope `read` from `access`.
+pub fn routes<S: EventStore>(app: Attribution<S>, access: &Access) -> Router {
     Router::new()
         .route("/journeys/{id}", get(journey::<S>))
         .route("/attributions/{saga_id}", get(attribution::<S>))
         .route("/campaigns/{id}", get(campaign::<S>))
+        .route_layer(access.need(Scope::Read))
         .with_state(app)
 }
 
@@ -71,13 +73,29 @@ mod tests {
     use alpes_eventstore::MemoryStore;
     use serde_json::Value;
 
+    use alpes_runtime::auth::testing;
+
     use super::*;
+
+    async fn get(url: &str) -> reqwest::Response {
+        let client = reqwest::Client::new();
+        let token = testing::only(Scope::Read);
+        client.get(url).bearer_auth(token).send().await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn every_route_needs_scope_read() {
+        let router = routes(Attribution::new(MemoryStore::new()), &testing::access());
+        for path in ["/journeys/j-1", "/attributions/s-1", "/campaigns/c-1"] {
+            testing::assert_guarded(&router, "GET", path, Scope::Read).await;
+        }
+    }
 
     #[tokio::test]
     async fn a_path_id_that_breaks_its_limit_is_a_400_naming_it() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let router = routes(Attribution::new(MemoryStore::new()));
+        let router = routes(Attribution::new(MemoryStore::new()), &testing::access());
         tokio::spawn(async move { axum::serve(listener, router).await });
         let long = "x".repeat(129);
         for (path, field) in [
@@ -86,14 +104,12 @@ mod tests {
             ("attributions/s%0A1".to_owned(), "saga_id"),
             (format!("campaigns/{long}"), "id"),
         ] {
-            let response = reqwest::get(format!("{base}/{path}")).await.unwrap();
+            let response = get(&format!("{base}/{path}")).await;
             assert_eq!(response.status().as_u16(), 400, "{path}");
             let error: Value = response.json().await.unwrap();
             assert_eq!(error["field"], field, "{path}: {error}");
         }
-        let unknown = reqwest::get(format!("{base}/journeys/unknown"))
-            .await
-            .unwrap();
+        let unknown = get(&format!("{base}/journeys/unknown")).await;
         assert_eq!(unknown.status().as_u16(), 404);
     }
 }

@@ -18,6 +18,7 @@ use std::collections::BTreeSet;
 use alpes_contracts::limits;
 use alpes_eventstore::{EventStore, StoreError};
 use alpes_runtime::ApiError;
+use alpes_runtime::auth::{Access, Scope};
 use alpes_runtime::trace::TraceContext;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -34,13 +35,21 @@ const DEFAULT_LIMIT: usize = 50;
 /// The most commissions a page holds.
 const MAX_LIMIT: usize = 200;
 
-/// The commission API over `app`.
-pub fn routes<S: EventStore>(app: Commissions<S>) -> Router {
+/// The commission API over `app`: reading needs scope `read` from `access`, confirming
+/// `operate`.
+pub fn routes<S: EventStore>(app: Commissions<S>, access: &Access) -> Router {
+    let read = access.need(Scope::Read);
     Router::new()
-        .route("/commissions", get(list::<S>))
-        .route("/commissions/{id}", get(commission::<S>))
-        .route("/commissions/{id}/confirm", post(confirm::<S>))
-        .route("/budgets/{campaign_id}", get(budget::<S>))
+        .route("/commissions", get(list::<S>).route_layer(read.clone()))
+        .route(
+            "/commissions/{id}",
+            get(commission::<S>).route_layer(read.clone()),
+        )
+        .route(
+            "/commissions/{id}/confirm",
+            post(confirm::<S>).route_layer(access.need(Scope::Operate)),
+        )
+        .route("/budgets/{campaign_id}", get(budget::<S>).route_layer(read))
         .with_state(app)
 }
 
@@ -194,13 +203,33 @@ mod tests {
     use alpes_eventstore::MemoryStore;
     use serde_json::Value;
 
+    use alpes_runtime::auth::testing;
+
     use super::*;
+
+    #[tokio::test]
+    async fn reading_needs_scope_read_and_confirming_scope_operate() {
+        let router = routes(Commissions::new(MemoryStore::new()), &testing::access());
+        for (method, path, scope) in [
+            ("GET", "/commissions", Scope::Read),
+            ("GET", "/commissions?campaign=c-1", Scope::Read),
+            ("GET", "/commissions/commission-s-1", Scope::Read),
+            (
+                "POST",
+                "/commissions/commission-s-1/confirm",
+                Scope::Operate,
+            ),
+            ("GET", "/budgets/c-1", Scope::Read),
+        ] {
+            testing::assert_guarded(&router, method, path, scope).await;
+        }
+    }
 
     #[tokio::test]
     async fn ids_in_paths_and_queries_that_break_their_limits_are_a_400_naming_them() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let router = routes(Commissions::new(MemoryStore::new()));
+        let router = routes(Commissions::new(MemoryStore::new()), &testing::access());
         tokio::spawn(async move { axum::serve(listener, router).await });
         let http = reqwest::Client::new();
         let long = "x".repeat(300);
@@ -228,8 +257,8 @@ mod tests {
         for (method, path, field) in cases {
             let url = format!("{base}/{path}");
             let request = match method {
-                "POST" => http.post(url),
-                _ => http.get(url),
+                "POST" => http.post(url).bearer_auth(testing::only(Scope::Operate)),
+                _ => http.get(url).bearer_auth(testing::only(Scope::Read)),
             };
             let response = request.send().await.unwrap();
             assert_eq!(response.status().as_u16(), 400, "{path}");
@@ -240,6 +269,7 @@ mod tests {
         let longest = format!("commission-{}", "s".repeat(limits::ID.max_bytes));
         let response = http
             .get(format!("{base}/commissions/{longest}"))
+            .bearer_auth(testing::only(Scope::Read))
             .send()
             .await
             .unwrap();

@@ -21,11 +21,12 @@ use alpes_contracts::events::tracking::{
 };
 use alpes_contracts::{EventMetadata, Money};
 use alpes_e2e::Platform;
-use alpes_runtime::config::{CommonArgs, LogFormat, SubscribeFrom};
+use alpes_runtime::config::CommonArgs;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-pub const TOKEN: &str = "e2e-token";
+/// The API token of the services a test starts ([`CommonArgs::for_tests`]).
+pub const TOKEN: &str = alpes_runtime::config::TEST_API_TOKEN;
 
 /// The Pulsar namespace of the test suites.
 pub const NAMESPACE: &str = "alpes/test";
@@ -134,14 +135,8 @@ impl InProcess {
     async fn launch(&mut self, service: &'static str, listener: TcpListener) {
         let addr = listener.local_addr().unwrap();
         let common = CommonArgs {
-            http_addr: addr,
-            pulsar_url: env("ALPES_PULSAR_URL", "pulsar://127.0.0.1:6650"),
-            pulsar_admin_url: env("ALPES_PULSAR_ADMIN_URL", "http://127.0.0.1:8080"),
-            mongo_url: env("ALPES_MONGO_URL", "mongodb://127.0.0.1:27017"),
-            log_format: LogFormat::Text,
-            subscribe_from: SubscribeFrom::Latest,
-            consumer_concurrency: 8,
             pulsar_namespace: namespace(),
+            ..CommonArgs::for_tests(addr)
         };
         let name = format!("e2e_{service}_{}", self.run_id);
         let stop = Shutdown::new();
@@ -185,7 +180,6 @@ impl InProcess {
                     subscription: name,
                     saga_log: alpes_marketing::service::SagaLogArgs {
                         postgres_url: self.postgres_url.clone(),
-                        api_token: TOKEN.to_owned(),
                         saga_deadline: self.deadline,
                     },
                 };

@@ -12,13 +12,13 @@ use std::process::{ExitCode, Stdio};
 use std::time::Duration;
 
 use alpes_bus::Shutdown;
-use alpes_runtime::config::{CommonArgs, LogFormat, SubscribeFrom};
+use alpes_runtime::config::CommonArgs;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
-use crate::common::{env, namespace};
+use crate::common::namespace;
 
 /// The variable that makes this binary a service process.
 pub const CHILD: &str = "ALPES_E2E_SERVICE_CHILD";
@@ -49,14 +49,8 @@ async fn serve(service: &str, database: &str, subscription: &str) -> anyhow::Res
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let common = CommonArgs {
-        http_addr: addr,
-        pulsar_url: env("ALPES_PULSAR_URL", "pulsar://127.0.0.1:6650"),
-        pulsar_admin_url: env("ALPES_PULSAR_ADMIN_URL", "http://127.0.0.1:8080"),
-        mongo_url: env("ALPES_MONGO_URL", "mongodb://127.0.0.1:27017"),
-        log_format: LogFormat::Text,
-        subscribe_from: SubscribeFrom::Latest,
-        consumer_concurrency: 8,
         pulsar_namespace: namespace(),
+        ..CommonArgs::for_tests(addr)
     };
     let (database, subscription) = (database.to_owned(), subscription.to_owned());
     println!("LISTENING {addr}");

@@ -10,6 +10,7 @@ use alpes_contracts::events::commission::{CommissionKind, CommissionTerms};
 use alpes_contracts::limits;
 use alpes_eventstore::EventStore;
 use alpes_runtime::ApiError;
+use alpes_runtime::auth::{Access, Scope};
 use alpes_runtime::http::JsonBody;
 use alpes_runtime::trace::TraceContext;
 use alpes_sagalog::CampaignStats;
@@ -70,13 +71,23 @@ struct Reason {
     reason: Option<String>,
 }
 
-/// The campaign API over `app`.
-pub fn routes<S: EventStore>(app: Marketing<S>) -> Router {
+/// The campaign API over `app`: reading needs scope `read` from `access`, creating a campaign
+/// and moving it through its lifecycle `operate`.
+pub fn routes<S: EventStore>(app: Marketing<S>, access: &Access) -> Router {
+    let (read, operate) = (access.need(Scope::Read), access.need(Scope::Operate));
     Router::new()
-        .route("/campaigns", post(create::<S>).get(list::<S>))
-        .route("/campaigns/{id}", get(one::<S>))
-        .route("/campaigns/{id}/stats", get(stats::<S>))
-        .route("/campaigns/{id}/{step}", post(step::<S>))
+        .route(
+            "/campaigns",
+            get(list::<S>)
+                .route_layer(read.clone())
+                .merge(post(create::<S>).route_layer(operate.clone())),
+        )
+        .route("/campaigns/{id}", get(one::<S>).route_layer(read.clone()))
+        .route("/campaigns/{id}/stats", get(stats::<S>).route_layer(read))
+        .route(
+            "/campaigns/{id}/{step}",
+            post(step::<S>).route_layer(operate),
+        )
         .with_state(app)
 }
 
@@ -263,16 +274,22 @@ fn api_error(error: AppError) -> ApiError {
 #[cfg(test)]
 mod tests {
     use alpes_eventstore::MemoryStore;
+    use alpes_runtime::auth::Tokens;
 
     use crate::read_models::ReadModels;
 
     use super::*;
 
+    const TOKEN: &str = "operator";
+
     /// Serves the API over an in-memory store; returns its base URL.
     async fn serve() -> String {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let router = routes(Marketing::new(MemoryStore::new(), ReadModels::in_memory()));
+        let router = routes(
+            Marketing::new(MemoryStore::new(), ReadModels::in_memory()),
+            &Access::new(Tokens::all_scopes(TOKEN)),
+        );
         tokio::spawn(async move { axum::serve(listener, router).await });
         base
     }
@@ -288,6 +305,7 @@ mod tests {
     async fn create(base: &str, body: &Value) -> (u16, Value) {
         let response = reqwest::Client::new()
             .post(format!("{base}/campaigns"))
+            .bearer_auth(TOKEN)
             .json(body)
             .send()
             .await
@@ -329,12 +347,14 @@ mod tests {
         let id = created["campaign_id"].as_str().unwrap().to_owned();
         let http = reqwest::Client::new();
         for path in ["campaigns/c%00"] {
-            let response = http.get(format!("{base}/{path}")).send().await.unwrap();
+            let response = http.get(format!("{base}/{path}")).bearer_auth(TOKEN);
+            let response = response.send().await.unwrap();
             assert_eq!(response.status().as_u16(), 400, "{path}");
             assert_eq!(response.json::<Value>().await.unwrap()["field"], "id");
         }
         let response = http
             .post(format!("{base}/campaigns/{id}/pause"))
+            .bearer_auth(TOKEN)
             .json(&json!({"reason": "stock\u{0}out"}))
             .send()
             .await
@@ -343,6 +363,7 @@ mod tests {
         assert_eq!(response.json::<Value>().await.unwrap()["field"], "reason");
         let response = http
             .post(format!("{base}/campaigns/{id}/activate"))
+            .bearer_auth(TOKEN)
             .json(&json!({"reason": "launch\nday"}))
             .send()
             .await

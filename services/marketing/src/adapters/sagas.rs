@@ -1,23 +1,23 @@
-//! The saga inspection API and fraud reports, behind a bearer token.
+//! The saga inspection API and fraud reports, behind bearer tokens (`alpes_runtime::auth`).
 //!
-//! `GET /sagas/{id}`, `GET /sagas/{id}/view` (HTML), `GET /sagas`, `GET /sagas/stats`, and
-//! `POST /fraud-reports`. The token comes as `Authorization: Bearer <token>` or, for a browser
-//! opening the HTML view, as the `access_token` query parameter (RFC 6750 §2.3).
+//! `GET /sagas/{id}`, `GET /sagas/{id}/view` (HTML), `GET /sagas`, `GET /sagas/stats` (scope
+//! `read`), and `POST /fraud-reports` (scope `ingest`). The token comes as `Authorization:
+//! Bearer <token>` or, for a browser opening the HTML view only, as the `access_token` query
+//! parameter (RFC 6750 §2.3).
 //!
 //! Every id in a path or query and every string of a fraud report is checked against
 //! `alpes_contracts::limits` first: a 400 naming the field, rather than a query Postgres
 //! refuses (a NUL) or a `FraudDetected` that no consumer would accept.
 
-use std::sync::Arc;
-
 use alpes_contracts::limits;
 use alpes_runtime::ApiError;
+use alpes_runtime::auth::{Access, Scope};
 use alpes_runtime::http::JsonBody;
 use alpes_runtime::trace::TraceContext;
 use alpes_sagalog::{Cursor, ListQuery, LogError, Status};
-use axum::extract::{Path, Query, Request, State};
-use axum::http::{StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::http::header::{self, HeaderValue};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -31,48 +31,23 @@ use crate::sagas::{FraudReport, SagaError, Sagas};
 const MAX_LIMIT: u32 = 500;
 const DEFAULT_LIMIT: u32 = 50;
 
-/// The routes over `sagas`, each requiring `token`.
-pub fn routes(sagas: Sagas, token: String) -> Router {
-    let token = Arc::new(token);
+/// The routes over `sagas`: reading needs scope `read` from `access` (the HTML view also takes
+/// the token in its query, for a browser opening a link), reporting fraud `ingest`.
+pub fn routes(sagas: Sagas, access: &Access) -> Router {
+    let read = access.need(Scope::Read);
     Router::new()
-        .route("/sagas", get(list))
-        .route("/sagas/stats", get(stats))
-        .route("/sagas/{id}", get(one))
-        .route("/sagas/{id}/view", get(page))
-        .route("/fraud-reports", post(report))
-        .route_layer(middleware::from_fn(move |request, next| {
-            authorize(token.clone(), request, next)
-        }))
-        .with_state(sagas)
-}
-
-async fn authorize(token: Arc<String>, request: Request, next: Next) -> Response {
-    let bearer = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim().to_owned());
-    let in_query = request.uri().query().and_then(|q| {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(q).ok()?;
-        pairs
-            .into_iter()
-            .find_map(|(name, value)| (name == "access_token").then_some(value))
-    });
-    match bearer.or(in_query) {
-        Some(given) if same(given.as_bytes(), token.as_bytes()) => next.run(request).await,
-        Some(_) => ApiError::unauthorized("the token is not valid").into_response(),
-        None => ApiError::unauthorized(
-            "send the API token as `Authorization: Bearer <token>` (ALPES_API_TOKEN)",
+        .route("/sagas", get(list).route_layer(read.clone()))
+        .route("/sagas/stats", get(stats).route_layer(read.clone()))
+        .route("/sagas/{id}", get(one).route_layer(read))
+        .route(
+            "/sagas/{id}/view",
+            get(page).route_layer(access.need_in_query(Scope::Read)),
         )
-        .into_response(),
-    }
-}
-
-/// Compares in time independent of where the first difference is.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
+        .route(
+            "/fraud-reports",
+            post(report).route_layer(access.need(Scope::Ingest)),
+        )
+        .with_state(sagas)
 }
 
 async fn one(State(sagas): State<Sagas>, Path(id): Path<String>) -> Result<Response, ApiError> {
@@ -83,10 +58,32 @@ async fn one(State(sagas): State<Sagas>, Path(id): Path<String>) -> Result<Respo
     }
 }
 
+/// The HTML view's headers: nothing but its own inline style may load, no page may frame it,
+/// and its URL (which may carry the token) is neither sent on as a referrer nor cached.
+const PAGE_HEADERS: [(header::HeaderName, HeaderValue); 5] = [
+    (
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; \
+             base-uri 'none'; form-action 'none'",
+        ),
+    ),
+    (
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    ),
+    (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+    (
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    ),
+    (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+];
+
 async fn page(State(sagas): State<Sagas>, Path(id): Path<String>) -> Result<Response, ApiError> {
     limits::ID.check("id", &id)?;
     match sagas.log().saga(&id).await.map_err(unavailable)? {
-        Some(saga) => Ok(Html(view::render(&saga)).into_response()),
+        Some(saga) => Ok((PAGE_HEADERS, Html(view::render(&saga))).into_response()),
         None => Err(ApiError::not_found(format!("no saga {id} in the log"))),
     }
 }
@@ -155,7 +152,6 @@ fn list_query(params: &[(String, String)]) -> Result<ListQuery, ApiError> {
                         invalid("not a cursor this endpoint returned".to_owned())
                     })?);
             }
-            "access_token" => {}
             _ => {
                 return Err(invalid(
                     "unknown parameter; use status, campaign, partner, since, until, limit, cursor"
@@ -176,8 +172,6 @@ fn list_query(params: &[(String, String)]) -> Result<ListQuery, ApiError> {
 #[serde(deny_unknown_fields)]
 struct StatsQuery {
     campaign: Option<String>,
-    #[serde(rename = "access_token")]
-    _token: Option<String>,
 }
 
 async fn stats(
@@ -354,13 +348,5 @@ mod tests {
         );
         let accepted = fraud_report(report(" s-1 ", "chargeback\nby the bank", "ops")).unwrap();
         assert_eq!(accepted.saga_id, "s-1");
-    }
-
-    #[test]
-    fn tokens_compare_equal_only_when_identical() {
-        assert!(same(b"secret", b"secret"));
-        assert!(!same(b"secret", b"secreT"));
-        assert!(!same(b"secret", b"secret2"));
-        assert!(!same(b"", b"x"));
     }
 }

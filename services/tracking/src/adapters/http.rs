@@ -11,6 +11,7 @@ use alpes_contracts::events::tracking::{
 use alpes_contracts::limits::{self, At, Invalid, Validate};
 use alpes_eventstore::EventStore;
 use alpes_runtime::ApiError;
+use alpes_runtime::auth::{Access, Scope};
 use alpes_runtime::http::JsonBody;
 use alpes_runtime::trace::TraceContext;
 use axum::extract::{Path, State};
@@ -52,11 +53,15 @@ impl Validate for TrackRequest {
     }
 }
 
-/// The tracking API over `app`.
-pub fn routes<S: EventStore>(app: Tracking<S>) -> Router {
+/// The tracking API over `app`: `POST /interactions` is public (browsers send it), reading an
+/// interaction (a visitor's data) needs scope `read` from `access`.
+pub fn routes<S: EventStore>(app: Tracking<S>, access: &Access) -> Router {
     Router::new()
         .route("/interactions", post(track::<S>))
-        .route("/interactions/{id}", get(interaction::<S>))
+        .route(
+            "/interactions/{id}",
+            get(interaction::<S>).route_layer(access.need(Scope::Read)),
+        )
         .with_state(app)
 }
 
@@ -118,15 +123,19 @@ fn api_error(error: AppError) -> ApiError {
 #[cfg(test)]
 mod tests {
     use alpes_eventstore::MemoryStore;
+    use alpes_runtime::auth::{Tokens, testing};
     use serde_json::Value;
 
     use super::*;
+
+    const TOKEN: &str = "operator";
 
     /// Serves the API over an in-memory store; returns its base URL.
     async fn serve() -> String {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let router = routes(Tracking::new(MemoryStore::new()));
+        let access = Access::new(Tokens::all_scopes(TOKEN));
+        let router = routes(Tracking::new(MemoryStore::new()), &access);
         tokio::spawn(async move { axum::serve(listener, router).await });
         base
     }
@@ -195,12 +204,27 @@ mod tests {
         let base = serve().await;
         let get = |id: String| {
             let url = format!("{base}/interactions/{id}");
-            async move { reqwest::get(url).await.unwrap() }
+            async move {
+                let client = reqwest::Client::new();
+                client.get(url).bearer_auth(TOKEN).send().await.unwrap()
+            }
         };
         let response = get("a%00b".to_owned()).await;
         assert_eq!(response.status().as_u16(), 400);
         assert_eq!(response.json::<Value>().await.unwrap()["field"], "id");
         assert_eq!(get("i".repeat(200)).await.status().as_u16(), 400);
         assert_eq!(get("unknown".to_owned()).await.status().as_u16(), 404);
+    }
+
+    #[tokio::test]
+    async fn interactions_are_tracked_by_anyone_and_read_only_with_scope_read() {
+        let router = routes(Tracking::new(MemoryStore::new()), &testing::access());
+        testing::assert_guarded(&router, "GET", "/interactions/i-1", Scope::Read).await;
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        let (status, tracked) = post(&base, &purchase()).await;
+        assert_eq!(status, 202, "no token needed: {tracked}");
     }
 }
