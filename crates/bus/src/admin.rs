@@ -96,12 +96,19 @@ impl Admin {
 
     /// Answers when the broker's admin API does: a readiness check.
     pub async fn clusters(&self) -> Result<Vec<String>, BusError> {
-        let response = self.call(Method::GET, "/admin/v2/clusters", None).await?;
-        let url = self.url("/admin/v2/clusters");
+        self.get_json("/admin/v2/clusters").await
+    }
+
+    /// `GET path`, its JSON body read as `T`.
+    pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+    ) -> Result<T, BusError> {
+        let response = self.call(Method::GET, path, None).await?;
         response
             .json()
             .await
-            .map_err(|e| admin_error("GET", url, e))
+            .map_err(|e| admin_error("GET", self.url(path), e))
     }
 
     /// Creates the tenant and namespace, sets their policies, and registers every event

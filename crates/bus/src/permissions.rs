@@ -416,32 +416,13 @@ impl Admin {
         topic: &str,
     ) -> Result<BTreeMap<String, BTreeSet<String>>, BusError> {
         let path = format!("{}/permissions", topic_path(topic)?);
-        let url = format!("{}{path}", self.base_url());
-        self.call(Method::GET, &path, None)
-            .await?
-            .json()
-            .await
-            .map_err(|e| BusError::Admin {
-                method: "GET",
-                url,
-                detail: e.to_string(),
-            })
+        self.get_json(&path).await
     }
 
     /// What `namespace` holds already: its policies' `auth_policies`.
     async fn held(&self, namespace: &str) -> Result<Held, BusError> {
         let path = format!("/admin/v2/namespaces/{namespace}");
-        let url = format!("{}{path}", self.base_url());
-        let policies: serde_json::Value = self
-            .call(Method::GET, &path, None)
-            .await?
-            .json()
-            .await
-            .map_err(|e| BusError::Admin {
-            method: "GET",
-            url,
-            detail: e.to_string(),
-        })?;
+        let policies: serde_json::Value = self.get_json(&path).await?;
         let auth = &policies["auth_policies"];
         let strings = |value: &serde_json::Value| -> BTreeSet<String> {
             value
