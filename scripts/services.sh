@@ -6,15 +6,23 @@
 # Builds the binaries (release), starts tracking :8081, attribution :8082, commission :8083 and
 # marketing :8084 on 127.0.0.1 with the stack's connection variables, waits until each /readyz
 # answers, and stops only the processes it started (pid files in .stack/services/).
+# Beside a second stack (ALPES_STACK_DIR, see scripts/stack.sh), pid files and logs live in its
+# directory, and ALPES_{TRACKING,ATTRIBUTION,COMMISSION,MARKETING}_PORT move the services.
 # ALPES_SERVICES_BIN=<dir> runs the binaries in <dir> instead of building them (e.g. another
 # revision's, to compare in a benchmark). A graceful stop gets 30 s (flushing an outbox under
 # load takes several) before SIGKILL.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-STATE="$ROOT/.stack/services"
-LOGS="$ROOT/.stack/logs"
-SERVICES=(tracking:8081 attribution:8082 commission:8083 marketing:8084)
+STACK="${ALPES_STACK_DIR:-$ROOT/.stack}"
+STATE="$STACK/services"
+LOGS="$STACK/logs"
+SERVICES=(
+  "tracking:${ALPES_TRACKING_PORT:-8081}"
+  "attribution:${ALPES_ATTRIBUTION_PORT:-8082}"
+  "commission:${ALPES_COMMISSION_PORT:-8083}"
+  "marketing:${ALPES_MARKETING_PORT:-8084}"
+)
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 
 log() { printf '[services] %s\n' "$*" >&2; }

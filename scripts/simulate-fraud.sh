@@ -13,8 +13,8 @@
 #    - the campaign budget's reserved amount is the sum of the non-fraud commissions.
 # Exits 1 on any discrepancy, 2 on bad flags.
 #
-# The `alpes` binary: $ALPES_BIN, else target/release/alpes or target/debug/alpes (under
-# $CARGO_TARGET_DIR when set), built with cargo when none exists.
+# The `alpes` binary: $ALPES_BIN, else target/debug/alpes (under $CARGO_TARGET_DIR when set),
+# built with cargo first.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -86,13 +86,8 @@ alpes_binary() {
     printf '%s\n' "$ALPES_BIN"
     return
   fi
-  local candidate
-  for candidate in "$TARGET/release/alpes" "$TARGET/debug/alpes"; do
-    if [[ -x "$candidate" ]]; then
-      printf '%s\n' "$candidate"
-      return
-    fi
-  done
+  # Always through cargo (a no-op when up to date): a binary left by an older build may not
+  # speak what this checkout's services expect.
   log "building the alpes CLI (cargo build -p alpes-cli)"
   (cd "$ROOT" && cargo build --quiet --locked -p alpes-cli) >&2 || die "cargo build -p alpes-cli failed"
   printf '%s\n' "$TARGET/debug/alpes"

@@ -3,8 +3,9 @@
 #
 #   scripts/test.sh            # format, lints, schema compatibility, all tests
 #
-# Starts the local stack if it is not running (and stops it again afterwards, leaving a stack
-# you had started yourself alone). Extra arguments go to `cargo test`.
+# Runs on stacks of its own (.stack-auth, with Pulsar token authentication; .stack-faults, for
+# the broker-restart tests), never on the platform `scripts/demo.sh` leaves running; starts them
+# if they are not running and stops again what it started. Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,37 +13,30 @@ step() { printf '\n==> %s\n' "$*"; }
 
 scripts/prerequisites.sh
 
-started_stack=false
-if ! scripts/stack.sh status >/dev/null 2>&1; then
-  started_stack=true
-fi
-step "local stack (Pulsar, FerretDB, Postgres)"
-scripts/stack.sh up
-started_services=false
-# A second stack, with ports of its own, for the tests that kill its broker.
+# The stack the tests run on: its own ports and directory, beside the platform `scripts/demo.sh`
+# runs (which they neither disturb nor are disturbed by), and its broker requires tokens and
+# enforces each role's permissions (ALPES_PULSAR_AUTH=token): every test presents the admin
+# role's token (ALPES_PULSAR_TOKEN), crates/bus/tests/auth.rs each service's own, and the
+# services started at the end run as their own roles.
+auth_env=(ALPES_STACK_DIR="$PWD/.stack-auth" ALPES_PULSAR_PORT=6670 ALPES_PULSAR_ADMIN_PORT=8070
+  ALPES_PULSAR_BOOKIE_PORT=3171 ALPES_MONGO_PORT=27037 ALPES_FERRETDB_DEBUG_PORT=8108
+  ALPES_POSTGRES_PORT=5453 ALPES_TRACKING_PORT=8171 ALPES_ATTRIBUTION_PORT=8172
+  ALPES_COMMISSION_PORT=8173 ALPES_MARKETING_PORT=8174)
+auth_stack() { env "${auth_env[@]}" scripts/stack.sh "$@"; }
+auth_services() { env "${auth_env[@]}" scripts/services.sh "$@"; }
+started_auth_stack=false started_services=false
+# A second, for the tests that kill its broker.
 fault_env=(ALPES_STACK_DIR="$PWD/.stack-faults" ALPES_PULSAR_PORT=6660 ALPES_PULSAR_ADMIN_PORT=8090
   ALPES_PULSAR_BOOKIE_PORT=3191 ALPES_MONGO_PORT=27027 ALPES_FERRETDB_DEBUG_PORT=8098
   ALPES_POSTGRES_PORT=5443)
 fault_stack() { env "${fault_env[@]}" scripts/stack.sh "$@"; }
 started_fault_stack=false
-# A third, whose broker requires tokens and enforces each role's permissions
-# (ALPES_PULSAR_AUTH=token), for crates/bus/tests/auth.rs.
-auth_env=(ALPES_STACK_DIR="$PWD/.stack-auth" ALPES_PULSAR_PORT=6670 ALPES_PULSAR_ADMIN_PORT=8070
-  ALPES_PULSAR_BOOKIE_PORT=3171 ALPES_MONGO_PORT=27037 ALPES_FERRETDB_DEBUG_PORT=8108
-  ALPES_POSTGRES_PORT=5453)
-auth_stack() { env "${auth_env[@]}" scripts/stack.sh "$@"; }
-started_auth_stack=false
 cleanup() {
+  if $started_services; then auth_services down || true; fi
   if $started_auth_stack; then auth_stack down || true; fi
   if $started_fault_stack; then fault_stack down || true; fi
-  if $started_services; then scripts/services.sh down || true; fi
-  if $started_stack; then
-    step "stopping the local stack"
-    scripts/stack.sh down
-  fi
 }
 trap cleanup EXIT
-eval "$(scripts/stack.sh env)"
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -56,17 +50,11 @@ cargo run --quiet --locked -p alpes-cli -- schema check --dir schema
 step "deployment files: compose, Kubernetes manifests, OpenAPI, GKE scripts' dry runs, shellcheck"
 scripts/validate-deploy.sh
 
-step "local stack with Pulsar token authentication and authorization (for crates/bus/tests/auth.rs)"
+step "local stack (Pulsar with token authentication and authorization, FerretDB, Postgres)"
 if ! auth_stack status >/dev/null 2>&1; then
   started_auth_stack=true
 fi
 ALPES_PULSAR_AUTH=token auth_stack up
-# Only what auth.rs reads: evaluating that stack's `env` here would point everything at it.
-auth_setting() { auth_stack env | sed -n "s/^export $1=//p"; }
-ALPES_AUTH_PULSAR_URL="$(auth_setting ALPES_PULSAR_URL)"
-ALPES_AUTH_PULSAR_ADMIN_URL="$(auth_setting ALPES_PULSAR_ADMIN_URL)"
-ALPES_AUTH_TOKEN_DIR="$(auth_setting ALPES_PULSAR_TOKEN_DIR)"
-export ALPES_AUTH_PULSAR_URL ALPES_AUTH_PULSAR_ADMIN_URL ALPES_AUTH_TOKEN_DIR
 
 step "cargo test (unit and integration, against the stack)"
 results="${CARGO_TARGET_DIR:-target}/test-output.txt"
@@ -75,7 +63,35 @@ mkdir -p "$(dirname "$results")"
 # own, after everything else: never against the broker of the stack above, which a platform you
 # run (scripts/demo.sh) may be using.
 restart_tests=(after_a_broker_restart the_broker_was_killed_in_their_middle)
-cargo test --workspace --locked --no-fail-fast "$@" -- "${restart_tests[@]/#/--skip=}" 2>&1 | tee "$results"
+(
+  export "${auth_env[@]}"
+  eval "$(scripts/stack.sh env)"
+  cargo test --workspace --locked --no-fail-fast "$@" -- "${restart_tests[@]/#/--skip=}"
+) 2>&1 | tee "$results"
+
+step "the four services (release), each as its own Pulsar role, and the fraud simulation"
+# Services already running beside this stack are used and left running; the ones started here
+# are stopped.
+if ! auth_services status >/dev/null 2>&1; then
+  started_services=true
+fi
+(
+  export "${auth_env[@]}"
+  eval "$(scripts/stack.sh env)"
+  # As the admin role: topics and schemas of alpes/events, and each role's grants.
+  cargo run --quiet --locked -p alpes-cli -- bootstrap >/dev/null
+  # New subscriptions start at the end of the topics: the tests above left their traffic there.
+  ALPES_SUBSCRIBE_FROM=latest scripts/services.sh up
+  ALPES_TRACKING_URL="http://127.0.0.1:$ALPES_TRACKING_PORT" \
+    ALPES_ATTRIBUTION_URL="http://127.0.0.1:$ALPES_ATTRIBUTION_PORT" \
+    ALPES_COMMISSION_URL="http://127.0.0.1:$ALPES_COMMISSION_PORT" \
+    ALPES_MARKETING_URL="http://127.0.0.1:$ALPES_MARKETING_PORT" \
+    scripts/simulate-fraud.sh
+)
+if $started_services; then
+  auth_services down
+  started_services=false
+fi
 if $started_auth_stack; then
   auth_stack down
   started_auth_stack=false
@@ -106,12 +122,3 @@ awk '/^test result:/ {
        }
      }
      END { printf "\nworkspace: %d passed, %d failed\n", passed, failed }' "$results"
-
-step "the four services (release) and the fraud simulation against them"
-# Services you already run are used and left running; the ones started here are stopped.
-if ! scripts/services.sh status >/dev/null 2>&1; then
-  started_services=true
-fi
-# New subscriptions start at the end of the topics: the tests above left their traffic there.
-ALPES_SUBSCRIBE_FROM=latest scripts/services.sh up
-scripts/simulate-fraud.sh

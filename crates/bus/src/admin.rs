@@ -99,8 +99,9 @@ impl Admin {
         self.get_json("/admin/v2/clusters").await
     }
 
-    /// `GET path`, its JSON body read as `T`.
-    pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(
+    /// `GET path` (e.g. `/admin/v2/persistent/alpes/events/<topic>/stats`), its JSON body read
+    /// as `T`: for the admin API's reads this client has no method of its own for.
+    pub async fn get_json<T: serde::de::DeserializeOwned>(
         &self,
         path: &str,
     ) -> Result<T, BusError> {
@@ -121,7 +122,8 @@ impl Admin {
         let mut attempt = 1;
         loop {
             match self.bootstrap_once().await {
-                Err(e) if attempt < 5 => {
+                // Credentials without the right stay refused: no use asking again.
+                Err(e) if attempt < 5 && !e.is_refused_by_authorization() => {
                     tracing::warn!(error = %e, attempt, "Pulsar bootstrap failed, trying again");
                     tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
                     attempt += 1;
@@ -154,6 +156,20 @@ impl Admin {
             Method::POST,
             &format!("{namespace}/retention"),
             Some(retention),
+        )
+        .await?;
+        // By default the broker deletes a topic nobody subscribes to after a minute without
+        // producers, with its messages, schema and grants: a dead-letter topic nobody has read
+        // yet, or a topic bootstrapped before the services that use it start.
+        let keep_idle_topics = json!({
+            "inactiveTopicDeleteMode": "delete_when_no_subscriptions",
+            "maxInactiveDurationSeconds": 60,
+            "deleteWhileInactive": false,
+        });
+        self.call(
+            Method::POST,
+            &format!("{namespace}/inactiveTopicPolicies"),
+            Some(keep_idle_topics),
         )
         .await?;
 

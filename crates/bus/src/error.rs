@@ -37,3 +37,12 @@ pub enum BusError {
     #[error("Pulsar token: {0}")]
     Token(String),
 }
+
+impl BusError {
+    /// Whether the admin API refused the caller's credentials (401) or their role (403): what
+    /// a service's own role meets where only the superuser may act.
+    pub fn is_refused_by_authorization(&self) -> bool {
+        matches!(self, BusError::Admin { detail, .. }
+            if detail.starts_with("401") || detail.starts_with("403"))
+    }
+}

@@ -33,6 +33,24 @@ impl PulsarToken {
         Ok(Self(token.to_owned()))
     }
 
+    /// The token in `text` when it holds one; an unset or blank setting means no token (a
+    /// deployment passing an empty variable configures none).
+    pub fn optional(text: Option<&str>) -> Result<Option<Self>, BusError> {
+        text.filter(|t| !t.trim().is_empty())
+            .map(Self::new)
+            .transpose()
+    }
+
+    /// The token in `ALPES_PULSAR_TOKEN` ([`PulsarToken::ENV`]), the variable every alpes
+    /// process and test reads it from; `None` when unset or blank.
+    pub fn from_env() -> Result<Option<Self>, BusError> {
+        Self::optional(std::env::var(Self::ENV).ok().as_deref())
+            .map_err(|e| BusError::Token(format!("{}: {e}", Self::ENV)))
+    }
+
+    /// The environment variable [`PulsarToken::from_env`] reads.
+    pub const ENV: &'static str = "ALPES_PULSAR_TOKEN";
+
     /// The token held in file `path` (the format `pulsar tokens create` and
     /// `scripts/stack.sh` write: the JWT, optionally followed by a newline).
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, BusError> {
@@ -132,5 +150,15 @@ mod tests {
         assert!(PulsarToken::new(" \n").is_err());
         assert!(PulsarToken::new("a b").is_err());
         assert_eq!(PulsarToken::new("not-a-jwt").unwrap().subject(), None);
+        assert_eq!(PulsarToken::optional(None).unwrap(), None);
+        assert_eq!(PulsarToken::optional(Some(" ")).unwrap(), None);
+        assert!(PulsarToken::optional(Some("a b")).is_err());
+        assert_eq!(
+            PulsarToken::optional(Some(TRACKING))
+                .unwrap()
+                .unwrap()
+                .secret(),
+            TRACKING
+        );
     }
 }

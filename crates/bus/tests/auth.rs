@@ -12,9 +12,10 @@
 //!   through the retry topic, dead-lettering, and the writer-schema look-up over the admin API.
 //! - The admin API refuses anonymous clients and does not let a service grant itself anything.
 //!
-//! Located by `ALPES_AUTH_PULSAR_URL`, `ALPES_AUTH_PULSAR_ADMIN_URL` and `ALPES_AUTH_TOKEN_DIR`
-//! (the directory of `<role>.token` files `stack.sh env` prints as `ALPES_PULSAR_TOKEN_DIR`).
-//! Without them every test here says loudly that it was skipped, and passes.
+//! Located by the stack's `ALPES_PULSAR_URL`, `ALPES_PULSAR_ADMIN_URL` and
+//! `ALPES_PULSAR_TOKEN_DIR` (the directory of `<role>.token` files, which `stack.sh env` prints
+//! for a stack with token authentication only). Without the last, every test here says loudly
+//! that it was skipped, and passes: scripts/test.sh runs the workspace's tests on such a stack.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -108,38 +109,25 @@ async fn broker() -> Option<&'static Broker> {
     static BROKER: OnceCell<Option<Broker>> = OnceCell::const_new();
     BROKER
         .get_or_init(|| async {
-            const VARS: [&str; 3] = [
-                "ALPES_AUTH_PULSAR_URL",
-                "ALPES_AUTH_PULSAR_ADMIN_URL",
-                "ALPES_AUTH_TOKEN_DIR",
-            ];
-            let values = VARS.map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()));
-            let [Some(url), Some(admin_url), Some(tokens)] = values.clone() else {
-                let missing: Vec<_> = VARS
-                    .iter()
-                    .zip(&values)
-                    .filter(|(_, value)| value.is_none())
-                    .map(|(name, _)| *name)
-                    .collect();
-                assert_eq!(
-                    missing.len(),
-                    VARS.len(),
-                    "half a configuration: {missing:?} unset while the others are set"
-                );
+            let setting = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+            let Some(tokens) = setting("ALPES_PULSAR_TOKEN_DIR") else {
                 // Straight to stderr, past the test harness's capture: a skip must be seen.
                 let _ = writeln!(
                     std::io::stderr(),
                     "\n\
                      ###################################################################\n\
                      ### SKIPPED: Pulsar token authentication and authorization tests\n\
-                     ### (crates/bus/tests/auth.rs): {} are unset.\n\
+                     ### (crates/bus/tests/auth.rs): ALPES_PULSAR_TOKEN_DIR is unset.\n\
                      ### Start a stack with ALPES_PULSAR_AUTH=token scripts/stack.sh up and\n\
-                     ### set them from its `env` (scripts/test.sh does both).\n\
-                     ###################################################################\n",
-                    VARS.join(", ")
+                     ### run the tests in its `env` (scripts/test.sh does both).\n\
+                     ###################################################################\n"
                 );
                 return None;
             };
+            let url =
+                setting("ALPES_PULSAR_URL").unwrap_or_else(|| "pulsar://127.0.0.1:6650".into());
+            let admin_url =
+                setting("ALPES_PULSAR_ADMIN_URL").unwrap_or_else(|| "http://127.0.0.1:8080".into());
             Namespace::parse(NAMESPACE).unwrap().install().unwrap();
             let _ = tracing_subscriber::fmt()
                 .with_test_writer()

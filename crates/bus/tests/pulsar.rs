@@ -13,7 +13,7 @@ use alpes_contracts::{Event, EventMetadata};
 use common::*;
 use futures::StreamExt;
 use pulsar::consumer::InitialPosition;
-use pulsar::{ConsumerOptions, SubType, TokioExecutor};
+use pulsar::{ConsumerOptions, SubType};
 use tokio::sync::mpsc;
 
 #[tokio::test]
@@ -337,10 +337,7 @@ async fn a_handler_that_panics_does_not_end_the_subscription_and_its_message_com
 
 /// Reads everything that arrives on `topic` for a subscription of its own from the start.
 async fn dead_letters(topic: &str, want: usize) -> Vec<pulsar::consumer::Message<Vec<u8>>> {
-    let client = pulsar::Pulsar::builder(pulsar_url(), TokioExecutor)
-        .build()
-        .await
-        .unwrap();
+    let client = raw_client().await;
     let mut consumer: pulsar::Consumer<Vec<u8>, _> = client
         .consumer()
         .with_topic(topic)
@@ -473,7 +470,7 @@ async fn rejected_and_exhausted_messages_are_dead_lettered_with_their_reasons() 
 
 #[tokio::test]
 async fn the_schema_registry_accepts_a_compatible_evolution_and_refuses_a_breaking_one() {
-    let admin = alpes_bus::admin::Admin::new(&admin_url());
+    let admin = alpes_bus::admin::Admin::authenticated(&admin_url(), token());
     bus().await; // bootstrap: the namespace and its compatibility strategy exist
     let topic = unique("schema-probe");
     let current = FraudDetected::event_type().schema_text;
@@ -549,4 +546,27 @@ async fn a_new_subscription_from_the_earliest_message_works_through_a_backlog() 
 
     shutdown.cancel();
     running.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn the_namespace_keeps_what_it_holds_for_a_week_even_on_topics_nobody_reads() {
+    bus().await; // bootstrap
+    let admin = alpes_bus::admin::Admin::authenticated(&admin_url(), token());
+    let namespace = format!("/admin/v2/namespaces/{NAMESPACE}");
+    let retention: serde_json::Value = admin
+        .get_json(&format!("{namespace}/retention"))
+        .await
+        .unwrap();
+    assert_eq!(
+        retention["retentionTimeInMinutes"],
+        7 * 24 * 60,
+        "{retention}"
+    );
+    // The broker's default deletes a topic without subscriptions after a minute idle, with
+    // its messages, schema and grants: every unread dead letter would go with it.
+    let inactive: serde_json::Value = admin
+        .get_json(&format!("{namespace}/inactiveTopicPolicies"))
+        .await
+        .unwrap();
+    assert_eq!(inactive["deleteWhileInactive"], false, "{inactive}");
 }

@@ -10,15 +10,12 @@ use alpes_bus::{Shutdown, property};
 use common::*;
 use futures::StreamExt;
 use pulsar::consumer::InitialPosition;
-use pulsar::{ConsumerOptions, SubType, TokioExecutor};
+use pulsar::{ConsumerOptions, SubType};
 use tokio::sync::mpsc;
 
 /// The reasons of the first `want` messages on `topic`, read from its start.
 async fn dead_letter_reasons(topic: &str, want: usize) -> Vec<String> {
-    let client = pulsar::Pulsar::builder(pulsar_url(), TokioExecutor)
-        .build()
-        .await
-        .unwrap();
+    let client = raw_client().await;
     let mut consumer: pulsar::Consumer<Vec<u8>, _> = client
         .consumer()
         .with_topic(topic)

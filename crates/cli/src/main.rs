@@ -24,9 +24,9 @@ mod when;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use alpes_bus::PulsarToken;
 use alpes_bus::admin::Admin;
 use alpes_bus::permissions::{self, SubscriptionNames};
+use alpes_bus::{Bus, PulsarToken};
 use alpes_contracts::{DEFAULT_NAMESPACE, Namespace, compat};
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -124,6 +124,29 @@ pub struct PulsarArgs {
         default_value = "http://127.0.0.1:8080"
     )]
     pub pulsar_admin_url: String,
+    /// The JWT to present on a broker with token authentication (a role that may produce what
+    /// the command publishes, or the admin role's).
+    #[arg(long, env = "ALPES_PULSAR_TOKEN", hide_env_values = true)]
+    pub pulsar_token: Option<String>,
+}
+
+impl PulsarArgs {
+    /// [`PulsarArgs::pulsar_token`], parsed; `None` when unset or empty.
+    pub fn token(&self) -> anyhow::Result<Option<PulsarToken>> {
+        Ok(PulsarToken::optional(self.pulsar_token.as_deref())?)
+    }
+
+    /// A connection to the broker on behalf of `client`, with the token if there is one.
+    pub async fn connect(&self, client: &str) -> anyhow::Result<Bus> {
+        Bus::connect_with(
+            &self.pulsar_url,
+            &self.pulsar_admin_url,
+            client,
+            self.token()?,
+        )
+        .await
+        .with_context(|| format!("connecting to Pulsar at {}", self.pulsar_url))
+    }
 }
 
 /// The input was refused before anything was done: exit code 2.
@@ -177,7 +200,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             admin_url,
             pulsar_token,
         } => {
-            let token = pulsar_token.map(PulsarToken::new).transpose()?;
+            let token = PulsarToken::optional(pulsar_token.as_deref())?;
             let authorized = token.is_some();
             let admin = Admin::authenticated(&admin_url, token);
             let done = admin

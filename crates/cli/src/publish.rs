@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use alpes_bus::{Bus, Outgoing};
+use alpes_bus::Outgoing;
 use alpes_contracts::codec::{self, CodecError};
 use alpes_contracts::events::attribution::{
     AttributionReverted, ConversionAttributed, ConversionRejected,
@@ -143,9 +143,7 @@ pub async fn run(args: PublishArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn send(pulsar: &PulsarArgs, outgoing: Outgoing) -> anyhow::Result<alpes_bus::Receipt> {
-    let bus = Bus::connect(&pulsar.pulsar_url, &pulsar.pulsar_admin_url, PRODUCER)
-        .await
-        .with_context(|| format!("connecting to Pulsar at {}", pulsar.pulsar_url))?;
+    let bus = pulsar.connect(PRODUCER).await?;
     let receipt = bus.publisher().send(outgoing).await?.confirmed().await?;
     bus.publisher().close().await;
     Ok(receipt)

@@ -109,13 +109,18 @@ async fn a_dry_run_shows_the_completed_document_without_a_broker() {
 #[tokio::test]
 async fn a_published_event_arrives_on_its_topic_with_its_key_and_metadata() {
     test_namespace();
-    Admin::new(&admin_url())
+    Admin::authenticated(&admin_url(), alpes_bus::PulsarToken::from_env().unwrap())
         .bootstrap()
         .await
         .expect("Pulsar bootstrap failed: is the stack up? (scripts/stack.sh up)");
-    let bus = Bus::connect(&pulsar_url(), &admin_url(), "cli-tests")
-        .await
-        .expect("cannot connect to Pulsar: is the stack up? (scripts/stack.sh up)");
+    let bus = Bus::connect_with(
+        &pulsar_url(),
+        &admin_url(),
+        "cli-tests",
+        alpes_bus::PulsarToken::from_env().unwrap(),
+    )
+    .await
+    .expect("cannot connect to Pulsar: is the stack up? (scripts/stack.sh up)");
     let mut config = SubscriptionConfig::new(format!("cli-test-{}", uuid::Uuid::new_v4().simple()));
     config.start_at = StartAt::Latest;
     let subscription = bus.subscribe::<FraudDetected>(config).await.unwrap();
@@ -143,6 +148,11 @@ async fn a_published_event_arrives_on_its_topic_with_its_key_and_metadata() {
         ("ALPES_PULSAR_URL", pulsar_url()),
         ("ALPES_PULSAR_ADMIN_URL", admin_url()),
         ("ALPES_PULSAR_NAMESPACE", NAMESPACE.to_owned()),
+        // A broker with token authentication (scripts/test.sh) refuses a CLI without one.
+        (
+            "ALPES_PULSAR_TOKEN",
+            std::env::var("ALPES_PULSAR_TOKEN").unwrap_or_default(),
+        ),
     ];
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let ran = alpes(

@@ -66,13 +66,18 @@ async fn store(database: &str) -> MongoStore {
 async fn bus() -> Bus {
     let url = env("ALPES_PULSAR_URL", "pulsar://127.0.0.1:6650");
     let admin_url = env("ALPES_PULSAR_ADMIN_URL", "http://127.0.0.1:8080");
-    Admin::new(&admin_url)
+    Admin::authenticated(&admin_url, alpes_bus::PulsarToken::from_env().unwrap())
         .bootstrap()
         .await
         .expect("Pulsar bootstrap: is the stack up?");
-    Bus::connect(&url, &admin_url, "eventstore-crash-tests")
-        .await
-        .unwrap()
+    Bus::connect_with(
+        &url,
+        &admin_url,
+        "eventstore-crash-tests",
+        alpes_bus::PulsarToken::from_env().unwrap(),
+    )
+    .await
+    .unwrap()
 }
 
 /// Commit `n` of the saga: one event, announced by `FraudDetected` with reason `n`.

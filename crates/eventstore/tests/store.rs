@@ -215,13 +215,18 @@ async fn an_outbox_written_before_a_crash_is_published_after_restart() {
         .unwrap()
         .install()
         .unwrap();
-    Admin::new(&admin_url)
+    Admin::authenticated(&admin_url, alpes_bus::PulsarToken::from_env().unwrap())
         .bootstrap()
         .await
         .expect("Pulsar bootstrap: is the stack up?");
-    let bus = Bus::connect(&pulsar_url, &admin_url, "eventstore-tests")
-        .await
-        .unwrap();
+    let bus = Bus::connect_with(
+        &pulsar_url,
+        &admin_url,
+        "eventstore-tests",
+        alpes_bus::PulsarToken::from_env().unwrap(),
+    )
+    .await
+    .unwrap();
     let mut config = SubscriptionConfig::new(format!("test-{}", uuid::Uuid::new_v4().simple()));
     config.start_at = StartAt::Latest;
     let subscription = bus.subscribe::<FraudDetected>(config).await.unwrap();

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use alpes_bus::{StartAt, SubscriptionConfig};
+use alpes_bus::{BusError, PulsarToken, StartAt, SubscriptionConfig};
 use alpes_contracts::{DEFAULT_NAMESPACE, Namespace};
 
 use crate::auth::{Access, Scope, Tokens};
@@ -58,8 +58,8 @@ pub struct CommonArgs {
     pub consumer_concurrency: usize,
     /// The JWT this service presents to Pulsar (binary protocol and admin API) on a broker with
     /// token authentication: its own role's (`alpes-<service>`), which may produce its events
-    /// and consume its subscriptions only. With one, the service does not bootstrap Pulsar (its
-    /// role may not): it checks that the schemas of its topics are registered (`alpes bootstrap`
+    /// and consume its subscriptions only. Where the broker refuses that role to bootstrap, the
+    /// service checks instead that the schemas of its topics are registered (`alpes bootstrap`
     /// registers them, as the admin role).
     #[arg(long, env = "ALPES_PULSAR_TOKEN", hide_env_values = true)]
     pub pulsar_token: Option<String>,
@@ -104,12 +104,10 @@ impl CommonArgs {
         }
     }
 
-    /// [`CommonArgs::pulsar_token`], unless empty (a deployment passing an empty setting means
-    /// none).
-    pub fn pulsar_token(&self) -> Option<&str> {
-        self.pulsar_token
-            .as_deref()
-            .filter(|t| !t.trim().is_empty())
+    /// The Pulsar token to present ([`CommonArgs::pulsar_token`]); `None` when unset or empty
+    /// (a deployment passing an empty setting means none).
+    pub fn pulsar_token(&self) -> Result<Option<PulsarToken>, BusError> {
+        PulsarToken::optional(self.pulsar_token.as_deref())
     }
 
     /// The HTTP API's tokens: [`CommonArgs::api_token`] with every scope, and

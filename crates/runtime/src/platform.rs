@@ -9,10 +9,10 @@
 use std::future::Future;
 
 use alpes_bus::admin::Admin;
+use alpes_bus::permissions;
 use alpes_bus::{
     Bus, BusError, Delivery, Outcome, Publisher, Shutdown, SubscriptionConfig, SubscriptionHealth,
 };
-use alpes_bus::{PulsarToken, permissions};
 use alpes_contracts::Event;
 use alpes_eventstore::{MongoStore, Relay, StoreError};
 use axum::Router;
@@ -82,25 +82,25 @@ impl Platform {
             .clone()
             .install()
             .map_err(PlatformError::Namespace)?;
-        let token = match common.pulsar_token() {
-            Some(token) => Some(PulsarToken::new(token).map_err(PlatformError::Bus)?),
-            None => None,
-        };
+        let token = common.pulsar_token().map_err(PlatformError::Bus)?;
         let admin = Admin::authenticated(&common.pulsar_admin_url, token.clone());
-        if token.is_some() {
-            // A role of its own may not bootstrap; `alpes bootstrap` did, as the admin role.
-            let names = permissions::SubscriptionNames::default();
-            let types = permissions::platform(&names)
-                .into_iter()
-                .find(|access| access.service == service)
-                .map(|access| access.event_types())
-                .unwrap_or_default();
-            admin
-                .check_schemas(&types)
-                .await
-                .map_err(PlatformError::Bootstrap)?;
-        } else {
-            admin.bootstrap().await.map_err(PlatformError::Bootstrap)?;
+        match admin.bootstrap().await {
+            Ok(_) => {}
+            // A role of its own may not create topics nor upload schemas: `alpes bootstrap`
+            // did, as the admin role; what this service reads and writes must be there.
+            Err(refused) if refused.is_refused_by_authorization() => {
+                let names = permissions::SubscriptionNames::default();
+                let types = permissions::platform(&names)
+                    .into_iter()
+                    .find(|access| access.service == service)
+                    .map(|access| access.event_types())
+                    .unwrap_or_default();
+                admin
+                    .check_schemas(&types)
+                    .await
+                    .map_err(PlatformError::Bootstrap)?;
+            }
+            Err(e) => return Err(PlatformError::Bootstrap(e)),
         }
         let bus = Bus::connect_with(&common.pulsar_url, &common.pulsar_admin_url, service, token)
             .await

@@ -140,10 +140,11 @@ impl App {
 
 async fn observer() -> Bus {
     test_namespace();
-    Bus::connect(
+    Bus::connect_with(
         &env("ALPES_PULSAR_URL", "pulsar://127.0.0.1:6650"),
         &env("ALPES_PULSAR_ADMIN_URL", "http://127.0.0.1:8080"),
         "commission-tests",
+        alpes_bus::PulsarToken::from_env().unwrap(),
     )
     .await
     .unwrap()

@@ -81,7 +81,13 @@ impl Endpoints {
     /// process's).
     pub async fn bus(&self, name: &str) -> anyhow::Result<Bus> {
         self.pulsar_namespace.clone().install()?;
-        Ok(Bus::connect(&self.pulsar_url, &self.pulsar_admin_url, name).await?)
+        Ok(Bus::connect_with(
+            &self.pulsar_url,
+            &self.pulsar_admin_url,
+            name,
+            alpes_bus::PulsarToken::from_env().unwrap(),
+        )
+        .await?)
     }
 }
 

@@ -385,16 +385,15 @@ async fn reserved_minor(platform: &Platform, campaign: &str) -> i64 {
 
 /// Messages of `topic` that `subscription` has not acknowledged, as the broker counts them.
 async fn backlog(topic: &str, subscription: &str) -> u64 {
-    let admin = common::env("ALPES_PULSAR_ADMIN_URL", "http://127.0.0.1:8080");
+    let admin = alpes_bus::admin::Admin::authenticated(
+        &common::env("ALPES_PULSAR_ADMIN_URL", "http://127.0.0.1:8080"),
+        alpes_bus::PulsarToken::from_env().unwrap(),
+    );
     let path = topic.trim_start_matches("persistent://");
-    let url = format!("{admin}/admin/v2/persistent/{path}/stats");
-    let stats: Value = reqwest::get(&url)
+    let stats: Value = admin
+        .get_json(&format!("/admin/v2/persistent/{path}/stats"))
         .await
-        .and_then(|r| r.error_for_status())
-        .unwrap_or_else(|e| panic!("{url}: {e}"))
-        .json()
-        .await
-        .unwrap();
+        .unwrap_or_else(|e| panic!("the stats of {topic}: {e}"));
     stats["subscriptions"][subscription]["msgBacklog"]
         .as_u64()
         .unwrap_or_else(|| panic!("no subscription {subscription} on {topic}: {stats}"))

@@ -142,8 +142,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
 /// name itself; nothing reads those subscriptions now, and the broker would keep their backlog
 /// for ever. Deleting them is best effort: an older replica still attached keeps its own.
 async fn retire_statistics_subscriptions(config: &Config) {
-    let token = config.common.pulsar_token();
-    let token = token.and_then(|t| alpes_bus::PulsarToken::new(t).ok());
+    // Platform::start parsed the same setting already.
+    let token = config.common.pulsar_token().ok().flatten();
     let admin = Admin::authenticated(&config.common.pulsar_admin_url, token);
     let topics = [
         InteractionTracked::event_type(),
@@ -153,17 +153,32 @@ async fn retire_statistics_subscriptions(config: &Config) {
         CommissionRejected::event_type(),
         CommissionReverted::event_type(),
     ];
+    let mut not_ours = Vec::new();
     for ty in topics {
         let topic = ty.topic_name();
         let retries = format!("{topic}-{}-retry", config.subscription);
         for topic in [topic, retries] {
-            if let Err(e) = admin
+            match admin
                 .delete_subscription(&topic, &config.subscription)
                 .await
             {
-                tracing::warn!(%topic, error = %e, "an old statistics subscription stays");
+                Ok(()) => {}
+                // Under authorization the service's role holds nothing on topics it no longer
+                // uses (least privilege): retiring what is left there is the admin's.
+                Err(e) if e.is_refused_by_authorization() => not_ours.push(topic),
+                Err(e) => {
+                    tracing::warn!(%topic, error = %e, "an old statistics subscription stays")
+                }
             }
         }
+    }
+    if !not_ours.is_empty() {
+        tracing::info!(
+            subscription = %config.subscription,
+            topics = ?not_ours,
+            "not retiring subscriptions of earlier versions where this role holds no rights; \
+             if they exist, an admin deletes them (pulsar-admin topics unsubscribe)"
+        );
     }
 }
 

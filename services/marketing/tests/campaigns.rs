@@ -161,10 +161,11 @@ async fn every_endpoint_but_the_probes_needs_a_token_with_its_scope() {
 #[tokio::test]
 async fn a_campaign_is_created_activated_and_announced() {
     let (base, shutdown, running) = spawn_app().await;
-    let bus = Bus::connect(
+    let bus = Bus::connect_with(
         &env("ALPES_PULSAR_URL", "pulsar://127.0.0.1:6650"),
         &env("ALPES_PULSAR_ADMIN_URL", "http://127.0.0.1:8080"),
         "marketing-tests",
+        alpes_bus::PulsarToken::from_env().unwrap(),
     )
     .await
     .unwrap();
@@ -304,14 +305,15 @@ async fn the_log_holds_a_timeout_before_any_service_can_answer_it() {
     tokio::time::sleep(Duration::from_millis(50)).await;
 
     let admin_url = env("ALPES_PULSAR_ADMIN_URL", "http://127.0.0.1:8080");
-    alpes_bus::admin::Admin::new(&admin_url)
+    alpes_bus::admin::Admin::authenticated(&admin_url, alpes_bus::PulsarToken::from_env().unwrap())
         .bootstrap()
         .await
         .unwrap();
-    let bus = Bus::connect(
+    let bus = Bus::connect_with(
         &env("ALPES_PULSAR_URL", "pulsar://127.0.0.1:6650"),
         &admin_url,
         "marketing",
+        alpes_bus::PulsarToken::from_env().unwrap(),
     )
     .await
     .unwrap();

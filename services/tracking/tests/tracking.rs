@@ -129,10 +129,11 @@ async fn listen<E: alpes_contracts::Event>(bus: &Bus) -> (mpsc::UnboundedReceive
 
 async fn observer() -> Bus {
     test_namespace();
-    Bus::connect(
+    Bus::connect_with(
         &env("ALPES_PULSAR_URL", "pulsar://127.0.0.1:6650"),
         &env("ALPES_PULSAR_ADMIN_URL", "http://127.0.0.1:8080"),
         "tracking-tests",
+        alpes_bus::PulsarToken::from_env().unwrap(),
     )
     .await
     .unwrap()

@@ -20,6 +20,23 @@ pub fn admin_url() -> String {
     std::env::var("ALPES_PULSAR_ADMIN_URL").unwrap_or_else(|_| "http://127.0.0.1:8080".into())
 }
 
+/// The token of the stack's admin role when its broker requires one (`ALPES_PULSAR_TOKEN`).
+pub fn token() -> Option<alpes_bus::PulsarToken> {
+    alpes_bus::PulsarToken::from_env().expect("ALPES_PULSAR_TOKEN")
+}
+
+/// A plain `pulsar` client of the stack's broker, for what a test inspects past the bus.
+pub async fn raw_client() -> pulsar::Pulsar<pulsar::TokioExecutor> {
+    let mut builder = pulsar::Pulsar::builder(pulsar_url(), pulsar::TokioExecutor);
+    if let Some(token) = token() {
+        builder = builder.with_auth(token.authentication());
+    }
+    builder
+        .build()
+        .await
+        .expect("a client of the stack's broker")
+}
+
 /// The Pulsar namespace of the test suites.
 pub const NAMESPACE: &str = "alpes/test";
 
@@ -40,13 +57,13 @@ pub async fn bus() -> Bus {
     static BOOTSTRAPPED: OnceCell<()> = OnceCell::const_new();
     BOOTSTRAPPED
         .get_or_init(|| async {
-            Admin::new(&admin_url())
+            Admin::authenticated(&admin_url(), token())
                 .bootstrap()
                 .await
                 .expect("Pulsar bootstrap failed: is the stack up? (scripts/stack.sh up)");
         })
         .await;
-    Bus::connect(&pulsar_url(), &admin_url(), "bus-tests")
+    Bus::connect_with(&pulsar_url(), &admin_url(), "bus-tests", token())
         .await
         .expect("cannot connect to Pulsar: is the stack up? (scripts/stack.sh up)")
 }

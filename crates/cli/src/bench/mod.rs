@@ -125,7 +125,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     }
     let planned = planned as u32;
     let platform = Arc::new(args.services.platform()?);
-    let admin = PulsarAdmin::new(&args.pulsar.pulsar_admin_url);
+    let admin = PulsarAdmin::new(&args.pulsar.pulsar_admin_url, args.pulsar.token()?);
     let observer = Observer::subscribe(&args.pulsar, args.fraud_rate > 0.0).await?;
     let trail = observer.trail().clone();
     let result = measure(&args, planned, platform, observer, admin.clone()).await;

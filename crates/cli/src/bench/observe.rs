@@ -78,9 +78,7 @@ impl Observer {
     /// `CommissionReverted` when `reverts`).
     pub async fn subscribe(pulsar: &PulsarArgs, reverts: bool) -> anyhow::Result<Self> {
         let name = format!("{BENCH_PREFIX}{}", uuid::Uuid::new_v4().simple());
-        let bus = Bus::connect(&pulsar.pulsar_url, &pulsar.pulsar_admin_url, "alpes-bench")
-            .await
-            .with_context(|| format!("connecting to Pulsar at {}", pulsar.pulsar_url))?;
+        let bus = pulsar.connect("alpes-bench").await?;
         let mut trail = Trail {
             name,
             topics: Vec::new(),
@@ -108,7 +106,10 @@ impl Observer {
             Err(error) => {
                 // Leave nothing behind: the subscriptions made so far would keep a backlog.
                 trail
-                    .remove(&PulsarAdmin::new(&pulsar.pulsar_admin_url))
+                    .remove(&PulsarAdmin::new(
+                        &pulsar.pulsar_admin_url,
+                        pulsar.token().ok().flatten(),
+                    ))
                     .await;
                 Err(error)
             }

@@ -210,13 +210,7 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         .count();
     let sink = match args.fraud_via {
         FraudVia::Topic if frauds > 0 => FraudSink::Topic(Box::new(
-            Bus::connect(
-                &args.pulsar.pulsar_url,
-                &args.pulsar.pulsar_admin_url,
-                crate::publish::PRODUCER,
-            )
-            .await
-            .with_context(|| format!("connecting to Pulsar at {}", args.pulsar.pulsar_url))?,
+            args.pulsar.connect(crate::publish::PRODUCER).await?,
         )),
         _ => FraudSink::Http,
     };

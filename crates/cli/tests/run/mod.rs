@@ -7,7 +7,7 @@ use std::process::{Output, Stdio};
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
-const VARIABLES: [&str; 9] = [
+const VARIABLES: [&str; 10] = [
     "ALPES_API_TOKEN",
     "ALPES_MARKETING_URL",
     "ALPES_TRACKING_URL",
@@ -16,6 +16,7 @@ const VARIABLES: [&str; 9] = [
     "ALPES_PULSAR_URL",
     "ALPES_PULSAR_ADMIN_URL",
     "ALPES_PULSAR_NAMESPACE",
+    "ALPES_PULSAR_TOKEN",
     "RUST_LOG",
 ];
 

@@ -72,10 +72,11 @@ impl InProcess {
         .await
         .expect("Postgres of the local stack (scripts/stack.sh up)");
         namespace();
-        let bus = Bus::connect(
+        let bus = Bus::connect_with(
             &env("ALPES_PULSAR_URL", "pulsar://127.0.0.1:6650"),
             &env("ALPES_PULSAR_ADMIN_URL", "http://127.0.0.1:8080"),
             "e2e",
+            alpes_bus::PulsarToken::from_env().unwrap(),
         )
         .await
         .expect("Pulsar of the local stack (scripts/stack.sh up)");

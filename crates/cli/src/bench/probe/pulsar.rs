@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use alpes_bus::PulsarToken;
 use alpes_contracts::Namespace;
 use futures::StreamExt;
 use serde::Deserialize;
@@ -82,12 +83,22 @@ pub struct PulsarAdmin {
 }
 
 impl PulsarAdmin {
-    /// The admin API at `base` (e.g. `http://127.0.0.1:8080`).
-    pub fn new(base: &str) -> Self {
+    /// The admin API at `base` (e.g. `http://127.0.0.1:8080`), presenting `token` when there
+    /// is one (a broker with token authentication; topic stats need the admin role).
+    pub fn new(base: &str, token: Option<PulsarToken>) -> Self {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(token) = token
+            && let Ok(mut value) =
+                reqwest::header::HeaderValue::try_from(format!("Bearer {}", token.secret()))
+        {
+            value.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
         Self {
             base: base.trim_end_matches('/').to_owned(),
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(15))
+                .default_headers(headers)
                 .build()
                 .unwrap_or_default(),
         }
