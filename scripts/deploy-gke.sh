@@ -174,24 +174,7 @@ secret_exists() {
 # what `bin/pulsar tokens create --secret-key` makes. Into $TOKENS_DIR/ROLE (mode 600); the key
 # and the token never appear on a command line.
 sign_token() {
-  python3 - "$TOKENS_DIR/secret.key" "$1" "$TOKENS_DIR/$1" <<'PY'
-import base64, hashlib, hmac, json, os, sys
-
-key_path, role, out = sys.argv[1:]
-with open(key_path, "rb") as f:
-    key = f.read()
-if len(key) < 32:
-    sys.exit(f"{key_path}: an HS256 key needs at least 32 bytes")
-
-def part(data):
-    return base64.urlsafe_b64encode(data).rstrip(b"=")
-
-signed = part(b'{"alg":"HS256"}') + b"." + part(json.dumps({"sub": role}, separators=(",", ":")).encode())
-token = signed + b"." + part(hmac.new(key, signed, hashlib.sha256).digest())
-fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-with os.fdopen(fd, "wb") as f:
-    f.write(token)
-PY
+  python3 "$(dirname "${BASH_SOURCE[0]}")/pulsar/sign-token.py" "$TOKENS_DIR/secret.key" "$1" "$TOKENS_DIR/$1"
 }
 
 # ensure_token NAMESPACE SECRET KEY ROLE: secret SECRET (key KEY) holds ROLE's token; made when

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # The four alpes services as local processes, against the local stack.
 #
-#   scripts/services.sh up | down | status
+#   scripts/services.sh up [--replicas N] | down | status | env
 #
 # Builds the binaries (release), starts tracking :8081, attribution :8082, commission :8083 and
 # marketing :8084 on 127.0.0.1 with the stack's connection variables, waits until each /readyz
 # answers, and stops only the processes it started (pid files in .stack/services/).
+# --replicas N (default 1) starts N processes of each service, replica r on the port + 100 × (r-1)
+# (tracking :8081, :8181, ...): same subscriptions, same databases, as replicas of a deployment
+# share them. `env` prints the URLs of the running replicas as ALPES_<SERVICE>_URL (comma
+# separated: `alpes simulate` and `alpes bench` send requests to each in turn).
 # Beside a second stack (ALPES_STACK_DIR, see scripts/stack.sh), pid files and logs live in its
 # directory, and ALPES_{TRACKING,ATTRIBUTION,COMMISSION,MARKETING}_PORT move the services.
 # ALPES_SERVICES_BIN=<dir> runs the binaries in <dir> instead of building them (e.g. another
@@ -32,14 +36,42 @@ die() {
   exit 1
 }
 
+REPLICA_PORT_STEP=100
+
+# instance NAME R: the pid-file and log name of replica R of service NAME (`tracking`,
+# `tracking-2`, ...).
+instance() { if (($2 == 1)); then echo "$1"; else echo "$1-$2"; fi; }
+
+# alive INSTANCE: its pid file names a running process of the service's binary.
 alive() {
   local pidfile="$STATE/$1.pid" pid
   [[ -s "$pidfile" ]] || return 1
   pid="$(cat "$pidfile")"
-  kill -0 "$pid" 2>/dev/null && [[ "$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" == *"/$1 "* ]]
+  kill -0 "$pid" 2>/dev/null && [[ "$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" == *"/${1%-[0-9]*} "* ]]
+}
+
+# replicas NAME: the replica numbers of NAME with a pid file, in order (1 always listed).
+replicas() {
+  local file r
+  {
+    echo 1
+    for file in "$STATE/$1"-[0-9]*.pid; do
+      [[ -e "$file" ]] || continue
+      r="${file##*-}"
+      echo "${r%.pid}"
+    done
+  } | sort -n -u
 }
 
 up() {
+  local count=1
+  while (($#)); do
+    case "$1" in
+      --replicas) count="${2:-}"; shift 2 || true ;;
+      *) echo "usage: $0 up [--replicas N]" >&2; exit 2 ;;
+    esac
+  done
+  [[ "$count" =~ ^[1-9][0-9]?$ ]] || { echo "--replicas: expected 1 to 99, got '${count}'" >&2; exit 2; }
   mkdir -p "$STATE" "$LOGS"
   eval "$("$ROOT/scripts/stack.sh" env)"
   local bin="${ALPES_SERVICES_BIN:-}"
@@ -49,71 +81,100 @@ up() {
       || die "cargo build failed"
     bin="$TARGET/release"
   fi
-  local entry name port
+  local entry name base port r id started=()
   for entry in "${SERVICES[@]}"; do
-    name="${entry%%:*}" port="${entry##*:}"
-    if alive "$name"; then
-      log "$name: already running (pid $(cat "$STATE/$name.pid"))"
-      continue
-    fi
-    log "$name: starting on 127.0.0.1:$port"
-    # A broker with token authentication (ALPES_PULSAR_AUTH=token): each service connects as its
-    # own role, never as the admin whose token `stack.sh env` exports for tools.
-    local pulsar_token="${ALPES_PULSAR_TOKEN:-}"
-    if [[ -n "${ALPES_PULSAR_TOKEN_DIR:-}" ]]; then
-      pulsar_token="$(cat "$ALPES_PULSAR_TOKEN_DIR/alpes-$name.token")"
-    fi
-    ALPES_HTTP_ADDR="127.0.0.1:$port" ALPES_LOG_FORMAT=json ALPES_PULSAR_TOKEN="$pulsar_token" \
-      setsid "$bin/$name" --http-addr "127.0.0.1:$port" </dev/null >>"$LOGS/$name.log" 2>&1 &
-    echo $! >"$STATE/$name.pid"
+    name="${entry%%:*}" base="${entry##*:}"
+    for ((r = 1; r <= count; r++)); do
+      id="$(instance "$name" "$r")" port=$((base + (r - 1) * REPLICA_PORT_STEP))
+      if alive "$id"; then
+        log "$id: already running (pid $(cat "$STATE/$id.pid"))"
+        started+=("$id:$port")
+        continue
+      fi
+      log "$id: starting on 127.0.0.1:$port"
+      # A broker with token authentication (ALPES_PULSAR_AUTH=token): each service connects as
+      # its own role, never as the admin whose token `stack.sh env` exports for tools.
+      local pulsar_token="${ALPES_PULSAR_TOKEN:-}"
+      if [[ -n "${ALPES_PULSAR_TOKEN_DIR:-}" ]]; then
+        pulsar_token="$(cat "$ALPES_PULSAR_TOKEN_DIR/alpes-$name.token")"
+      fi
+      ALPES_HTTP_ADDR="127.0.0.1:$port" ALPES_LOG_FORMAT=json ALPES_PULSAR_TOKEN="$pulsar_token" \
+        setsid "$bin/$name" --http-addr "127.0.0.1:$port" </dev/null >>"$LOGS/$id.log" 2>&1 &
+      echo $! >"$STATE/$id.pid"
+      started+=("$id:$port")
+    done
   done
-  for entry in "${SERVICES[@]}"; do
-    name="${entry%%:*}" port="${entry##*:}"
+  for entry in "${started[@]}"; do
+    id="${entry%%:*}" port="${entry##*:}"
     local i
     for ((i = 0; i < 120; i++)); do
       curl -sf --max-time 2 "http://127.0.0.1:$port/readyz" >/dev/null && break
-      alive "$name" || die "$name exited during start-up" "$LOGS/$name.log"
+      alive "$id" || die "$id exited during start-up" "$LOGS/$id.log"
       sleep 0.5
     done
-    curl -sf --max-time 2 "http://127.0.0.1:$port/readyz" >/dev/null || die "$name not ready after 60 s" "$LOGS/$name.log"
-    log "$name: ready (http://127.0.0.1:$port)"
+    curl -sf --max-time 2 "http://127.0.0.1:$port/readyz" >/dev/null || die "$id not ready after 60 s" "$LOGS/$id.log"
+    log "$id: ready (http://127.0.0.1:$port)"
   done
 }
 
 down() {
-  local entry name pid i
+  local entry name r id pid i
   for entry in "${SERVICES[@]}"; do
     name="${entry%%:*}"
-    if ! alive "$name"; then
-      rm -f "$STATE/$name.pid"
-      continue
-    fi
-    pid="$(cat "$STATE/$name.pid")"
-    log "$name: stopping (pid $pid)"
-    kill -TERM "$pid"
-    for ((i = 0; i < 300; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -0 "$pid" 2>/dev/null && { log "$name: still running, SIGKILL"; kill -KILL "$pid"; }
-    rm -f "$STATE/$name.pid"
+    for r in $(replicas "$name"); do
+      id="$(instance "$name" "$r")"
+      if ! alive "$id"; then
+        rm -f "$STATE/$id.pid"
+        continue
+      fi
+      pid="$(cat "$STATE/$id.pid")"
+      log "$id: stopping (pid $pid)"
+      kill -TERM "$pid"
+      for ((i = 0; i < 300; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      kill -0 "$pid" 2>/dev/null && { log "$id: still running, SIGKILL"; kill -KILL "$pid"; }
+      rm -f "$STATE/$id.pid"
+    done
   done
 }
 
 status() {
-  local entry name port rc=0
+  local entry name base r id rc=0
   for entry in "${SERVICES[@]}"; do
-    name="${entry%%:*}" port="${entry##*:}"
-    if alive "$name"; then
-      printf '%-12s up   (pid %s, http://127.0.0.1:%s)\n' "$name:" "$(cat "$STATE/$name.pid")" "$port"
-    else
-      printf '%-12s down\n' "$name:"
-      rc=1
-    fi
+    name="${entry%%:*}" base="${entry##*:}"
+    for r in $(replicas "$name"); do
+      id="$(instance "$name" "$r")"
+      if alive "$id"; then
+        printf '%-14s up   (pid %s, http://127.0.0.1:%s)\n' "$id:" "$(cat "$STATE/$id.pid")" \
+          "$((base + (r - 1) * REPLICA_PORT_STEP))"
+      else
+        printf '%-14s down\n' "$id:"
+        rc=1
+      fi
+    done
   done
   return $rc
 }
 
-case "${1:-}" in
-  up) up ;;
+# The running replicas' URLs, as the variables the CLI reads.
+env_urls() {
+  local entry name base r id urls
+  for entry in "${SERVICES[@]}"; do
+    name="${entry%%:*}" base="${entry##*:}" urls=()
+    for r in $(replicas "$name"); do
+      id="$(instance "$name" "$r")"
+      alive "$id" && urls+=("http://127.0.0.1:$((base + (r - 1) * REPLICA_PORT_STEP))")
+    done
+    ((${#urls[@]})) || urls=("http://127.0.0.1:$base")
+    printf 'export ALPES_%s_URL=%s\n' "${name^^}" "$(IFS=,; echo "${urls[*]}")"
+  done
+}
+
+command="${1:-}"
+(($#)) && shift
+case "$command" in
+  up) up "$@" ;;
   down) down ;;
   status) status ;;
-  *) echo "usage: $0 up | down | status" >&2; exit 2 ;;
+  env) env_urls ;;
+  *) echo "usage: $0 up [--replicas N] | down | status | env" >&2; exit 2 ;;
 esac

@@ -4,9 +4,11 @@
 #   - FerretDB v1.24.2 (MongoDB wire protocol) with its SQLite backend
 #   - PostgreSQL 15 (Debian package), a private cluster
 #
-# Usage: scripts/stack.sh up | down | status | env | restart-pulsar
+# Usage: scripts/stack.sh up | down | status | env | restart-pulsar | restart-ferretdb | restart-postgres
 #   restart-pulsar: SIGKILL the broker this stack started, start it again and wait until it is
 #   ready (fault-injection tests use it: it must only ever hit this stack's own broker).
+#   restart-ferretdb: the same for FerretDB; restart-postgres: an immediate stop (no checkpoint:
+#   crash recovery at the next start, as after a crash) and a start (scripts/chaos.sh uses both).
 #
 # State (data, pid files, logs) lives in <repo>/.stack/ (or ALPES_STACK_DIR: a second stack beside
 # the first, with its own ports, as the fault tests of scripts/test.sh run); downloads and builds are cached in
@@ -89,7 +91,7 @@ die() {
 }
 
 usage() {
-  echo "usage: $0 up | down | status | env | restart-pulsar" >&2
+  echo "usage: $0 up | down | status | env | restart-pulsar | restart-ferretdb | restart-postgres" >&2
   exit 2
 }
 
@@ -262,46 +264,17 @@ ensure_pulsar_tokens() {
   command -v python3 >/dev/null || die "pulsar: python3 is needed to make the auth tokens (apt-get install python3)"
   (umask 077 && mkdir -p "$PULSAR_AUTH_DIR")
   chmod 700 "$PULSAR_AUTH_DIR"
-  python3 - "$PULSAR_AUTH_DIR" "$PULSAR_ADMIN_ROLE" "${PULSAR_ROLES[@]}" <<'PY' || die "pulsar: could not make the auth tokens in $PULSAR_AUTH_DIR"
-import base64, hashlib, hmac, json, os, sys
-
-directory, admin, roles = sys.argv[1], sys.argv[2], sys.argv[3:]
-
-def write(name, data):
-    path = os.path.join(directory, name)
-    try:
-        with open(path, "rb") as f:
-            if f.read() == data:
-                return
-    except FileNotFoundError:
-        pass
-    tmp = path + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
-
-key_path = os.path.join(directory, "secret.key")
-if not os.path.exists(key_path):
-    write("secret.key", os.urandom(32))
-with open(key_path, "rb") as f:
-    key = f.read()
-if len(key) < 32:
-    sys.exit(f"{key_path}: an HS256 key needs at least 32 bytes")
-
-def b64(data):
-    return base64.urlsafe_b64encode(data).rstrip(b"=")
-
-def part(obj):
-    return b64(json.dumps(obj, separators=(",", ":")).encode())
-
-for role in roles:
-    signed = part({"alg": "HS256"}) + b"." + part({"sub": role})
-    token = signed + b"." + b64(hmac.new(key, signed, hashlib.sha256).digest())
-    write(role + ".token", token)
-    if role == admin:
-        write("admin.header", b"Authorization: Bearer " + token + b"\n")
-PY
+  local key="$PULSAR_AUTH_DIR/secret.key" role header
+  if [[ ! -s "$key" ]]; then
+    (umask 077 && head -c 32 /dev/urandom >"$key.tmp" && mv "$key.tmp" "$key") \
+      || die "pulsar: could not make the signing key $key"
+  fi
+  for role in "${PULSAR_ROLES[@]}"; do
+    header=()
+    [[ "$role" == "$PULSAR_ADMIN_ROLE" ]] && header=("$PULSAR_AUTH_DIR/admin.header")
+    python3 "$SCRIPT_DIR/pulsar/sign-token.py" "$key" "$role" "$PULSAR_AUTH_DIR/$role.token" "${header[@]}" \
+      || die "pulsar: could not make the token of $role in $PULSAR_AUTH_DIR"
+  done
 }
 
 # The broker's admin token, when the stack runs with token authentication.
@@ -590,14 +563,23 @@ cmd_down() {
 }
 
 # A crash, not a shutdown: kill -9 the broker of this stack (only the pid in its pid file), then
-# start it again on the same data and wait for it.
+# start it again on the same data and wait for it. ALPES_RESTART_SIGNAL=TERM makes it a
+# graceful restart instead.
 cmd_restart_pulsar() {
   with_lock
   pid_alive "$PULSAR_PID" PulsarStandaloneStarter || die "pulsar: not running (start the stack with '$0 up')"
-  local pid i
+  local pid i signal="${ALPES_RESTART_SIGNAL:-KILL}"
+  [[ "$signal" == KILL || "$signal" == TERM ]] || die "ALPES_RESTART_SIGNAL=$signal: expected KILL or TERM"
   pid="$(pid_of "$PULSAR_PID")"
-  log "pulsar: killing the broker (kill -9 $pid)"
-  kill -KILL "$pid" 2>/dev/null || true
+  log "pulsar: stopping the broker (kill -$signal $pid)"
+  kill "-$signal" "$pid" 2>/dev/null || true
+  if [[ "$signal" == TERM ]]; then
+    for ((i = 0; i < 300; i++)); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.2
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
   for ((i = 0; i < 100; i++)); do
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.2
@@ -611,6 +593,34 @@ cmd_restart_pulsar() {
   rm -f "$PULSAR_PID"
   start_pulsar
   wait_pulsar
+}
+
+# A crash of FerretDB: kill -9, then start again on the same data.
+cmd_restart_ferretdb() {
+  with_lock
+  pid_alive "$FERRETDB_PID" "$FERRETDB_BIN" || die "ferretdb: not running (start the stack with '$0 up')"
+  local pid i
+  pid="$(pid_of "$FERRETDB_PID")"
+  log "ferretdb: killing it (kill -9 $pid)"
+  kill -KILL "$pid" 2>/dev/null || true
+  for ((i = 0; i < 100; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.2
+  done
+  kill -0 "$pid" 2>/dev/null && die "ferretdb: process $pid did not exit after SIGKILL"
+  rm -f "$FERRETDB_PID"
+  start_ferretdb
+}
+
+# Postgres stopped without a checkpoint (`-m immediate`: what a crash leaves, recovered from
+# the WAL at the next start), then started again.
+cmd_restart_postgres() {
+  with_lock
+  pg_running || die "postgres: not running (start the stack with '$0 up')"
+  log "postgres: immediate stop"
+  (cd "$PG_DIR" && as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -m immediate -w -t 60 stop) >/dev/null 2>>"$PG_LOG" \
+    || die "postgres: pg_ctl stop failed" "$PG_LOG"
+  start_postgres
 }
 
 cmd_status() {
@@ -665,7 +675,7 @@ cmd_env() {
 case "$1" in
   # `down` stops whatever runs, whatever ALPES_PULSAR_AUTH says.
   down) ALPES_PULSAR_AUTH="" resolve_pulsar_auth ;;
-  up | status | env | restart-pulsar) resolve_pulsar_auth ;;
+  up | status | env | restart-pulsar | restart-ferretdb | restart-postgres) resolve_pulsar_auth ;;
 esac
 case "$1" in
   up) cmd_up ;;
@@ -673,5 +683,7 @@ case "$1" in
   status) cmd_status ;;
   env) cmd_env ;;
   restart-pulsar) cmd_restart_pulsar ;;
+  restart-ferretdb) cmd_restart_ferretdb ;;
+  restart-postgres) cmd_restart_postgres ;;
   *) usage ;;
 esac

@@ -337,19 +337,35 @@ impl SagaLog {
         })
     }
 
-    /// Up to `limit` sagas whose deadline passed by `now` and whose timeout was not published
-    /// yet, the most overdue first.
-    pub async fn due(&self, now: Timestamp, limit: i64) -> Result<Vec<Due>, LogError> {
+    /// Claims, for `lease`, up to `limit` sagas whose deadline passed by `now` and whose
+    /// timeout was not published yet, the most overdue first: the caller publishes their
+    /// timeouts and then calls [`SagaLog::timeout_published`]. A saga claimed by another caller
+    /// (another replica's sweeper) is not returned until that claim lapses, `lease` after it
+    /// was made by the database's clock: one replica publishes each timeout, and one that dies
+    /// holding claims delays those timeouts by at most `lease`.
+    pub async fn due(
+        &self,
+        now: Timestamp,
+        limit: i64,
+        lease: Duration,
+    ) -> Result<Vec<Due>, LogError> {
         let rows = sqlx::query(
-            "SELECT saga_id, status, deadline FROM sagas \
-             WHERE deadline <= $1 AND deadline IS NOT NULL AND timeout_published_at IS NULL \
-             ORDER BY deadline LIMIT $2",
+            "UPDATE sagas SET timeout_claimed_until = now() + $3 * interval '1 millisecond' \
+             WHERE saga_id IN ( \
+               SELECT saga_id FROM sagas \
+               WHERE deadline <= $1 AND deadline IS NOT NULL AND timeout_published_at IS NULL \
+                 AND (timeout_claimed_until IS NULL OR timeout_claimed_until <= now()) \
+               ORDER BY deadline LIMIT $2 \
+               FOR UPDATE SKIP LOCKED) \
+             RETURNING saga_id, status, deadline",
         )
         .bind(now)
         .bind(limit)
+        .bind(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
+        let mut due = rows
+            .iter()
             .map(|row| {
                 let status: String = row.try_get("status")?;
                 Ok(Due {
@@ -358,7 +374,9 @@ impl SagaLog {
                     deadline: row.try_get("deadline")?,
                 })
             })
-            .collect()
+            .collect::<Result<Vec<_>, LogError>>()?;
+        due.sort_by(|a, b| (a.deadline, &a.saga_id).cmp(&(b.deadline, &b.saga_id)));
+        Ok(due)
     }
 
     /// Notes that `SagaTimedOut` was published for `saga_id`, so it is not published again.

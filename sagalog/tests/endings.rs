@@ -66,7 +66,13 @@ async fn a_purchase_that_reaches_the_log_late_gets_a_whole_deadline_from_when_it
         deadline >= arrived - chrono::Duration::seconds(1) + grace,
         "deadline {deadline} is not a whole deadline after {arrived}"
     );
-    assert!(due_ids(log.due(arrived, 10_000).await.unwrap(), &saga).is_empty());
+    assert!(
+        due_ids(
+            log.due(arrived, 10_000, Duration::ZERO).await.unwrap(),
+            &saga
+        )
+        .is_empty()
+    );
     // Its later steps do not move the grace period.
     log.record(&[step(&saga, "ConversionAttributed", happened)])
         .await
@@ -75,7 +81,10 @@ async fn a_purchase_that_reaches_the_log_late_gets_a_whole_deadline_from_when_it
     assert_eq!(summary.deadline, Some(deadline));
     // It does time out once that deadline passes.
     assert_eq!(
-        due_ids(log.due(deadline, 10_000).await.unwrap(), &saga),
+        due_ids(
+            log.due(deadline, 10_000, Duration::ZERO).await.unwrap(),
+            &saga
+        ),
         vec![saga.clone()]
     );
 }
@@ -98,7 +107,13 @@ async fn a_saga_already_completed_when_first_seen_never_times_out() {
         (Status::Completed, None)
     );
     let much_later = Utc::now() + chrono::Duration::hours(1);
-    assert!(due_ids(log.due(much_later, 10_000).await.unwrap(), &saga).is_empty());
+    assert!(
+        due_ids(
+            log.due(much_later, 10_000, Duration::ZERO).await.unwrap(),
+            &saga
+        )
+        .is_empty()
+    );
 }
 
 /// The deadline sweeper and the reservation race; whichever the log records first, the saga

@@ -245,7 +245,11 @@ async fn an_open_saga_falls_due_at_its_deadline_once_and_a_final_one_never() {
     };
 
     let before = log
-        .due(t0 + chrono::Duration::milliseconds(100), 10_000)
+        .due(
+            t0 + chrono::Duration::milliseconds(100),
+            10_000,
+            Duration::ZERO,
+        )
         .await
         .unwrap();
     assert!(
@@ -253,14 +257,18 @@ async fn an_open_saga_falls_due_at_its_deadline_once_and_a_final_one_never() {
         "nothing is due before the deadline"
     );
     let after = log
-        .due(t0 + chrono::Duration::milliseconds(300), 10_000)
+        .due(
+            t0 + chrono::Duration::milliseconds(300),
+            10_000,
+            Duration::ZERO,
+        )
         .await
         .unwrap();
     assert_eq!(due_ids(after), vec![open.clone()]);
 
     log.timeout_published(&open).await.unwrap();
     let later = log
-        .due(t0 + chrono::Duration::seconds(10), 10_000)
+        .due(t0 + chrono::Duration::seconds(10), 10_000, Duration::ZERO)
         .await
         .unwrap();
     assert!(due_ids(later).is_empty(), "a timeout is published once");
@@ -280,6 +288,81 @@ async fn an_open_saga_falls_due_at_its_deadline_once_and_a_final_one_never() {
     assert_eq!(
         (closed.status, closed.deadline),
         (Status::Compensated, None)
+    );
+}
+
+/// Two replicas' deadline sweepers: each overdue saga goes to one of them, and one that dies
+/// holding sagas gives them up when its lease lapses.
+#[tokio::test]
+async fn replicas_claim_each_overdue_saga_once_and_a_lapsed_claim_goes_to_another() {
+    // A database of its own: a lease here holds every overdue saga of the database.
+    let (first, second) = (
+        common::log_in("alpes_sagalog_claims_test", Duration::from_millis(1)).await,
+        common::log_in("alpes_sagalog_claims_test", Duration::from_millis(1)).await,
+    );
+    let campaign = unique("claims");
+    let sagas: Vec<String> = (0..20).map(|_| unique("claimed")).collect();
+    let t0 = Utc::now();
+    for saga in &sagas {
+        first
+            .record(&[step(saga, "InteractionTracked", t0, 0, &campaign)])
+            .await
+            .unwrap();
+    }
+    let ours = |due: Vec<alpes_sagalog::Due>, of: &[String]| -> Vec<String> {
+        due.into_iter()
+            .map(|d| d.saga_id)
+            .filter(|id| of.contains(id))
+            .collect()
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let now = Utc::now();
+    let lease = Duration::from_secs(30);
+    let (a, b) = tokio::join!(
+        first.due(now, 10_000, lease),
+        second.due(now, 10_000, lease)
+    );
+    let (a, b) = (ours(a.unwrap(), &sagas), ours(b.unwrap(), &sagas));
+    let mut both: Vec<String> = a.iter().chain(&b).cloned().collect();
+    both.sort();
+    let mut all = sagas.clone();
+    all.sort();
+    assert_eq!(
+        both, all,
+        "each overdue saga to exactly one sweeper: {a:?} / {b:?}"
+    );
+    assert!(
+        ours(first.due(now, 10_000, lease).await.unwrap(), &sagas).is_empty(),
+        "claimed sagas are not handed out again while their lease runs"
+    );
+
+    // A sweeper claims a saga and dies before publishing: the claim lapses.
+    let orphan = unique("orphaned");
+    first
+        .record(&[step(&orphan, "InteractionTracked", t0, 0, &campaign)])
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let one = std::slice::from_ref(&orphan);
+    let now = Utc::now();
+    let short = Duration::from_millis(300);
+    assert_eq!(ours(first.due(now, 10_000, short).await.unwrap(), one), one);
+    assert!(ours(second.due(now, 10_000, short).await.unwrap(), one).is_empty());
+    tokio::time::sleep(short + Duration::from_millis(200)).await;
+    assert_eq!(
+        ours(second.due(now, 10_000, short).await.unwrap(), one),
+        one,
+        "the lapsed claim goes to the other sweeper"
+    );
+    second.timeout_published(&orphan).await.unwrap();
+    tokio::time::sleep(short + Duration::from_millis(200)).await;
+    assert!(
+        ours(
+            first.due(Utc::now(), 10_000, Duration::ZERO).await.unwrap(),
+            one
+        )
+        .is_empty(),
+        "a published timeout is never due again"
     );
 }
 

@@ -26,12 +26,18 @@ pub const RETRY_FOR: Duration = Duration::from_secs(30);
 const FIRST_WAIT: Duration = Duration::from_millis(200);
 const MAX_WAIT: Duration = Duration::from_secs(3);
 
-/// A client of one service at one base URL.
+/// A client of one service at one base URL, or at several (replicas of the service): then each
+/// request goes to the next one in turn, and a request tried again after a refused connection
+/// goes to the next one too, so a replica that is away costs a retry, not an error.
 #[derive(Clone)]
 pub struct Api {
     /// The service's name, for messages (`marketing`).
     service: &'static str,
     base: Url,
+    /// Every replica's base URL (`base` first), as strings without a trailing `/`.
+    replicas: std::sync::Arc<[String]>,
+    /// The replica the next request goes to (modulo their number).
+    turn: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     token: Option<String>,
     client: reqwest::Client,
     /// How long a request turned away before it was handled is tried again; zero for a person
@@ -132,17 +138,30 @@ impl ApiError {
 }
 
 impl Api {
-    /// A client of `service` at `base` (e.g. `http://127.0.0.1:8084`), sending `token` as a
-    /// bearer token when there is one.
+    /// A client of `service` at `base` (e.g. `http://127.0.0.1:8084`; several replicas'
+    /// separated by commas), sending `token` as a bearer token when there is one.
     pub fn new(service: &'static str, base: &str, token: Option<String>) -> anyhow::Result<Self> {
-        let base = Url::parse(base)
-            .map_err(|e| anyhow::anyhow!("{service} URL {base:?} is not a URL: {e}"))?;
-        if base.cannot_be_a_base() {
-            anyhow::bail!("{service} URL {base} cannot be a base URL");
+        let mut replicas = Vec::new();
+        for given in base.split(',').map(str::trim).filter(|b| !b.is_empty()) {
+            let url = Url::parse(given)
+                .map_err(|e| anyhow::anyhow!("{service} URL {given:?} is not a URL: {e}"))?;
+            if url.cannot_be_a_base() {
+                anyhow::bail!("{service} URL {url} cannot be a base URL");
+            }
+            replicas.push(url);
         }
+        let Some(base) = replicas.first().cloned() else {
+            anyhow::bail!("{service} URL {base:?} names no URL");
+        };
+        let replicas = replicas
+            .iter()
+            .map(|url| url.as_str().trim_end_matches('/').to_owned())
+            .collect();
         Ok(Self {
             service,
             base,
+            replicas,
+            turn: Default::default(),
             token: token.filter(|t| !t.is_empty()),
             client: reqwest::Client::builder()
                 .timeout(REQUEST_TIMEOUT)
@@ -152,15 +171,27 @@ impl Api {
     }
 
     /// This client, trying a request again for up to `retry_for` while the service refuses
-    /// connections or sheds load (never a request that may have taken effect).
+    /// connections or sheds load, or a GET's connection breaks (never a request that may have
+    /// taken effect).
     pub fn riding_out_restarts(mut self, retry_for: Duration) -> Self {
         self.retry_for = retry_for;
         self
     }
 
-    /// The base URL, as given.
+    /// The (first replica's) base URL, as given.
     pub fn base(&self) -> &Url {
         &self.base
+    }
+
+    /// `url` (made by [`Api::url`], under the first replica's base) at the replica whose turn
+    /// it is.
+    fn at_next_replica(&self, url: &Url) -> Url {
+        let turn = self.turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let replica = &self.replicas[turn % self.replicas.len()];
+        let Some(rest) = url.as_str().strip_prefix(self.replicas[0].as_str()) else {
+            return url.clone(); // not under the base: as given
+        };
+        Url::parse(&format!("{replica}{rest}")).unwrap_or_else(|_| url.clone())
     }
 
     /// The URL of `segments` (each escaped) under the base, with `query` pairs.
@@ -195,13 +226,14 @@ impl Api {
         url: Url,
         body: Option<&Json>,
     ) -> Result<T, ApiError> {
-        let unreachable = |source| ApiError::Unreachable {
+        let mut target = self.at_next_replica(&url);
+        let unreachable = |target: &Url, source| ApiError::Unreachable {
             service: self.service,
-            url: url.to_string(),
+            url: target.to_string(),
             source,
         };
-        let send = || {
-            let mut request = self.client.request(method.clone(), url.clone());
+        let send = |target: &Url| {
+            let mut request = self.client.request(method.clone(), target.clone());
             if let Some(token) = &self.token {
                 request = request.bearer_auth(token);
             }
@@ -215,14 +247,16 @@ impl Api {
         let (status, text) = loop {
             // Past `retry_for`, the answer (or error) of one last try is the one reported.
             let last = started.elapsed() >= self.retry_for;
-            let retry_after = match send().await {
-                // Nothing was sent: the service is not listening (yet, or again).
-                Err(e) if e.is_connect() && !last => None,
-                Err(e) => return Err(unreachable(e)),
+            let retry_after = match send(&target).await {
+                // Nothing was sent: the service is not listening (yet, or again). A GET changes
+                // nothing, so one whose connection broke (a replica killed mid-request) is
+                // simply asked again.
+                Err(e) if !last && (e.is_connect() || method == Method::GET) => None,
+                Err(e) => return Err(unreachable(&target, e)),
                 Ok(response) => {
                     let status = response.status();
                     let retry_after = retry_after(&response);
-                    let text = response.text().await.map_err(unreachable)?;
+                    let text = response.text().await.map_err(|e| unreachable(&target, e))?;
                     if last || !refused_before_handling(&method, status, &text) {
                         break (status, text);
                     }
@@ -231,12 +265,13 @@ impl Api {
             };
             tokio::time::sleep(retry_after.unwrap_or(wait).min(MAX_WAIT)).await;
             wait = (wait * 2).min(MAX_WAIT);
+            target = self.at_next_replica(&url);
         };
         if status.is_success() {
             return serde_json::from_str(&text).map_err(|e| ApiError::Unexpected {
                 service: self.service,
                 method,
-                url: url.to_string(),
+                url: target.to_string(),
                 status: status.as_u16(),
                 detail: e.to_string(),
             });
@@ -417,6 +452,60 @@ mod tests {
             .unwrap();
         let answer = call.await.unwrap().unwrap();
         assert_eq!(answer, serde_json::json!({}));
+    }
+
+    #[tokio::test]
+    async fn a_get_whose_connection_breaks_is_asked_again() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            // The first request's connection is dropped unanswered (a replica killed).
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let _ = stream.read(&mut [0u8; 4096]).await;
+            drop(stream);
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let _ = stream.read(&mut [0u8; 4096]).await;
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}")
+                .await;
+        });
+        let api = Api::new("commission", &url, None)
+            .unwrap()
+            .riding_out_restarts(RETRY_FOR);
+        let answer: Json = api.get(api.url(&["x"], &[])).await.unwrap();
+        assert_eq!(answer, serde_json::json!({}));
+    }
+
+    #[tokio::test]
+    async fn replicas_take_turns_and_one_that_is_away_costs_a_retry_not_an_error() {
+        use std::sync::atomic::Ordering;
+        let (first, first_seen) = service(vec![OK]).await;
+        let (second, second_seen) = service(vec![OK]).await;
+        let api = Api::new("tracking", &format!("{first}, {second}/"), None).unwrap();
+        for _ in 0..4 {
+            let answer: Json = api.get(api.url(&["x"], &[])).await.unwrap();
+            assert_eq!(answer["ok"], true);
+        }
+        assert_eq!(first_seen.load(Ordering::SeqCst), 2);
+        assert_eq!(second_seen.load(Ordering::SeqCst), 2);
+
+        let away = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let away_url = format!("http://{}", away.local_addr().unwrap());
+        drop(away);
+        let api = Api::new("tracking", &format!("{away_url},{first}"), None)
+            .unwrap()
+            .riding_out_restarts(RETRY_FOR);
+        for _ in 0..3 {
+            let answer: Json = api.post(api.url(&["x"], &[]), &Json::Null).await.unwrap();
+            assert_eq!(answer["ok"], true);
+        }
+        assert_eq!(
+            first_seen.load(Ordering::SeqCst),
+            5,
+            "every request landed there"
+        );
+        assert!(Api::new("tracking", " , ", None).is_err(), "no URL at all");
     }
 
     #[test]

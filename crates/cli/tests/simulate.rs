@@ -107,6 +107,28 @@ async fn a_fraud_that_is_never_compensated_fails_the_run() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_budget_that_does_not_add_up_fails_the_run() {
+    let skewed = fake::Platform {
+        budget_skew: 1,
+        ..fake::Platform::default()
+    };
+    let (ran, _) = simulate(skewed, &[]).await;
+    assert_eq!(ran.code, 1, "{}\n{}", ran.stdout, ran.stderr);
+    let out: Value = serde_json::from_str(&ran.stdout).unwrap();
+    let problems: Vec<&str> = out["summary"]["discrepancies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["problem"].as_str().unwrap())
+        .collect();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].contains("while its live commissions add up to"),
+        "{problems:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn out_of_range_rates_are_refused() {
     let ran = alpes(&["simulate", "--fraud-rate", "1.5"], "", &[]).await;
     assert_eq!(ran.code, 2);

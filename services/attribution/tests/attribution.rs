@@ -51,6 +51,8 @@ fn test_namespace() -> alpes_contracts::Namespace {
 }
 
 struct App {
+    database: String,
+    subscription: String,
     base: String,
     http: reqwest::Client,
     /// The instance's own database, to read what it queued.
@@ -61,11 +63,17 @@ struct App {
 
 /// Starts the service with a database and subscription of its own; returns once it is ready.
 async fn spawn_app() -> App {
+    let database = unique("attribution_test").replace('-', "_");
+    spawn_app_on(&database, &unique("attribution-test")).await
+}
+
+/// Starts the service on `database` and `subscription` (another instance's after it stopped:
+/// a restart, with nothing in the process's memory).
+async fn spawn_app_on(database: &str, subscription: &str) -> App {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
     let mongo_url = env("ALPES_MONGO_URL", "mongodb://127.0.0.1:27017");
-    let database = unique("attribution_test").replace('-', "_");
-    let subscription = unique("attribution-test");
+    let (database, subscription) = (database.to_owned(), subscription.to_owned());
     let config = Config {
         common: CommonArgs {
             pulsar_namespace: test_namespace(),
@@ -73,14 +81,16 @@ async fn spawn_app() -> App {
             ..CommonArgs::for_tests(addr)
         },
         database: database.clone(),
-        subscription,
+        subscription: subscription.clone(),
     };
     let shutdown = Shutdown::new();
     let running = tokio::spawn(service::run(config, listener, shutdown.clone()));
     let app = App {
+        store: MongoStore::connect(&mongo_url, &database).await.unwrap(),
+        database,
+        subscription,
         base: format!("http://{addr}"),
         http: testing::client(),
-        store: MongoStore::connect(&mongo_url, &database).await.unwrap(),
         shutdown,
         running,
     };
@@ -146,6 +156,13 @@ impl App {
     async fn stop(self) {
         self.shutdown.cancel();
         self.running.await.unwrap().unwrap();
+    }
+
+    /// Stops this instance and starts another on its database and subscription.
+    async fn restart(self) -> App {
+        let (database, subscription) = (self.database.clone(), self.subscription.clone());
+        self.stop().await;
+        spawn_app_on(&database, &subscription).await
     }
 }
 
@@ -462,7 +479,18 @@ async fn a_compensated_sale_is_reverted_once_with_every_interaction_of_its_journ
 
 #[tokio::test]
 async fn a_compensation_that_arrives_before_its_purchase_reverts_the_purchase_when_it_comes() {
-    let app = spawn_app().await;
+    compensation_before_purchase(false).await;
+}
+
+/// The same, with a restart in between: the new process knows nothing of the saga, takes it
+/// as new without reading it, and learns of the compensation from the conflict.
+#[tokio::test]
+async fn a_compensation_before_its_purchase_and_a_restart_reverts_the_purchase_when_it_comes() {
+    compensation_before_purchase(true).await;
+}
+
+async fn compensation_before_purchase(restart_in_between: bool) {
+    let mut app = spawn_app().await;
     let bus = observer().await;
     let (mut attributed, stop_attributed) = listen::<ConversionAttributed>(&bus).await;
     let (mut reverted, stop_reverted) = listen::<AttributionReverted>(&bus).await;
@@ -478,6 +506,9 @@ async fn a_compensation_that_arrives_before_its_purchase_reverts_the_purchase_wh
         .await;
     assert_eq!(waiting["outcome"], "AWAITING_PURCHASE");
     assert_eq!(waiting["reverted"], false);
+    if restart_in_between {
+        app = app.restart().await;
+    }
 
     let click = interaction(
         &visitor,

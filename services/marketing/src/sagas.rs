@@ -20,6 +20,10 @@ use alpes_sagalog::{Due, LogError, Observation, Recorder, SagaEvent, SagaLog, St
 /// How many overdue sagas one sweep times out.
 const SWEEP: i64 = 200;
 
+/// How long a sweep holds the sagas it found due (see `SagaLog::due`): long enough to publish
+/// their timeouts; if this replica dies first, another publishes them that much later.
+const TIMEOUT_LEASE: Duration = Duration::from_secs(30);
+
 /// Ids of `SagaTimedOut` events: the same for every replica and every retry of one saga, so a
 /// timeout published twice is one step in the log.
 const TIMEOUT_NAMESPACE: uuid::Uuid =
@@ -102,7 +106,7 @@ impl Sagas {
     /// Publishes `SagaTimedOut` for every saga overdue at `now` (up to one sweep's worth) and
     /// notes each in the log once the broker has it. Returns how many were timed out.
     pub async fn time_out_overdue(&self, now: Timestamp) -> Result<usize, SagaError> {
-        let due = self.log.due(now, SWEEP).await?;
+        let due = self.log.due(now, SWEEP, TIMEOUT_LEASE).await?;
         let timeouts: Vec<SagaTimedOut> = due.iter().map(timed_out).collect();
         // The log hears of each timeout before any service can answer it, so it never holds an
         // answer (a revert) without its cause, not even for a moment. The copy it consumes

@@ -326,7 +326,7 @@ async fn the_log_holds_a_timeout_before_any_service_can_answer_it() {
     let summary = log.saga(&saga).await.unwrap().unwrap().summary;
     assert_eq!(summary.status, Status::TimedOut);
     assert!(
-        log.due(chrono::Utc::now(), 1_000)
+        log.due(chrono::Utc::now(), 1_000, Duration::ZERO)
             .await
             .unwrap()
             .iter()

@@ -8,6 +8,7 @@
 //! reaches its final status. When the drivers are done the watcher gets `--timeout` more to see
 //! every saga settle; then [`report`] judges the outcomes.
 
+pub(crate) mod audit;
 pub(crate) mod plan;
 pub(crate) mod platform;
 pub(crate) mod report;
@@ -53,8 +54,11 @@ Each visitor views and clicks a partner's link, then buys with probability --pur
 round(--fraud-rate × sales) of the sales, chosen by the seed, are reported as fraud: by default
 once their saga is COMPLETED, with --fraud-when at-once right after the purchase.
 Verdict: a fraud sale must end COMPENSATED, any other sale COMPLETED; REJECTED is accepted
-only when --budget was set (running out of budget is then the point). Anything else, or a saga
-still moving --timeout after the last purchase, exits 1.";
+only when --budget was set (running out of budget is then the point). Then the money and the
+log: a COMPLETED saga's commission is RESERVED or CONFIRMED, any other's holds nothing, the
+campaign's budget reserved exactly their sum (when the run created it), and no event type is
+in a saga's log twice. Anything else, or a saga still moving --timeout after the last purchase,
+exits 1.";
 
 /// Where fraud reports go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -263,7 +267,16 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     }
 
     let errors = std::mem::take(&mut *context.errors.lock().await);
-    let summary = report::summarise(
+    // The budget is the run's alone only when the run created the campaign.
+    let own_campaign = args.campaign.is_none().then_some(campaign.as_str());
+    let audited = audit::audit(
+        &context.platform,
+        &watched.outcomes,
+        own_campaign,
+        context.concurrency,
+    )
+    .await;
+    let mut summary = report::summarise(
         Run {
             campaign_id: campaign,
             seed,
@@ -275,6 +288,7 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         },
         &watched.outcomes,
     );
+    summary.add_discrepancies(audited);
     if args.json {
         let body = json!({"summary": summary, "sagas": watched.outcomes});
         println!("{}", serde_json::to_string_pretty(&body)?);

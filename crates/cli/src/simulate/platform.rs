@@ -22,7 +22,8 @@ pub struct Platform {
 }
 
 /// Where the four services are, and the API token marketing asks for: the flags of every
-/// command that drives the platform over HTTP.
+/// command that drives the platform over HTTP. Each URL may list several replicas, comma
+/// separated (what `scripts/services.sh env` prints): requests take turns among them.
 #[derive(Args, Debug, Clone)]
 pub struct ServiceArgs {
     /// The marketing service (campaigns, saga log, fraud reports).

@@ -207,6 +207,16 @@ pub fn summarise(run: Run, outcomes: &[Outcome]) -> Summary {
     }
 }
 
+impl Summary {
+    /// Adds what a later check found (see `audit`); any of them fails the run.
+    pub fn add_discrepancies(&mut self, found: Vec<Discrepancy>) {
+        if !found.is_empty() {
+            self.ok = false;
+        }
+        self.discrepancies.extend(found);
+    }
+}
+
 /// The summary for people.
 pub fn render(summary: &Summary) -> String {
     let mut out = format!(

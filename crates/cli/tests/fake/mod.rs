@@ -32,7 +32,12 @@ pub struct Platform {
     /// Query strings of `GET /sagas`, in order.
     pub list_queries: Vec<String>,
     pub campaigns: usize,
+    /// Added to the budget's reserved amount (a budget that lost track of its commissions).
+    pub budget_skew: i64,
 }
+
+/// What each commission of a COMPLETED saga holds, in minor units.
+pub const COMMISSION: i64 = 500;
 
 pub type Shared = Arc<Mutex<Platform>>;
 
@@ -43,7 +48,8 @@ pub async fn serve(platform: Platform) -> (String, Shared) {
         .route("/campaigns", post(create_campaign))
         .route("/campaigns/{id}/activate", post(activate))
         .route("/campaigns/{id}", get(known_campaign))
-        .route("/budgets/{id}", get(known_campaign))
+        .route("/budgets/{id}", get(budget))
+        .route("/commissions/{id}", get(commission))
         .route("/interactions", post(track))
         .route("/fraud-reports", post(report_fraud))
         .route("/sagas", get(list))
@@ -95,6 +101,46 @@ async fn activate(Path(id): Path<String>) -> Json<Value> {
 
 async fn known_campaign(Path(id): Path<String>) -> Json<Value> {
     Json(json!({"campaign_id": id, "status": "ACTIVE"}))
+}
+
+/// An ACTIVE campaign's budget: a [`COMMISSION`] reserved per COMPLETED saga (plus the skew).
+async fn budget(State(state): State<Shared>, Path(id): Path<String>) -> Json<Value> {
+    let platform = state.lock().unwrap();
+    let completed = platform
+        .sagas
+        .values()
+        .filter(|s| *s == "COMPLETED")
+        .count() as i64;
+    let reserved = completed * COMMISSION + platform.budget_skew;
+    Json(json!({
+        "campaign_id": id,
+        "status": "ACTIVE",
+        "reserved": {"amount_minor": reserved, "currency": "EUR"},
+    }))
+}
+
+/// `commission-<saga>`: RESERVED while its saga is COMPLETED, REVERTED once compensated.
+async fn commission(State(state): State<Shared>, Path(id): Path<String>) -> Response {
+    let platform = state.lock().unwrap();
+    let status = id
+        .strip_prefix("commission-")
+        .and_then(|saga| platform.sagas.get(saga));
+    let (status, amount) = match status.map(String::as_str) {
+        Some("COMPLETED") => (
+            "RESERVED",
+            json!({"amount_minor": COMMISSION, "currency": "EUR"}),
+        ),
+        Some("COMPENSATED" | "COMPENSATING") => ("REVERTED", Value::Null),
+        Some(_) => ("PENDING", Value::Null),
+        None => {
+            return (
+                StatusCode::NOT_FOUND,
+                Json(json!({"code": "not_found", "message": format!("no commission {id}")})),
+            )
+                .into_response();
+        }
+    };
+    Json(json!({"commission_id": id, "status": status, "amount": amount})).into_response()
 }
 
 async fn track(State(state): State<Shared>, Json(body): Json<Value>) -> Response {

@@ -285,6 +285,26 @@ impl<S: EventStore> Attribution<S> {
         Ok((stream, index))
     }
 
+    /// Saga `saga_id`'s index as far as this process knows it, for a purchase's handling: a
+    /// saga it knows nothing of is taken as new, without the read that nearly always finds
+    /// nothing (a purchase starts its saga; see `EventStore::load_known`). Sound because the
+    /// purchase's handling then appends to the saga (`link_saga`, at version 1), which
+    /// conflicts if a compensation got there first; the next attempt reads it, and the
+    /// journey is reverted then.
+    pub(super) async fn load_new_saga(
+        &self,
+        saga_id: &str,
+    ) -> Result<(Stream, SagaIndex), AppError> {
+        let name = saga_stream(saga_id);
+        let stream = self
+            .store
+            .load_known(&name)
+            .await?
+            .unwrap_or_else(|| Stream::empty(name));
+        let index = SagaIndex::of(&stream)?;
+        Ok((stream, index))
+    }
+
     /// Appends `event` and `outbox` to the saga's `stream` as the handling of message
     /// `handled`, if the stream has not moved since it was loaded.
     pub(super) async fn append_saga(

@@ -164,7 +164,7 @@ impl<S: EventStore> Attribution<S> {
             return Ok((journey.id, false, false));
         }
         let mut outbox = announcements(&events, &journey.id, &tracked.metadata)?;
-        let (_, saga) = self.load_saga(saga_id).await?;
+        let (_, saga) = self.load_new_saga(saga_id).await?;
         let mut reverted = false;
         if let Some(compensation) = &saga.compensation {
             let mut converted = journey.state.clone();
@@ -189,7 +189,7 @@ impl<S: EventStore> Attribution<S> {
         journey_id: &str,
         purchase: &Purchase,
     ) -> Result<SagaIndex, AppError> {
-        let (stream, mut saga) = self.load_saga(saga_id).await?;
+        let (stream, mut saga) = self.load_new_saga(saga_id).await?;
         if let Some(linked) = &saga.journey_id {
             if linked != journey_id {
                 tracing::warn!(

@@ -49,11 +49,38 @@ pub fn platform(stack_dir: &Path) -> Vec<Process> {
             true,
         ),
     ];
+    // Replicas beyond the first (`scripts/services.sh up --replicas N`) write `<service>-<r>.pid`.
+    let mut replicas: Vec<String> = std::fs::read_dir(stack_dir.join("services"))
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter_map(|file| file.strip_suffix(".pid").map(str::to_owned))
+        .collect();
+    replicas.sort_by_key(|name| replica_order(name));
     for service in ["tracking", "attribution", "commission", "marketing"] {
         let pid_file = ["services", &format!("{service}.pid")].iter().collect();
         processes.push(process(service, pid_file, false));
+        for replica in replicas.iter().filter(|name| is_replica_of(name, service)) {
+            let pid_file = ["services", &format!("{replica}.pid")].iter().collect();
+            processes.push(process(replica, pid_file, false));
+        }
     }
     processes
+}
+
+/// Whether `name` is `<service>-<r>` for a number `r`.
+fn is_replica_of(name: &str, service: &str) -> bool {
+    name.strip_prefix(service)
+        .and_then(|rest| rest.strip_prefix('-'))
+        .is_some_and(|r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// `tracking-2` before `tracking-10`.
+fn replica_order(name: &str) -> (String, u32) {
+    match name.rsplit_once('-') {
+        Some((service, r)) => (service.to_owned(), r.parse().unwrap_or(u32::MAX)),
+        None => (name.to_owned(), 0),
+    }
 }
 
 /// The fields of `/proc/<pid>/stat` the bench reads.
@@ -210,5 +237,38 @@ mod tests {
             let why = reading.expect_err(&name);
             assert!(why.contains("no pid file"), "{why}");
         }
+    }
+
+    #[test]
+    fn replicas_are_measured_beside_the_first_in_their_order() {
+        let stack = std::env::temp_dir().join(format!("alpes-cpu-{}", std::process::id()));
+        let services = stack.join("services");
+        std::fs::create_dir_all(&services).unwrap();
+        for file in [
+            "tracking-10",
+            "tracking-2",
+            "marketing-2",
+            "tracking-x",
+            "trackingX-2",
+        ] {
+            std::fs::write(services.join(format!("{file}.pid")), "1\n").unwrap();
+        }
+        let names: Vec<String> = platform(&stack).into_iter().map(|p| p.name).collect();
+        std::fs::remove_dir_all(&stack).unwrap();
+        assert_eq!(
+            names,
+            [
+                "pulsar",
+                "ferretdb",
+                "postgres",
+                "tracking",
+                "tracking-2",
+                "tracking-10",
+                "attribution",
+                "commission",
+                "marketing",
+                "marketing-2"
+            ]
+        );
     }
 }
