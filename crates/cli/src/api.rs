@@ -183,10 +183,11 @@ impl Api {
         &self.base
     }
 
-    /// `url` (made by [`Api::url`], under the first replica's base) at the replica whose turn
-    /// it is.
-    fn at_next_replica(&self, url: &Url) -> Url {
-        let turn = self.turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    /// `url` (made by [`Api::url`], under the first replica's base) at replica `turn` (modulo
+    /// their number), or at the one whose turn it is.
+    fn at_replica(&self, url: &Url, turn: Option<usize>) -> Url {
+        let turn =
+            turn.unwrap_or_else(|| self.turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
         let replica = &self.replicas[turn % self.replicas.len()];
         let Some(rest) = url.as_str().strip_prefix(self.replicas[0].as_str()) else {
             return url.clone(); // not under the base: as given
@@ -212,12 +213,30 @@ impl Api {
 
     /// `GET` as JSON.
     pub async fn get<T: DeserializeOwned>(&self, url: Url) -> Result<T, ApiError> {
-        self.call(Method::GET, url, None).await
+        self.call(Method::GET, url, None, None).await
     }
 
     /// `POST` a JSON body, answer as JSON.
     pub async fn post<T: DeserializeOwned>(&self, url: Url, body: &Json) -> Result<T, ApiError> {
-        self.call(Method::POST, url, Some(body)).await
+        self.call(Method::POST, url, Some(body), None).await
+    }
+
+    /// [`Api::post`] to the replica `affinity` picks, always the same one for the same value
+    /// (while it answers; a retry goes to the next): what a load balancer with session
+    /// affinity does, e.g. for one visitor's interactions, which must reach the platform in
+    /// the order they happened.
+    pub async fn post_with_affinity<T: DeserializeOwned>(
+        &self,
+        affinity: &str,
+        url: Url,
+        body: &Json,
+    ) -> Result<T, ApiError> {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        affinity.hash(&mut hasher);
+        let replica = (hasher.finish() % self.replicas.len() as u64) as usize;
+        self.call(Method::POST, url, Some(body), Some(replica))
+            .await
     }
 
     async fn call<T: DeserializeOwned>(
@@ -225,8 +244,9 @@ impl Api {
         method: Method,
         url: Url,
         body: Option<&Json>,
+        replica: Option<usize>,
     ) -> Result<T, ApiError> {
-        let mut target = self.at_next_replica(&url);
+        let mut target = self.at_replica(&url, replica);
         let unreachable = |target: &Url, source| ApiError::Unreachable {
             service: self.service,
             url: target.to_string(),
@@ -265,7 +285,7 @@ impl Api {
             };
             tokio::time::sleep(retry_after.unwrap_or(wait).min(MAX_WAIT)).await;
             wait = (wait * 2).min(MAX_WAIT);
-            target = self.at_next_replica(&url);
+            target = self.at_replica(&url, None);
         };
         if status.is_success() {
             return serde_json::from_str(&text).map_err(|e| ApiError::Unexpected {
@@ -506,6 +526,24 @@ mod tests {
             "every request landed there"
         );
         assert!(Api::new("tracking", " , ", None).is_err(), "no URL at all");
+
+        // Affinity: one key, one replica, whatever the turn.
+        let api = Api::new("tracking", &format!("{first},{second}"), None).unwrap();
+        let before = (
+            first_seen.load(Ordering::SeqCst),
+            second_seen.load(Ordering::SeqCst),
+        );
+        for _ in 0..4 {
+            let _: Json = api
+                .post_with_affinity("visitor-7", api.url(&["x"], &[]), &Json::Null)
+                .await
+                .unwrap();
+        }
+        let after = (
+            first_seen.load(Ordering::SeqCst) - before.0,
+            second_seen.load(Ordering::SeqCst) - before.1,
+        );
+        assert!(after == (4, 0) || after == (0, 4), "{after:?}");
     }
 
     #[test]

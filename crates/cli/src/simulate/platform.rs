@@ -155,11 +155,21 @@ impl Platform {
         Ok(())
     }
 
-    /// `POST /interactions`; the saga a purchase started.
+    /// `POST /interactions`; the saga a purchase started. A visitor's interactions go to one
+    /// tracking replica (affinity by visitor, as a load balancer would keep a browser's
+    /// session): each replica publishes its own, so two replicas could hand a visitor's click
+    /// and purchase to attribution out of order.
     pub async fn track(&self, interaction: &Json) -> Result<Option<String>, ApiError> {
+        let visitor = interaction["visitor"]["anonymous_id"]
+            .as_str()
+            .unwrap_or_default();
         let tracked: Tracked = self
             .tracking
-            .post(self.tracking.url(&["interactions"], &[]), interaction)
+            .post_with_affinity(
+                visitor,
+                self.tracking.url(&["interactions"], &[]),
+                interaction,
+            )
             .await?;
         Ok(tracked.saga_id)
     }
