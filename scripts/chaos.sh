@@ -6,6 +6,9 @@
 #   scripts/chaos.sh [--replicas N] [--visitors V] [--window SECONDS] [--kill-every SECONDS]
 #                    [--seed N] [--keep]
 #
+# The faults last --window seconds (120) or until the load is done; by default the load has 25
+# visitors per second of window (about what this 2-core machine drives), so it outlasts it.
+#
 # The load is `alpes simulate` (every visitor buys; a fifth of the sales reported as fraud once
 # COMPLETED) against the replicas in turn. It checks, and this script prints as a table:
 # - every saga final as its script implies (COMPLETED, or COMPENSATED when reported as fraud);
@@ -24,9 +27,9 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
-REPLICAS=2 VISITORS=600 WINDOW=120 KILL_EVERY=5 SEED="" KEEP=false
+REPLICAS=2 VISITORS="" WINDOW=120 KILL_EVERY=5 SEED="" KEEP=false
 
-usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//' >&2; }
+usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//' >&2; }
 while (($#)); do
   case "$1" in
     --replicas) REPLICAS="${2:-}"; shift 2 || true ;;
@@ -46,8 +49,9 @@ number() {
   fi
 }
 number --replicas "$REPLICAS" 1
-number --visitors "$VISITORS" 1
 number --window "$WINDOW" 10
+[[ -z "$VISITORS" ]] && VISITORS=$((25 * WINDOW))
+number --visitors "$VISITORS" 1
 number --kill-every "$KILL_EVERY" 1
 [[ -z "$SEED" ]] && SEED=$((RANDOM * 32768 + RANDOM))
 number --seed "$SEED" 0
@@ -150,6 +154,9 @@ while kill -0 "$load" 2>/dev/null && ((SECONDS - started_at < WINDOW)); do
 done
 faults_over=$SECONDS
 log "faults over after $((faults_over - started_at)) s: $kills kills, restarts: ${restarts[*]:-none}"
+if ((faults_over - started_at < WINDOW)); then
+  log "the load ended before the window did: give it more --visitors to cover every fault"
+fi
 # Whatever is down comes back before the load's verdict.
 "$ROOT/scripts/services.sh" up --replicas "$REPLICAS" >>"$OUT/faults.log" 2>&1 || true
 load_status=0
