@@ -107,34 +107,26 @@ load=$!
 # FerretDB (kill -9) and Postgres (immediate stop) restarted once each, a quarter, half and
 # three quarters into the window.
 kills=0 restarts=()
+# restart COMPONENT WHAT: `scripts/stack.sh restart-COMPONENT`, noted in `restarts` if it worked.
+restart() {
+  log "restarting $2"
+  if ALPES_RESTART_SIGNAL=TERM "$ROOT/scripts/stack.sh" "restart-$1" >>"$OUT/faults.log" 2>&1; then
+    restarts+=("$1")
+  else
+    log "restarting $1 failed (see $OUT/faults.log)"
+  fi
+}
 next_kill=$KILL_EVERY
 stage=0
 while kill -0 "$load" 2>/dev/null && ((SECONDS - started_at < WINDOW)); do
   elapsed=$((SECONDS - started_at))
-  if ((stage == 0 && elapsed >= WINDOW / 4)); then
-    log "restarting the broker"
-    if ALPES_RESTART_SIGNAL=TERM "$ROOT/scripts/stack.sh" restart-pulsar >>"$OUT/faults.log" 2>&1; then
-      restarts+=(pulsar)
-    else
-      log "the broker restart failed (see $OUT/faults.log)"
-    fi
-    stage=1
-  elif ((stage == 1 && elapsed >= WINDOW / 2)); then
-    log "restarting FerretDB (kill -9)"
-    if "$ROOT/scripts/stack.sh" restart-ferretdb >>"$OUT/faults.log" 2>&1; then
-      restarts+=(ferretdb)
-    else
-      log "the FerretDB restart failed (see $OUT/faults.log)"
-    fi
-    stage=2
-  elif ((stage == 2 && elapsed >= 3 * WINDOW / 4)); then
-    log "restarting Postgres (immediate stop)"
-    if "$ROOT/scripts/stack.sh" restart-postgres >>"$OUT/faults.log" 2>&1; then
-      restarts+=(postgres)
-    else
-      log "the Postgres restart failed (see $OUT/faults.log)"
-    fi
-    stage=3
+  if ((stage < 3 && elapsed >= (stage + 1) * WINDOW / 4)); then
+    case $stage in
+      0) restart pulsar "the broker (graceful)" ;;
+      1) restart ferretdb "FerretDB (kill -9)" ;;
+      2) restart postgres "Postgres (immediate stop)" ;;
+    esac
+    stage=$((stage + 1))
   fi
   if ((elapsed >= next_kill)); then
     service="${SERVICES[RANDOM % ${#SERVICES[@]}]}" replica=$((RANDOM % REPLICAS + 1))

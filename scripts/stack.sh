@@ -122,8 +122,18 @@ port_free() {
 }
 
 # stop_pid NAME PIDFILE MARKER TIMEOUT: SIGTERM the process, wait, SIGKILL as the last resort.
+# wait_gone PID SECONDS: waits up to SECONDS for process PID to exit; fails if it has not.
+wait_gone() {
+  local i
+  for ((i = 0; i < $2 * 5; i++)); do
+    kill -0 "$1" 2>/dev/null || return 0
+    sleep 0.2
+  done
+  ! kill -0 "$1" 2>/dev/null
+}
+
 stop_pid() {
-  local name="$1" pidfile="$2" marker="$3" wait_s="$4" pid i
+  local name="$1" pidfile="$2" marker="$3" wait_s="$4" pid
   if ! pid_alive "$pidfile" "$marker"; then
     rm -f "$pidfile"
     log "$name: not running"
@@ -132,19 +142,11 @@ stop_pid() {
   pid="$(pid_of "$pidfile")"
   log "$name: stopping (pid $pid)"
   kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < wait_s * 5; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.2
-  done
-  if kill -0 "$pid" 2>/dev/null; then
+  if ! wait_gone "$pid" "$wait_s"; then
     log "$name: still running after ${wait_s}s, sending SIGKILL"
     kill -KILL "$pid" 2>/dev/null || true
-    for ((i = 0; i < 50; i++)); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.2
-    done
+    wait_gone "$pid" 10 || die "$name: process $pid did not exit"
   fi
-  kill -0 "$pid" 2>/dev/null && die "$name: process $pid did not exit"
   rm -f "$pidfile"
   log "$name: stopped"
 }
@@ -573,18 +575,10 @@ cmd_restart_pulsar() {
   pid="$(pid_of "$PULSAR_PID")"
   log "pulsar: stopping the broker (kill -$signal $pid)"
   kill "-$signal" "$pid" 2>/dev/null || true
-  if [[ "$signal" == TERM ]]; then
-    for ((i = 0; i < 300; i++)); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.2
-    done
+  if [[ "$signal" == TERM ]] && ! wait_gone "$pid" 60; then
     kill -KILL "$pid" 2>/dev/null || true
   fi
-  for ((i = 0; i < 100; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.2
-  done
-  kill -0 "$pid" 2>/dev/null && die "pulsar: process $pid did not exit after SIGKILL"
+  wait_gone "$pid" 20 || die "pulsar: process $pid did not exit after SIGKILL"
   # The broker's ports are released with the process; wait for the kernel to let them go.
   for ((i = 0; i < 50; i++)); do
     tcp_open "$HOST" "$PULSAR_PORT" || tcp_open "$HOST" "$PULSAR_ADMIN_PORT" || break
@@ -599,15 +593,11 @@ cmd_restart_pulsar() {
 cmd_restart_ferretdb() {
   with_lock
   pid_alive "$FERRETDB_PID" "$FERRETDB_BIN" || die "ferretdb: not running (start the stack with '$0 up')"
-  local pid i
+  local pid
   pid="$(pid_of "$FERRETDB_PID")"
   log "ferretdb: killing it (kill -9 $pid)"
   kill -KILL "$pid" 2>/dev/null || true
-  for ((i = 0; i < 100; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.2
-  done
-  kill -0 "$pid" 2>/dev/null && die "ferretdb: process $pid did not exit after SIGKILL"
+  wait_gone "$pid" 20 || die "ferretdb: process $pid did not exit after SIGKILL"
   rm -f "$FERRETDB_PID"
   start_ferretdb
 }

@@ -71,11 +71,7 @@ impl Admin {
     pub fn authenticated(base_url: &str, token: Option<PulsarToken>) -> Self {
         let mut headers = reqwest::header::HeaderMap::new();
         if let Some(token) = &token {
-            let mut value =
-                reqwest::header::HeaderValue::try_from(format!("Bearer {}", token.secret()))
-                    .expect("a PulsarToken holds no whitespace nor control characters");
-            value.set_sensitive(true);
-            headers.insert(reqwest::header::AUTHORIZATION, value);
+            headers.insert(reqwest::header::AUTHORIZATION, token.bearer());
         }
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))

@@ -71,6 +71,15 @@ impl PulsarToken {
         &self.0
     }
 
+    /// `Authorization: Bearer <token>` for the admin REST API, marked sensitive (kept out of
+    /// debug output).
+    pub fn bearer(&self) -> reqwest::header::HeaderValue {
+        let mut value = reqwest::header::HeaderValue::try_from(format!("Bearer {}", self.0))
+            .expect("a PulsarToken holds no whitespace nor control characters");
+        value.set_sensitive(true);
+        value
+    }
+
     /// The `pulsar` crate's authentication data for this token.
     pub fn authentication(&self) -> pulsar::Authentication {
         pulsar::Authentication {
@@ -139,6 +148,9 @@ mod tests {
         let shown = format!("{token:?}");
         assert!(!shown.contains(TRACKING), "{shown}");
         assert!(shown.contains("alpes-tracking"), "{shown}");
+        let bearer = token.bearer();
+        assert_eq!(bearer.to_str().unwrap(), format!("Bearer {TRACKING}"));
+        assert!(bearer.is_sensitive());
         let auth = token.authentication();
         assert_eq!(auth.name, "token");
         assert_eq!(auth.data, TRACKING.as_bytes());

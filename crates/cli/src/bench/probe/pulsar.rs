@@ -87,12 +87,8 @@ impl PulsarAdmin {
     /// is one (a broker with token authentication; topic stats need the admin role).
     pub fn new(base: &str, token: Option<PulsarToken>) -> Self {
         let mut headers = reqwest::header::HeaderMap::new();
-        if let Some(token) = token
-            && let Ok(mut value) =
-                reqwest::header::HeaderValue::try_from(format!("Bearer {}", token.secret()))
-        {
-            value.set_sensitive(true);
-            headers.insert(reqwest::header::AUTHORIZATION, value);
+        if let Some(token) = token {
+            headers.insert(reqwest::header::AUTHORIZATION, token.bearer());
         }
         Self {
             base: base.trim_end_matches('/').to_owned(),
