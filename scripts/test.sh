@@ -4,8 +4,9 @@
 #   scripts/test.sh            # format, lints, schema compatibility, all tests
 #
 # Runs on stacks of its own (.stack-auth, with Pulsar token authentication; .stack-faults, for
-# the broker-restart tests), never on the platform `scripts/demo.sh` leaves running; starts them
-# if they are not running and stops again what it started. Extra arguments go to `cargo test`.
+# the broker-restart tests; .stack-chaos, for a short chaos run), never on the platform
+# `scripts/demo.sh` leaves running; starts them if they are not running and stops again what it
+# started. Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -114,6 +115,10 @@ for package in alpes-bus alpes-e2e; do
 done
 fault_stack down
 started_fault_stack=false
+
+step "a short chaos run: two replicas of each service, kills and restarts under load (its own stack)"
+# The full run is scripts/chaos.sh (README: Replicas, and the chaos run).
+scripts/chaos.sh --window 45 --kill-every 5 --seed 1
 # One closing line for the whole workspace (cargo's own last line is a crate's doc-tests).
 awk '/^test result:/ {
        for (i = 1; i <= NF; i++) {

@@ -100,6 +100,9 @@ pub struct Delivery<E> {
     pub event: E,
     /// 1 for the first delivery, then one more per retry.
     pub attempt: u32,
+    /// How many attempts the subscription makes at a message: a retry asked for on the last
+    /// one is a dead letter instead.
+    pub max_attempts: u32,
     /// The topic it was read from (the event topic or the subscription's retry topic).
     pub topic: String,
     /// The broker's message id, `ledger:entry:partition:batch`.
@@ -109,4 +112,26 @@ pub struct Delivery<E> {
     pub properties: BTreeMap<String, String>,
     /// Pulsar's event time, milliseconds since the epoch, when the producer set one.
     pub event_time_ms: Option<u64>,
+}
+
+impl<E> Delivery<E> {
+    /// Whether another attempt may follow this one: a use case that waits for something still
+    /// on its way (another topic's event) decides for good on the last one, because a
+    /// business refusal is an event, never a dead letter.
+    pub fn kind_of_attempt(&self) -> Attempt {
+        if self.attempt >= self.max_attempts {
+            Attempt::Last
+        } else {
+            Attempt::Retryable
+        }
+    }
+}
+
+/// Whether a message may still be retried after this attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// Another attempt may follow.
+    Retryable,
+    /// No attempt follows.
+    Last,
 }

@@ -32,7 +32,7 @@ mod token;
 
 use pulsar::{Pulsar, TokioExecutor};
 
-pub use envelope::{Delivery, Outgoing, property};
+pub use envelope::{Attempt, Delivery, Outgoing, property};
 pub use error::BusError;
 pub use publisher::{PendingReceipt, Publisher, Receipt};
 pub use reconnect::SubscriptionHealth;

@@ -466,6 +466,7 @@ impl<E: Event> Subscription<E> {
         let delivery = Delivery {
             event,
             attempt,
+            max_attempts: self.config.max_attempts,
             topic: message.topic.clone(),
             message_id: format_message_id(message.message_id()),
             key: message.metadata().partition_key.clone(),

@@ -137,6 +137,104 @@ async fn key_shared_consumers_split_the_keys_and_keep_each_keys_order() {
     }
 }
 
+/// Replicas come and go while a topic flows: a consumer that joins mid-stream, and one that
+/// leaves mid-stream with messages in hand (they go to the one that stays), never get a key's
+/// messages handled out of order: each key's messages are first handled in the order they were
+/// published, and none is lost.
+#[tokio::test]
+async fn a_consumer_joining_and_one_leaving_mid_stream_keep_each_keys_order() {
+    const KEYS: usize = 12;
+    const PER_KEY: usize = 40;
+    let bus = bus().await;
+    let prefix = unique("rebalance");
+    let config = fresh_subscription();
+    // (key, seq, consumer) in the order handlers ran.
+    let handled: Arc<Mutex<Vec<(String, usize, usize)>>> = Arc::default();
+    let start = |consumer: usize| {
+        let (bus, config, prefix, handled) =
+            (bus.clone(), config.clone(), prefix.clone(), handled.clone());
+        async move {
+            let subscription = bus.subscribe::<FraudDetected>(config).await.unwrap();
+            let stop = Shutdown::new();
+            let handler = move |d: Delivery<FraudDetected>| {
+                let (prefix, handled) = (prefix.clone(), handled.clone());
+                async move {
+                    let key = d.event.metadata.saga_id.clone().unwrap_or_default();
+                    if key.starts_with(&prefix) {
+                        // Slow enough that a consumer holds messages when it leaves.
+                        tokio::time::sleep(Duration::from_millis(3)).await;
+                        let seq = d.event.reason.parse::<usize>().unwrap();
+                        handled.lock().unwrap().push((key, seq, consumer));
+                    }
+                    Outcome::Done
+                }
+            };
+            let running = tokio::spawn(subscription.run(handler, stop.clone()));
+            (stop, running)
+        }
+    };
+    let (first_stop, first) = start(0).await;
+    let publisher = {
+        let (bus, prefix) = (bus.clone(), prefix.clone());
+        tokio::spawn(async move {
+            for seq in 0..PER_KEY {
+                let mut receipts = Vec::new();
+                for key in 0..KEYS {
+                    let event = fraud(&format!("{prefix}-{key}"), &seq.to_string());
+                    let pending = bus.publisher().send(Outgoing::event(&event).unwrap()).await;
+                    receipts.push(pending.unwrap());
+                }
+                for receipt in receipts {
+                    receipt.confirmed().await.unwrap();
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+        })
+    };
+    let handled_count = || handled.lock().unwrap().len();
+    let wait_for = |n: usize| async move {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while handled_count() < n {
+            assert!(
+                Instant::now() < deadline,
+                "only {} handled",
+                handled_count()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    wait_for(KEYS * PER_KEY / 4).await;
+    let (second_stop, second) = start(1).await;
+    wait_for(KEYS * PER_KEY / 2).await;
+    first_stop.cancel();
+    first.await.unwrap().unwrap();
+    publisher.await.unwrap();
+    wait_for(KEYS * PER_KEY).await;
+    // Redeliveries of what the leaver held have had time to come.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    second_stop.cancel();
+    second.await.unwrap().unwrap();
+
+    let handled = handled.lock().unwrap().clone();
+    let mut firsts: HashMap<String, Vec<usize>> = HashMap::new();
+    let mut by_consumer = [0usize; 2];
+    for (key, seq, consumer) in &handled {
+        by_consumer[*consumer] += 1;
+        let seen = firsts.entry(key.clone()).or_default();
+        if !seen.contains(seq) {
+            seen.push(*seq);
+        }
+    }
+    assert_eq!(firsts.len(), KEYS);
+    for (key, seqs) in &firsts {
+        assert_eq!(*seqs, (0..PER_KEY).collect::<Vec<_>>(), "order of {key}");
+    }
+    assert!(
+        by_consumer.iter().all(|&n| n > 0),
+        "both consumers handled some: {by_consumer:?}"
+    );
+}
+
 /// With concurrency, different keys are handled at once while each key's messages are still
 /// handled one at a time, in order.
 #[tokio::test]

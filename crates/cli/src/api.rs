@@ -213,21 +213,38 @@ impl Api {
 
     /// `GET` as JSON.
     pub async fn get<T: DeserializeOwned>(&self, url: Url) -> Result<T, ApiError> {
-        self.call(Method::GET, url, None, None).await
+        self.call(Method::GET, url, None, None, Repeat::Safe, None)
+            .await
     }
 
     /// `POST` a JSON body, answer as JSON.
     pub async fn post<T: DeserializeOwned>(&self, url: Url, body: &Json) -> Result<T, ApiError> {
-        self.call(Method::POST, url, Some(body), None).await
+        self.call(Method::POST, url, Some(body), None, Repeat::Unsafe, None)
+            .await
+    }
+
+    /// [`Api::post`] of a request the service makes idempotent (the same body twice is one
+    /// effect, e.g. a fraud report): asked again, like a `GET`, when its connection breaks or
+    /// any `503` answers.
+    pub async fn post_idempotent<T: DeserializeOwned>(
+        &self,
+        url: Url,
+        body: &Json,
+    ) -> Result<T, ApiError> {
+        self.call(Method::POST, url, Some(body), None, Repeat::Safe, None)
+            .await
     }
 
     /// [`Api::post`] to the replica `affinity` picks, always the same one for the same value
     /// (while it answers; a retry goes to the next): what a load balancer with session
     /// affinity does, e.g. for one visitor's interactions, which must reach the platform in
-    /// the order they happened.
+    /// the order they happened. With an idempotency `key` (sent as `Idempotency-Key`: the
+    /// service answers the same request again with what it did the first time), it is asked
+    /// again like a `GET` after a broken connection or a `503`.
     pub async fn post_with_affinity<T: DeserializeOwned>(
         &self,
         affinity: &str,
+        key: Option<&str>,
         url: Url,
         body: &Json,
     ) -> Result<T, ApiError> {
@@ -235,7 +252,12 @@ impl Api {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         affinity.hash(&mut hasher);
         let replica = (hasher.finish() % self.replicas.len() as u64) as usize;
-        self.call(Method::POST, url, Some(body), Some(replica))
+        let repeat = if key.is_some() {
+            Repeat::Safe
+        } else {
+            Repeat::Unsafe
+        };
+        self.call(Method::POST, url, Some(body), Some(replica), repeat, key)
             .await
     }
 
@@ -245,6 +267,8 @@ impl Api {
         url: Url,
         body: Option<&Json>,
         replica: Option<usize>,
+        repeat: Repeat,
+        key: Option<&str>,
     ) -> Result<T, ApiError> {
         let mut target = self.at_replica(&url, replica);
         let unreachable = |target: &Url, source| ApiError::Unreachable {
@@ -256,6 +280,9 @@ impl Api {
             let mut request = self.client.request(method.clone(), target.clone());
             if let Some(token) = &self.token {
                 request = request.bearer_auth(token);
+            }
+            if let Some(key) = key {
+                request = request.header("Idempotency-Key", key);
             }
             if let Some(body) = body {
                 request = request.json(body);
@@ -269,15 +296,15 @@ impl Api {
             let last = started.elapsed() >= self.retry_for;
             let retry_after = match send(&target).await {
                 // Nothing was sent: the service is not listening (yet, or again). A GET changes
-                // nothing, so one whose connection broke (a replica killed mid-request) is
-                // simply asked again.
-                Err(e) if !last && (e.is_connect() || method == Method::GET) => None,
+                // nothing (nor does an idempotent request twice), so one whose connection broke
+                // (a replica killed mid-request) is simply asked again.
+                Err(e) if !last && (e.is_connect() || repeat == Repeat::Safe) => None,
                 Err(e) => return Err(unreachable(&target, e)),
                 Ok(response) => {
                     let status = response.status();
                     let retry_after = retry_after(&response);
                     let text = response.text().await.map_err(|e| unreachable(&target, e))?;
-                    if last || !refused_before_handling(&method, status, &text) {
+                    if last || !refused_before_handling(repeat, status, &text) {
                         break (status, text);
                     }
                     retry_after
@@ -323,14 +350,23 @@ impl Api {
     }
 }
 
-/// Whether an answer says the request was turned away before anything was done with it, so
-/// that sending it again is safe: `429`, `503 overloaded` (load shed at the door), and any
-/// `503` to a `GET`. A `503 timed_out` to a `POST` is not: it may have taken effect.
-fn refused_before_handling(method: &Method, status: StatusCode, text: &str) -> bool {
+/// Whether sending a request twice is as good as once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Repeat {
+    /// A `GET`, or a request the service makes idempotent.
+    Safe,
+    /// Sent again only when it was surely not handled.
+    Unsafe,
+}
+
+/// Whether an answer says the request may be sent again: `429`, `503 overloaded` (load shed
+/// at the door), and any `503` to a request safe to repeat. A `503 timed_out` to another
+/// `POST` is not: it may have taken effect.
+fn refused_before_handling(repeat: Repeat, status: StatusCode, text: &str) -> bool {
     match status {
         StatusCode::TOO_MANY_REQUESTS => true,
         StatusCode::SERVICE_UNAVAILABLE => {
-            *method == Method::GET
+            repeat == Repeat::Safe
                 || serde_json::from_str::<ErrorBody>(text).is_ok_and(|b| b.code == "overloaded")
         }
         _ => false,
@@ -451,6 +487,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_idempotent_post_is_sent_again_after_any_503() {
+        use std::sync::atomic::Ordering;
+        let unavailable = (
+            "503 Service Unavailable",
+            r#"{"code":"unavailable","message":"the broker is away"}"#,
+        );
+        let (url, seen) = service(vec![unavailable, TIMED_OUT, OK]).await;
+        let api = Api::new("marketing", &url, None)
+            .unwrap()
+            .riding_out_restarts(RETRY_FOR);
+        let answer: Json = api
+            .post_idempotent(api.url(&["fraud-reports"], &[]), &Json::Null)
+            .await
+            .unwrap();
+        assert_eq!(answer["ok"], true);
+        assert_eq!(seen.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
     async fn a_load_tool_waits_for_a_service_that_is_not_listening_yet() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
@@ -535,7 +590,7 @@ mod tests {
         );
         for _ in 0..4 {
             let _: Json = api
-                .post_with_affinity("visitor-7", api.url(&["x"], &[]), &Json::Null)
+                .post_with_affinity("visitor-7", None, api.url(&["x"], &[]), &Json::Null)
                 .await
                 .unwrap();
         }

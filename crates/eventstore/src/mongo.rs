@@ -29,7 +29,7 @@ use mongodb::options::{FindOptions, IndexOptions};
 use mongodb::{Collection, IndexModel};
 use tokio::sync::{Notify, mpsc, oneshot};
 
-use crate::streams::Streams;
+use crate::streams::{self, Streams};
 use crate::{Commit, EventStore, NewCommit, StoreError, Stream};
 use document::{CommitDocument, commit_id, from_document};
 use outbox::{Identity, Keeper, Outbox};
@@ -178,11 +178,17 @@ async fn prepare_indexes(
     Ok(())
 }
 
-impl EventStore for MongoStore {
-    async fn load(&self, stream: &str) -> Result<Stream, StoreError> {
+impl MongoStore {
+    /// `stream` from the copy held here when `trust_copy` accepts it, else from that copy and
+    /// the commits after it, read by `_id`.
+    async fn load_from(
+        &self,
+        stream: &str,
+        trust_copy: impl FnOnce(&streams::Cached) -> bool,
+    ) -> Result<Stream, StoreError> {
         let cached = self.inner.streams.get(stream);
         let commits = match cached {
-            Some(cached) if cached.is_fresh() => cached.commits,
+            Some(cached) if trust_copy(&cached) => cached.commits,
             cached => {
                 let known = cached.map(|c| c.commits).unwrap_or_default();
                 let newer = self.commits_after(stream, known.len()).await?;
@@ -202,6 +208,16 @@ impl EventStore for MongoStore {
             name: stream.to_owned(),
             commits,
         })
+    }
+}
+
+impl EventStore for MongoStore {
+    async fn load(&self, stream: &str) -> Result<Stream, StoreError> {
+        self.load_from(stream, streams::Cached::is_fresh).await
+    }
+
+    async fn load_latest(&self, stream: &str) -> Result<Stream, StoreError> {
+        self.load_from(stream, |_| false).await
     }
 
     async fn load_known(&self, stream: &str) -> Result<Option<Stream>, StoreError> {

@@ -37,6 +37,15 @@ pub trait EventStore: Clone + Send + Sync + 'static {
         async move { self.load(stream).await.map(Some) }
     }
 
+    /// `stream` as the database has it now: [`EventStore::load`] without trusting a copy held
+    /// in memory, however recent (when nothing is newer, one `_id` lookup says so). For a
+    /// decision that appends nothing ("nothing to undo", "nothing to credit yet"): with
+    /// replicas, a copy read a moment ago may lack what another replica just appended, and only
+    /// an append would have revealed it. The default is `load`.
+    fn load_latest(&self, stream: &str) -> impl Future<Output = Result<Stream, StoreError>> + Send {
+        self.load(stream)
+    }
+
     /// Appends `commit` if its stream is still at `commit.expected_version`, in one atomic
     /// write; otherwise fails with [`StoreError::Conflict`] and writes nothing.
     fn append(&self, commit: NewCommit) -> impl Future<Output = Result<Commit, StoreError>> + Send;

@@ -10,7 +10,9 @@
 //! Reads that decide nothing by appending (is this campaign active?) must not trust a copy
 //! forever, so an entry is trusted for [`FRESH_FOR`] after it was last read or written; after
 //! that a load asks for the next version once (one `_id` lookup) before trusting it again. Under
-//! load a hot stream is re-checked once per interval, however many messages touch it.
+//! load a hot stream is re-checked once per interval, however many messages touch it. A decision
+//! that would be wrong on a copy a moment old and appends nothing to reveal it ("nothing to
+//! undo") asks the database every time (`EventStore::load_latest`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

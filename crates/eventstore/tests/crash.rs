@@ -1,6 +1,7 @@
 //! A writer process killed with SIGKILL between storing commits and publishing their outboxes:
 //! the process that starts next on the same database publishes exactly what was not published,
-//! found through the dead process's ledger, without scanning.
+//! found through the dead process's ledger, without scanning; and so does a replica already
+//! running beside it when the dead one never comes back, within its adoption round.
 //!
 //! The binary is its own child: run with `ALPES_OUTBOX_CHILD=<database>:<saga>` it becomes the
 //! writer, which publishes its first `PUBLISHED` commits, lets its progress be recorded, stores
@@ -34,22 +35,52 @@ fn main() -> ExitCode {
         runtime.block_on(child(spec));
         return ExitCode::SUCCESS;
     }
-    let name = "a_writer_killed_before_publishing_loses_nothing_and_repeats_nothing_published";
+    let tests = [
+        (
+            "a_writer_killed_before_publishing_loses_nothing_and_repeats_nothing_published",
+            Adopter::Successor,
+        ),
+        (
+            "a_replica_that_never_comes_back_has_its_outbox_published_by_a_live_sibling",
+            Adopter::Sibling,
+        ),
+    ];
     if std::env::args().any(|a| a == "--list") {
-        println!("{name}: test");
+        for (name, _) in tests {
+            println!("{name}: test");
+        }
         return ExitCode::SUCCESS;
     }
-    println!("\nrunning 1 test");
-    match runtime.block_on(async { tokio::spawn(parent()).await }) {
-        Ok(()) => {
-            println!("test {name} ... ok\n\ntest result: ok. 1 passed; 0 failed; 0 ignored");
-            ExitCode::SUCCESS
-        }
-        Err(panic) => {
-            println!("test {name} ... FAILED: {panic}\n\ntest result: FAILED. 0 passed; 1 failed");
-            ExitCode::FAILURE
+    println!("\nrunning {} tests", tests.len());
+    let mut failed = 0;
+    for (name, adopter) in tests {
+        match runtime.block_on(async { tokio::spawn(parent(adopter)).await }) {
+            Ok(()) => println!("test {name} ... ok"),
+            Err(panic) => {
+                println!("test {name} ... FAILED: {panic}");
+                failed += 1;
+            }
         }
     }
+    let passed = tests.len() - failed;
+    if failed == 0 {
+        println!("\ntest result: ok. {passed} passed; 0 failed; 0 ignored");
+        ExitCode::SUCCESS
+    } else {
+        println!("\ntest result: FAILED. {passed} passed; {failed} failed");
+        ExitCode::FAILURE
+    }
+}
+
+/// Who publishes what the killed writer left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Adopter {
+    /// A process started after the death on the same database (a restart): before its store
+    /// connects, it has the outbox.
+    Successor,
+    /// A replica running since before the death, whose relay runs all along: it finds the
+    /// dead instance on its own, in an adoption round (every 10 s).
+    Sibling,
 }
 
 fn env(name: &str, default: &str) -> String {
@@ -114,7 +145,7 @@ async fn child(spec: String) {
     std::future::pending::<()>().await;
 }
 
-async fn parent() {
+async fn parent(adopter: Adopter) {
     let bus = bus().await;
     let saga = uuid::Uuid::now_v7().to_string();
     let database = format!("test_{}", uuid::Uuid::new_v4().simple());
@@ -151,21 +182,40 @@ async fn parent() {
         }
         eprintln!("child: {line}");
     }
+    let sibling = match adopter {
+        Adopter::Sibling => {
+            let sibling = store(&database).await;
+            assert!(sibling.unpublished(100).await.unwrap().is_empty(), "alive");
+            let relay = Relay::new(sibling.clone(), bus.publisher().clone());
+            Some((sibling, tokio::spawn(relay.run(shutdown.clone()))))
+        }
+        Adopter::Successor => None,
+    };
     // SIGKILL: no shutdown, no final flush.
     child.start_kill().unwrap();
     child.wait().await.unwrap();
 
-    let restarted = store(&database).await;
-    let adopted = restarted.unpublished(100).await.unwrap();
-    assert_eq!(
-        adopted.len(),
-        COMMITS - PUBLISHED,
-        "exactly the unpublished commits are adopted"
-    );
-    let relay = Relay::new(restarted.clone(), bus.publisher().clone());
-    assert_eq!(relay.flush().await.unwrap(), COMMITS - PUBLISHED);
+    let (restarted, wait) = match sibling {
+        Some((sibling, relay)) => {
+            // Its relay publishes what its keeper adopts: nothing to do but wait.
+            (sibling, Some(relay))
+        }
+        None => {
+            let restarted = store(&database).await;
+            let adopted = restarted.unpublished(100).await.unwrap();
+            assert_eq!(
+                adopted.len(),
+                COMMITS - PUBLISHED,
+                "exactly the unpublished commits are adopted"
+            );
+            let relay = Relay::new(restarted.clone(), bus.publisher().clone());
+            assert_eq!(relay.flush().await.unwrap(), COMMITS - PUBLISHED);
+            (restarted, None)
+        }
+    };
 
     let mut received: BTreeMap<usize, usize> = BTreeMap::new();
+    // A sibling adopts within an adoption round (10 s) of the death.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while received.len() < COMMITS {
         let n = tokio::time::timeout_at(deadline, rx.recv())
@@ -202,4 +252,7 @@ async fn parent() {
 
     shutdown.cancel();
     running.await.unwrap().unwrap();
+    if let Some(relay) = wait {
+        relay.await.unwrap();
+    }
 }

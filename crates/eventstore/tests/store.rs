@@ -297,6 +297,12 @@ async fn ferretdb_replicas_see_each_others_commits_through_their_caches() {
     b.append(deposit("budget", 1, 2, None)).await.unwrap();
 
     let stale = a.load("budget").await.unwrap();
+    assert_eq!(stale.version(), 1, "a trusts its copy for a moment");
+    assert_eq!(
+        a.load_latest("budget").await.unwrap().version(),
+        2,
+        "unless it asks for the latest: a decision that appends nothing must"
+    );
     let conflict = a.append(deposit("budget", stale.version(), 3, None)).await;
     assert!(
         matches!(conflict, Err(StoreError::Conflict { .. })),

@@ -56,6 +56,11 @@ pub struct CommonArgs {
     /// order). A service whose messages all write one hot stream sets its own lower value.
     #[arg(long, env = "ALPES_CONSUMER_CONCURRENCY", default_value_t = 8)]
     pub consumer_concurrency: usize,
+    /// The wait before a message's first retry; it doubles per attempt (five attempts, the
+    /// last about fifteen times this after the first). What waits for another topic's event
+    /// (a campaign, a late click) waits that long before it decides without it.
+    #[arg(long, env = "ALPES_RETRY_BACKOFF", default_value = "1s", value_parser = parse_duration)]
+    pub retry_backoff: Duration,
     /// The JWT this service presents to Pulsar (binary protocol and admin API) on a broker with
     /// token authentication: its own role's (`alpes-<service>`), which may produce its events
     /// and consume its subscriptions only. Where the broker refuses that role to bootstrap, the
@@ -96,6 +101,7 @@ impl CommonArgs {
             log_format: LogFormat::Text,
             subscribe_from: SubscribeFrom::Latest,
             consumer_concurrency: 8,
+            retry_backoff: Duration::from_secs(1),
             pulsar_token: std::env::var("ALPES_PULSAR_TOKEN")
                 .ok()
                 .filter(|t| !t.is_empty()),
@@ -124,6 +130,7 @@ impl CommonArgs {
     pub fn subscription(&self, name: &str) -> SubscriptionConfig {
         let mut config = SubscriptionConfig::new(name);
         config.concurrency = self.consumer_concurrency.max(1);
+        config.backoff.initial = self.retry_backoff;
         config.start_at = match self.subscribe_from {
             SubscribeFrom::Earliest => StartAt::Earliest,
             SubscribeFrom::Latest => StartAt::Latest,

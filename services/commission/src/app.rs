@@ -42,9 +42,11 @@ use crate::domain::{
     Aggregate, BudgetEvent, CampaignBudget, Commission, CommissionEvent, DomainError,
 };
 
+/// Whether the message may still be retried: on its last attempt, a campaign not known here
+/// is unknown for good.
+pub use alpes_bus::Attempt;
 pub use compensation::Compensated;
 pub use query::{BudgetView, CommissionFilter, CommissionPage, CommissionView, Rejection};
-pub use reservation::Attempt;
 
 /// Conflicting writers reload and decide again this many times before the message is retried.
 const ATTEMPTS: u32 = 10;

@@ -76,11 +76,10 @@ async fn consume<E: Consumed>(
 ) -> Result<(), PlatformError> {
     let app = app.clone();
     let subscription = config.common.subscription(&config.subscription);
-    let max_attempts = subscription.max_attempts;
     platform
         .consume::<E, _, _>(subscription, move |delivery| {
             let app = app.clone();
-            async move { on_delivery(&app, delivery, max_attempts).await }
+            async move { on_delivery(&app, delivery).await }
         })
         .await
 }

@@ -188,7 +188,10 @@ async fn fraud_and_deadlines_compensate_every_saga_in_reverse_order() {
     );
     assert_undone(&platform, &saga, &purchase).await;
 
-    // 2. Fraud reported twice: the second report is logged, nothing is undone twice.
+    // 2. Fraud reported twice: the second report is logged, nothing is undone twice; the
+    //    first one sent again (a client retrying) is the same event, not another step.
+    let again = platform.report_fraud(&saga, "chargeback").await.unwrap();
+    assert_eq!(again["event_id"], report["event_id"], "{again}");
     platform
         .report_fraud(&saga, "chargeback again")
         .await

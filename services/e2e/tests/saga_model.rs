@@ -212,10 +212,10 @@ impl Model {
         let trace = TraceContext::new_trace();
         if sale != Sale::WithoutTouchpoint {
             let click = new_interaction(&visitor, InteractionKind::Click, None);
-            self.tracking.track(click, &trace).await.unwrap();
+            self.tracking.track(click, None, &trace).await.unwrap();
         }
         let bought = new_interaction(&visitor, InteractionKind::Purchase, Some(order));
-        let tracked = self.tracking.track(bought, &trace).await.unwrap();
+        let tracked = self.tracking.track(bought, None, &trace).await.unwrap();
         self.saga = tracked.saga_id.unwrap();
         self.collect().await;
     }
@@ -297,7 +297,7 @@ impl Model {
         let retry = match message.event_type.as_deref().unwrap() {
             "InteractionTracked" => {
                 let event: InteractionTracked = codec::decode(bytes).unwrap();
-                let done = self.attribution.track(&event).await.map(drop);
+                let done = self.attribution.track(&event, last).await.map(drop);
                 if done.is_ok() {
                     if event.purchase.is_none() {
                         self.click_tracked = true;
@@ -401,7 +401,7 @@ impl Model {
 fn attribution_outcome(done: Result<(), AttributionError>) -> bool {
     match done {
         Ok(()) => false,
-        Err(AttributionError::Store(_)) => true,
+        Err(AttributionError::Store(_) | AttributionError::NotYet(_)) => true,
         Err(e) => panic!("attribution dead-letters a saga message: {e}"),
     }
 }

@@ -29,6 +29,13 @@ const TIMEOUT_LEASE: Duration = Duration::from_secs(30);
 const TIMEOUT_NAMESPACE: uuid::Uuid =
     uuid::Uuid::from_u128(0x5a6a_7469_6d65_6f75_7400_616c_7065_7301);
 
+/// Ids of `FraudDetected` events: one per report (saga, reporter, reason and score), so a report
+/// sent again (a client retrying after a broken connection or a 503) is the same event, one
+/// step in the log. Another report of the same saga is another step (compensation is once
+/// anyway).
+const FRAUD_NAMESPACE: uuid::Uuid =
+    uuid::Uuid::from_u128(0x5a6a_6672_6175_6400_0000_616c_7065_7302);
+
 /// Why the coordinator could not do something.
 #[derive(Debug, thiserror::Error)]
 pub enum SagaError {
@@ -82,15 +89,17 @@ impl Sagas {
         self.recorder.observe(observation).await
     }
 
-    /// Publishes `FraudDetected` for the report; compensation follows from the services.
+    /// Publishes `FraudDetected` for the report; compensation follows from the services. The
+    /// same report is the same event (same id), so sending it again is safe.
     pub async fn report_fraud(
         &self,
         report: FraudReport,
         trace: &TraceContext,
     ) -> Result<(FraudDetected, Receipt), SagaError> {
         let mut metadata = EventMetadata::new::<FraudDetected>()
-            .in_saga(report.saga_id)
+            .in_saga(report.saga_id.clone())
             .produced_by("marketing");
+        metadata.event_id = fraud_event_id(&report);
         metadata.traceparent = Some(trace.traceparent.clone());
         metadata.tracestate = trace.tracestate.clone();
         let fraud = FraudDetected {
@@ -149,6 +158,13 @@ impl Sagas {
     }
 }
 
+/// The id of `report`'s `FraudDetected`, whichever replica publishes it, however often.
+fn fraud_event_id(report: &FraudReport) -> String {
+    // JSON keeps the fields apart whatever they contain.
+    let name = serde_json::json!([report.saga_id, report.reporter, report.reason, report.score]);
+    uuid::Uuid::new_v5(&FRAUD_NAMESPACE, name.to_string().as_bytes()).to_string()
+}
+
 /// The `SagaTimedOut` for `due`, with the id every replica gives it.
 fn timed_out(due: &Due) -> SagaTimedOut {
     let mut metadata = EventMetadata::new::<SagaTimedOut>()
@@ -159,5 +175,32 @@ fn timed_out(due: &Due) -> SagaTimedOut {
         metadata,
         deadline: due.deadline,
         last_status: due.status.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(saga_id: &str, reason: &str) -> FraudReport {
+        FraudReport {
+            saga_id: saga_id.into(),
+            reason: reason.into(),
+            reporter: "risk-team".into(),
+            score: Some(90),
+        }
+    }
+
+    #[test]
+    fn a_report_sent_again_is_the_same_event_and_another_report_is_another() {
+        let once = fraud_event_id(&report("saga-1", "chargeback"));
+        assert_eq!(once, fraud_event_id(&report("saga-1", "chargeback")));
+        assert_ne!(once, fraud_event_id(&report("saga-1", "chargeback again")));
+        assert_ne!(once, fraud_event_id(&report("saga-2", "chargeback")));
+        assert_ne!(
+            fraud_event_id(&report("a\",\"b", "c")),
+            fraud_event_id(&report("a", "b\",\"c")),
+            "fields do not run into each other"
+        );
     }
 }

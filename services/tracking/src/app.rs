@@ -17,6 +17,11 @@ use crate::domain::{self, DomainError, Interaction, InteractionEvent, Interactio
 /// Conflicting writers retry this many times before giving up.
 const ATTEMPTS: u32 = 5;
 
+/// Ids of interactions, and of the sagas their purchases open, tracked with an idempotency key.
+const INTERACTION_KEYS: uuid::Uuid =
+    uuid::Uuid::from_u128(0x5a6a_7472_6163_6b00_0000_616c_7065_7303);
+const SAGA_KEYS: uuid::Uuid = uuid::Uuid::from_u128(0x5a6a_7472_6163_6b00_0073_6167_6173_7304);
+
 /// Why a use case failed.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -65,15 +70,24 @@ impl<S: EventStore> Tracking<S> {
     }
 
     /// Registers an interaction and queues its `InteractionTracked`; a purchase opens a saga.
+    ///
+    /// With an idempotency `key` (the client's name for this interaction), the interaction's
+    /// and the saga's ids derive from it, so the same key again (a client retrying after a
+    /// broken connection or a 503) appends nothing and answers what the first request recorded:
+    /// its stream exists, the append conflicts, and the stored interaction is read back.
     pub async fn track(
         &self,
         new: NewInteraction,
+        key: Option<&str>,
         trace: &TraceContext,
     ) -> Result<Tracked, AppError> {
         let now = Utc::now().trunc_subsecs(6);
-        let interaction_id = uuid::Uuid::now_v7().to_string();
-        let saga_id =
-            (new.kind == InteractionKind::Purchase).then(|| uuid::Uuid::now_v7().to_string());
+        let id = |namespace: &uuid::Uuid| match key {
+            Some(key) => uuid::Uuid::new_v5(namespace, key.as_bytes()).to_string(),
+            None => uuid::Uuid::now_v7().to_string(),
+        };
+        let interaction_id = id(&INTERACTION_KEYS);
+        let saga_id = (new.kind == InteractionKind::Purchase).then(|| id(&SAGA_KEYS));
         let interaction = Interaction {
             interaction_id: interaction_id.clone(),
             kind: new.kind,
@@ -101,7 +115,8 @@ impl<S: EventStore> Tracking<S> {
             context: interaction.context,
             purchase: interaction.purchase,
         };
-        self.store
+        let appended = self
+            .store
             .append(NewCommit {
                 stream: stream_of(&interaction_id),
                 expected_version: 0,
@@ -109,11 +124,24 @@ impl<S: EventStore> Tracking<S> {
                 outbox: vec![outgoing(&tracked)?],
                 handled: None,
             })
-            .await?;
-        Ok(Tracked {
-            interaction_id,
-            saga_id,
-        })
+            .await;
+        match appended {
+            Ok(_) => Ok(Tracked {
+                interaction_id,
+                saga_id,
+            }),
+            Err(StoreError::Conflict { .. }) if key.is_some() => {
+                let (_, state) = self.load(&interaction_id).await?;
+                let first = state.interaction.ok_or_else(|| {
+                    AppError::Corrupt(format!("interaction {interaction_id} has no registration"))
+                })?;
+                Ok(Tracked {
+                    interaction_id,
+                    saga_id: first.saga_id,
+                })
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The interaction and whether it still counts, if it exists.

@@ -88,18 +88,22 @@ async fn play(
             &script.currency,
         )
     };
-    let track = |body: Json| async move { platform.track(&body).await };
+    // Each request names its interaction, so one whose answer was lost is sent again safely.
+    let key = |n: usize| format!("bench-{}-{}-{n}", script.run_id, visitor.index);
+    let track = |n: usize, body: Json| async move { platform.track(&key(n), &body).await };
     let failed = |what: String| {
         let _ = driven.send(Driven::Failed(format!("visitor {}: {what}", visitor.index)));
     };
     let browsing = std::iter::repeat_n(Step::View, script.views as usize)
         .chain(std::iter::repeat_n(Step::Click, script.clicks as usize));
+    let mut steps = 0;
     for step in browsing {
-        if let Err(e) = track(body(step)).await {
+        steps += 1;
+        if let Err(e) = track(steps, body(step)).await {
             return failed(e.to_string());
         }
     }
-    let saga_id = match track(body(Step::Purchase)).await {
+    let saga_id = match track(steps + 1, body(Step::Purchase)).await {
         Ok(Some(saga_id)) => saga_id,
         Ok(None) => return failed("tracking accepted the purchase without a saga_id".into()),
         Err(e) => return failed(e.to_string()),

@@ -106,6 +106,11 @@ pub struct SimulateArgs {
     /// Requests in flight at once, for driving and for polling each.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub concurrency: u32,
+    /// Visitors started per second at most (a steady load); as fast as --concurrency allows
+    /// by default. Tracking takes interactions far faster than the sagas behind them settle,
+    /// so an unpaced run of thousands queues sagas past their deadline.
+    #[arg(long, value_parser = positive_rate)]
+    pub rate: Option<f64>,
     /// How long to wait, after the last purchase, for every saga to settle.
     #[arg(long, default_value = "120s", value_parser = crate::when::parse_duration)]
     pub timeout: Duration,
@@ -126,6 +131,16 @@ pub struct SimulateArgs {
     pub services: ServiceArgs,
     #[command(flatten)]
     pub pulsar: PulsarArgs,
+}
+
+/// `--rate`: a positive number of visitors per second.
+fn positive_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        _ => Err(format!(
+            "{text:?} is not a positive number of visitors per second"
+        )),
+    }
 }
 
 /// A `--…-rate` flag: a fraction from 0 to 1.
@@ -161,6 +176,8 @@ struct Simulation {
     currency: String,
     fraud_when: FraudWhen,
     concurrency: usize,
+    /// Visitors started per second at most.
+    rate: Option<f64>,
     errors: Mutex<Vec<String>>,
 }
 
@@ -253,6 +270,7 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         currency: args.currency.clone(),
         fraud_when: args.fraud_when,
         concurrency: args.concurrency as usize,
+        rate: args.rate,
         errors: Mutex::new(Vec::new()),
     });
     let bars = Bars::new(args.visitors, sales);
@@ -316,8 +334,14 @@ async fn drive_all(
     started: mpsc::UnboundedSender<Started>,
     bars: &Bars,
 ) {
-    futures::stream::iter(plan)
-        .map(|visitor| drive(context, visitor))
+    let start = tokio::time::Instant::now();
+    futures::stream::iter(plan.into_iter().enumerate())
+        .map(|(n, visitor)| async move {
+            if let Some(rate) = context.rate {
+                tokio::time::sleep_until(start + Duration::from_secs_f64(n as f64 / rate)).await;
+            }
+            drive(context, visitor).await
+        })
         .buffer_unordered(context.concurrency)
         .for_each(|result| {
             bars.visitors.inc(1);
@@ -347,10 +371,11 @@ async fn drive(context: &Simulation, visitor: VisitorPlan) -> Result<Option<Star
         )
     };
     let visitor_error = |e: ApiError| format!("visitor {}: {e}", visitor.index);
+    let key = |step| format!("simulate-{}-{}-{step:?}", context.run_id, visitor.index);
     for step in [Step::View, Step::Click] {
         context
             .platform
-            .track(&body(step))
+            .track(&key(step), &body(step))
             .await
             .map_err(visitor_error)?;
     }
@@ -360,7 +385,7 @@ async fn drive(context: &Simulation, visitor: VisitorPlan) -> Result<Option<Star
     let purchased = Instant::now();
     let saga_id = context
         .platform
-        .track(&body(Step::Purchase))
+        .track(&key(Step::Purchase), &body(Step::Purchase))
         .await
         .map_err(visitor_error)?
         .ok_or_else(|| {

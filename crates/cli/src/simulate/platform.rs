@@ -158,8 +158,9 @@ impl Platform {
     /// `POST /interactions`; the saga a purchase started. A visitor's interactions go to one
     /// tracking replica (affinity by visitor, as a load balancer would keep a browser's
     /// session): each replica publishes its own, so two replicas could hand a visitor's click
-    /// and purchase to attribution out of order.
-    pub async fn track(&self, interaction: &Json) -> Result<Option<String>, ApiError> {
+    /// and purchase to attribution out of order. `key` names the interaction
+    /// (`Idempotency-Key`), so a request whose answer was lost is sent again safely.
+    pub async fn track(&self, key: &str, interaction: &Json) -> Result<Option<String>, ApiError> {
         let visitor = interaction["visitor"]["anonymous_id"]
             .as_str()
             .unwrap_or_default();
@@ -167,6 +168,7 @@ impl Platform {
             .tracking
             .post_with_affinity(
                 visitor,
+                Some(key),
                 self.tracking.url(&["interactions"], &[]),
                 interaction,
             )
@@ -179,7 +181,7 @@ impl Platform {
         let body = json!({"saga_id": saga_id, "reason": reason, "reporter": super::REPORTER});
         let _: Json = self
             .marketing
-            .post(self.marketing.url(&["fraud-reports"], &[]), &body)
+            .post_idempotent(self.marketing.url(&["fraud-reports"], &[]), &body)
             .await?;
         Ok(())
     }

@@ -4,8 +4,11 @@
 //! its own by its unique `_id`.
 //!
 //! One write is in flight at a time: while it is, the next appends queue, and become the next
-//! batch (group commit). Under load the batches grow by themselves; alone, an append costs one
-//! round trip as before.
+//! batch (group commit). Alone, an append costs one round trip. Under load a write also waits
+//! a little ([`LINGER`]) for more appends to join it before it goes: at a few hundred appends
+//! a second the round trips are short, so the queue alone gathers one or two, and each
+//! `insert_many` costs the server about as much as a single insert. [`Pace`] decides: never
+//! in a quiet process, nor in one whose appends come one at a time.
 //!
 //! A write whose outcome is unknown (the connection dropped mid-way) is sent again, the same
 //! documents, until the answer is definite; a duplicate `_id` then is either this write's own
@@ -31,6 +34,90 @@ const DUPLICATE_KEY: i32 = 11000;
 
 /// Commits per `insert_many` at most.
 const MAX_BATCH: usize = 256;
+
+/// How long a write waits at most for more appends (see [`Pace`]).
+const LINGER: Duration = Duration::from_millis(10);
+
+/// The window over which the rate of appends is measured.
+const PACE_WINDOW: Duration = Duration::from_millis(100);
+
+/// After lingering stopped paying, one write in this many lingers again to see whether it
+/// pays now.
+const PROBE_EVERY: u32 = 16;
+
+/// When a write waits for company, and for how much.
+///
+/// It waits when appends come fast enough that at least one more is expected within
+/// [`LINGER`] (the rate of the last [`PACE_WINDOW`]), and only while waiting pays: a process
+/// whose appends come one after the other (each caller waits for its answer before the next,
+/// as a consumer handling one message at a time does) would only add the wait to every append,
+/// so after lingers that gathered nothing it stops, and tries again now and then. It stops
+/// waiting as soon as the appends expected within the linger have come.
+#[derive(Debug)]
+struct Pace {
+    window_start: Instant,
+    in_window: usize,
+    /// Appends per second in the last full window.
+    rate: f64,
+    /// Appends gathered per linger, smoothed.
+    gathered: f64,
+    /// Writes since the last linger, while lingering does not pay.
+    since_probe: u32,
+}
+
+/// What the next write waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Linger {
+    /// At most this long...
+    wait: Duration,
+    /// ...until the batch holds this many more appends.
+    more: usize,
+}
+
+impl Pace {
+    fn new(now: Instant) -> Self {
+        Self {
+            window_start: now,
+            in_window: 0,
+            rate: 0.0,
+            gathered: 1.0,
+            since_probe: 0,
+        }
+    }
+
+    /// `count` appends arrived by `now`.
+    fn arrived(&mut self, count: usize, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.window_start);
+        if elapsed >= PACE_WINDOW {
+            self.rate = self.in_window as f64 / elapsed.as_secs_f64();
+            self.window_start = now;
+            self.in_window = 0;
+        }
+        self.in_window += count;
+    }
+
+    /// Whether, and how long, the next write waits for company.
+    fn linger(&mut self) -> Option<Linger> {
+        let expected = self.rate * LINGER.as_secs_f64();
+        if expected < 1.0 {
+            return None;
+        }
+        if self.gathered < 0.5 && self.since_probe + 1 < PROBE_EVERY {
+            self.since_probe += 1;
+            return None;
+        }
+        self.since_probe = 0;
+        Some(Linger {
+            wait: LINGER,
+            more: expected.ceil() as usize,
+        })
+    }
+
+    /// A linger gathered `count` more appends.
+    fn lingered(&mut self, count: usize) {
+        self.gathered = 0.8 * self.gathered + 0.2 * count as f64;
+    }
+}
 
 /// One append waiting for its write.
 pub(crate) struct Write {
@@ -62,7 +149,22 @@ impl Writer {
     /// Writes batches until every store handle is gone.
     pub(crate) async fn run(mut self) {
         let mut batch = Vec::new();
+        let mut pace = Pace::new(Instant::now());
         while self.appends.recv_many(&mut batch, MAX_BATCH).await > 0 {
+            pace.arrived(batch.len(), Instant::now());
+            if let Some(linger) = pace.linger() {
+                let until = tokio::time::Instant::now() + linger.wait;
+                let (before, enough) = (batch.len(), batch.len() + linger.more);
+                while batch.len() < enough.min(MAX_BATCH) {
+                    let room = MAX_BATCH - batch.len();
+                    let more = self.appends.recv_many(&mut batch, room);
+                    match tokio::time::timeout_at(until, more).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => pace.arrived(n, Instant::now()),
+                    }
+                }
+                pace.lingered(batch.len() - before);
+            }
             self.write(std::mem::take(&mut batch)).await;
         }
     }
@@ -240,5 +342,59 @@ fn outcomes(
             Ok(outcomes)
         }
         _ => Err(error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_quiet_process_never_lingers_and_a_busy_one_does() {
+        let start = Instant::now();
+        let mut pace = Pace::new(start);
+        assert_eq!(pace.linger(), None, "nothing measured yet");
+        // 50 appends a second: less than one expected within a linger.
+        for i in 1..=20 {
+            pace.arrived(1, start + Duration::from_millis(20 * i));
+        }
+        assert_eq!(pace.linger(), None);
+        // 400 a second: four expected.
+        let busy = start + Duration::from_millis(400);
+        for i in 1..=80 {
+            pace.arrived(1, busy + Duration::from_micros(2_500 * i));
+        }
+        let linger = pace.linger().expect("busy");
+        assert_eq!((linger.wait, linger.more), (LINGER, 4));
+        // Quiet again: the first append after a pause does not wait.
+        pace.arrived(1, busy + Duration::from_secs(5));
+        assert_eq!(pace.linger(), None);
+    }
+
+    #[test]
+    fn lingering_that_gathers_nothing_stops_and_is_tried_again_now_and_then() {
+        let start = Instant::now();
+        let mut pace = Pace::new(start);
+        for i in 1..=100 {
+            pace.arrived(1, start + Duration::from_millis(2 * i));
+        }
+        // Appends one after the other: every linger comes back alone.
+        let mut lingered = 0;
+        for _ in 0..100 {
+            if pace.linger().is_some() {
+                lingered += 1;
+                pace.lingered(0);
+            }
+        }
+        assert!(
+            (6..=12).contains(&lingered),
+            "a few lingers, then one in {PROBE_EVERY}: {lingered}"
+        );
+        // Concurrent appends: a probe that gathers some makes it linger every time again.
+        while pace.linger().is_none() {}
+        for _ in 0..5 {
+            pace.lingered(3);
+        }
+        assert!((0..10).all(|_| pace.linger().is_some()));
     }
 }

@@ -6,14 +6,15 @@
 //! - `InteractionTracked` → the visitor's journey (a purchase converts it);
 //! - `CommissionReverted` → the saga's journey is reverted.
 //!
-//! A store outage or a write that kept conflicting is retried later; anything else can never
-//! succeed (invalid command, malformed message, unreadable stream) and is dead-lettered with
-//! its reason.
+//! A store outage or a write that kept conflicting is retried later, and so is a purchase with
+//! no touchpoint to credit or no active campaign before its last attempt (the click or the
+//! campaign's facts may be late); anything else can never succeed (invalid command, malformed
+//! message, unreadable stream) and is dead-lettered with its reason.
 
 use std::fmt::Debug;
 use std::future::Future;
 
-use alpes_bus::{Delivery, Outcome};
+use alpes_bus::{Attempt, Delivery, Outcome};
 use alpes_contracts::Event;
 use alpes_contracts::events::commission::CommissionReverted;
 use alpes_contracts::events::marketing::{
@@ -33,10 +34,11 @@ pub trait Consumed: Event {
     /// What handling it did, for the log.
     type Done: Debug + Send;
 
-    /// Hands `event` to its use case.
+    /// Hands `event` to its use case; `attempt` says whether a retry may follow.
     fn handle<S: EventStore>(
         app: &Attribution<S>,
         event: &Self,
+        attempt: Attempt,
     ) -> impl Future<Output = Result<Self::Done, AppError>> + Send;
 }
 
@@ -48,7 +50,7 @@ pub async fn on_event<E: Consumed, S: EventStore>(
 ) -> Outcome {
     let event = &delivery.event;
     let metadata = event.metadata();
-    match E::handle(app, event).await {
+    match E::handle(app, event, delivery.kind_of_attempt()).await {
         Ok(done) => {
             tracing::debug!(
                 event = %metadata.event_type,
@@ -59,7 +61,7 @@ pub async fn on_event<E: Consumed, S: EventStore>(
             );
             Outcome::Done
         }
-        Err(AppError::Store(e)) => Outcome::Retry(e.to_string()),
+        Err(e @ (AppError::Store(_) | AppError::NotYet(_))) => Outcome::Retry(e.to_string()),
         Err(e) => Outcome::Reject(e.to_string()),
     }
 }
@@ -70,8 +72,9 @@ impl Consumed for InteractionTracked {
     async fn handle<S: EventStore>(
         app: &Attribution<S>,
         event: &Self,
+        attempt: Attempt,
     ) -> Result<Tracked, AppError> {
-        app.track(event).await
+        app.track(event, attempt).await
     }
 }
 
@@ -81,6 +84,7 @@ impl Consumed for CommissionReverted {
     async fn handle<S: EventStore>(
         app: &Attribution<S>,
         event: &Self,
+        _attempt: Attempt,
     ) -> Result<Compensated, AppError> {
         app.compensate(event).await
     }
@@ -95,6 +99,7 @@ macro_rules! campaign_fact {
             async fn handle<S: EventStore>(
                 app: &Attribution<S>,
                 event: &Self,
+                _attempt: Attempt,
             ) -> Result<bool, AppError> {
                 let command = CampaignCommand::from(event);
                 app.record_campaign_fact(&event.campaign_id, &event.metadata, command)

@@ -95,11 +95,20 @@ impl<S: EventStore> Attribution<S> {
         journey_id: &str,
         compensation: &Compensation,
     ) -> Result<bool, AppError> {
+        let revert = || JourneyCommand::Revert {
+            reason: compensation.reason.clone(),
+        };
         retrying(|| async {
-            let journey = self.load_journey(journey_id).await?;
-            let events = journey.state.decide(JourneyCommand::Revert {
-                reason: compensation.reason.clone(),
-            })?;
+            let mut journey = self.load_journey(journey_id).await?;
+            let mut decided = journey.state.decide(revert());
+            if !decided.as_ref().is_ok_and(|events| !events.is_empty()) {
+                // "Nothing to undo" (or a refusal) is decided without an append, which is what
+                // would reveal a copy lacking the conversion another replica just wrote: ask
+                // the database before answering it.
+                journey = self.load_journey_latest(journey_id).await?;
+                decided = journey.state.decide(revert());
+            }
+            let events = decided?;
             if events.is_empty() {
                 return Ok(false);
             }

@@ -26,14 +26,30 @@
 //!
 //! A forward saga (view, click, purchase) thus costs attribution four commits: one per
 //! interaction and the saga's link.
+//!
+//! **A purchase is refused for want of a touchpoint, or of its campaign's facts, only on its
+//! last attempt.** Tracking replicas each publish their own commits, so a click taken by a
+//! replica that was killed before publishing it is published by whoever adopts its outbox (the
+//! sibling on this host within ten seconds; see the event store's `outbox`), possibly after the
+//! purchase, taken by another replica, reached attribution. So a purchase that finds nothing to credit
+//! writes nothing and is retried (the subscription's backoff: about fifteen seconds over its
+//! attempts by default), and the late click, handled meanwhile, joins the journey it converts.
+//! Likewise for a campaign not known yet, or known only as a draft: its facts come on
+//! marketing's topics, in no order with tracking's, and replicas hear of them each on its own.
+//! On the last attempt the purchase is refused (`NO_ELIGIBLE_TOUCHPOINT`, `CAMPAIGN_UNKNOWN`,
+//! `CAMPAIGN_INACTIVE`), as an event: a business refusal is never a dead letter.
 
+use alpes_bus::Attempt;
 use alpes_contracts::events::tracking::InteractionTracked;
 use alpes_eventstore::{EventStore, StoreError};
 
 use super::index::{LegacyVisitorIndex, SagaEvent, SagaIndex, visitor_stream};
 use super::journeys::{LoadedJourney, announcements, journey_id};
 use super::{AppError, Attribution, retrying};
-use crate::domain::{Aggregate, DomainError, JourneyCommand, JourneyEvent, Purchase, Touchpoint};
+use crate::domain::{
+    Aggregate, CampaignSettings, CampaignStatus, DomainError, JourneyCommand, JourneyEvent,
+    Purchase, RejectionReason, Touchpoint,
+};
 
 /// What handling an interaction did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,15 +111,21 @@ impl Arrival {
 
 impl<S: EventStore> Attribution<S> {
     /// Folds a tracked interaction into its visitor's journey; a purchase converts it and queues
-    /// `ConversionAttributed` or `ConversionRejected`. Redeliveries change nothing.
-    pub async fn track(&self, tracked: &InteractionTracked) -> Result<Tracked, AppError> {
+    /// `ConversionAttributed` or `ConversionRejected`. Redeliveries change nothing. A purchase
+    /// with nothing to credit, or no active campaign, is refused on the `Last` attempt only;
+    /// before, [`AppError::NotYet`] asks for another (see the module doc).
+    pub async fn track(
+        &self,
+        tracked: &InteractionTracked,
+        attempt: Attempt,
+    ) -> Result<Tracked, AppError> {
         match Arrival::of(tracked)? {
             Arrival::Touchpoint(touchpoint) => {
                 retrying(|| self.record_touchpoint(tracked, &touchpoint)).await
             }
             Arrival::Purchase { purchase, saga_id } => {
                 let (journey_id, converted, reverted_now) =
-                    retrying(|| self.convert(tracked, &purchase, &saga_id)).await?;
+                    retrying(|| self.convert(tracked, &purchase, &saga_id, attempt)).await?;
                 let saga =
                     retrying(|| self.link_saga(tracked, &saga_id, &journey_id, &purchase)).await?;
                 let reverted_later = match &saga.compensation {
@@ -147,21 +169,43 @@ impl<S: EventStore> Attribution<S> {
         tracked: &InteractionTracked,
         purchase: &Purchase,
         saga_id: &str,
+        attempt: Attempt,
     ) -> Result<(String, bool, bool), AppError> {
         let journey = self
             .route(&tracked.visitor.anonymous_id, &purchase.interaction_id)
             .await?;
-        let campaign = match journey.state.campaign_for(purchase) {
-            Some(id) => self.campaign(&id).await?.and_then(|c| c.settings()),
+        let campaign_id = journey.state.campaign_for(purchase);
+        let campaign = match &campaign_id {
+            Some(id) => self.campaign(id).await?.and_then(|c| c.settings()),
             None => None,
         };
         let command = JourneyCommand::Convert {
             purchase: purchase.clone(),
-            campaign,
+            campaign: campaign.clone(),
         };
         let mut events = decide_routed(&journey, command)?;
         if events.is_empty() {
             return Ok((journey.id, false, false));
+        }
+        let awaited = awaited(&events, campaign_id.as_deref(), campaign.as_ref());
+        if let (Attempt::Retryable, Some(awaited)) = (attempt, awaited) {
+            if awaited == Awaited::Touchpoint {
+                // Waiting appends nothing, so nothing would reveal a copy of the journey that
+                // lacks what another replica appended (or a first journey taken as new unread,
+                // see `load_first_journey`): look first. A journey that moved is routed again.
+                let latest = self.load_journey_latest(&journey.id).await?;
+                if latest.stream.version() != journey.stream.version() {
+                    return Err(AppError::Store(StoreError::Conflict {
+                        stream: latest.stream.name,
+                        expected: journey.stream.version(),
+                    }));
+                }
+            }
+            return Err(AppError::NotYet(format!(
+                "purchase {} waits: {}",
+                purchase.interaction_id,
+                awaited.describe(campaign_id.as_deref().unwrap_or_default())
+            )));
         }
         let mut outbox = announcements(&events, &journey.id, &tracked.metadata)?;
         let (_, saga) = self.load_new_saga(saga_id).await?;
@@ -238,6 +282,53 @@ impl<S: EventStore> Attribution<S> {
             }
         }
         unreachable!("a visitor's derived journeys never run out")
+    }
+}
+
+/// What a refused purchase may still get from another topic, making the refusal premature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Awaited {
+    /// A click (from a tracking replica's outbox not published yet).
+    Touchpoint,
+    /// The campaign's creation (marketing's topics are not ordered with tracking's).
+    Campaign,
+    /// The campaign's activation: it is known only as a draft.
+    Activation,
+}
+
+impl Awaited {
+    fn describe(self, campaign_id: &str) -> String {
+        match self {
+            Self::Touchpoint => "no touchpoint to credit yet; its click may be on its way".into(),
+            Self::Campaign => format!("campaign {campaign_id} is not known yet"),
+            Self::Activation => format!("campaign {campaign_id} is known only as a draft yet"),
+        }
+    }
+}
+
+/// What the refusal in `events`, if any, may be premature for want of: a touchpoint, or the
+/// facts of the campaign the purchase names (`campaign_id`, known here as `campaign`). A
+/// purchase naming no campaign, or one paused or completed, is refused for good.
+fn awaited(
+    events: &[JourneyEvent],
+    campaign_id: Option<&str>,
+    campaign: Option<&CampaignSettings>,
+) -> Option<Awaited> {
+    let reason = events.iter().find_map(|e| match e {
+        JourneyEvent::Rejected(r) => Some(r.reason),
+        _ => None,
+    })?;
+    match reason {
+        RejectionReason::NoEligibleTouchpoint => Some(Awaited::Touchpoint),
+        RejectionReason::CampaignUnknown if campaign_id.is_some() && campaign.is_none() => {
+            Some(Awaited::Campaign)
+        }
+        RejectionReason::CampaignInactive
+            if campaign.is_some_and(|c| c.status == CampaignStatus::Draft) =>
+        {
+            Some(Awaited::Activation)
+        }
+        _ => None,
     }
 }
 

@@ -110,6 +110,16 @@ impl<S: EventStore> Attribution<S> {
         Self::loaded(journey_id, stream)
     }
 
+    /// Journey `journey_id` as the database has it now, for a decision that appends nothing
+    /// (see `EventStore::load_latest`).
+    pub(super) async fn load_journey_latest(
+        &self,
+        journey_id: &str,
+    ) -> Result<LoadedJourney, AppError> {
+        let stream = self.store.load_latest(&journey_stream(journey_id)).await?;
+        Self::loaded(journey_id, stream)
+    }
+
     /// A visitor's first journey as far as this process knows it: one it knows nothing of is
     /// taken as new, without the read that would nearly always find nothing (see
     /// `EventStore::load_known`). Sound because deciding anything on an empty journey appends

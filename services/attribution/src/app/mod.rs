@@ -58,6 +58,11 @@ pub enum AppError {
     /// The message lacks what handling it needs (a purchase without its order or its saga).
     #[error("malformed message: {0}")]
     Malformed(String),
+    /// A purchase would be refused for want of what another topic may still bring (a click, its
+    /// campaign's facts), and another attempt follows (see `interactions`). Nothing was
+    /// written; try again later.
+    #[error("{0}")]
+    NotYet(String),
 }
 
 impl AppError {

@@ -7,13 +7,14 @@ use alpes_contracts::events::attribution::{
     ConversionRejectionReason,
 };
 use alpes_contracts::events::commission::{CommissionKind, CommissionReverted, CommissionTerms};
-use alpes_contracts::events::marketing::{CampaignActivated, CampaignCreated};
+use alpes_contracts::events::marketing::{CampaignActivated, CampaignCreated, CampaignPaused};
 use alpes_contracts::events::tracking::{
     InteractionKind, InteractionTracked, PageContext, Purchase as Order, Target, TrackingParams,
     Visitor,
 };
 use std::sync::{Arc, Mutex};
 
+use alpes_bus::Attempt;
 use alpes_contracts::{Event, EventMetadata, Money, codec};
 use alpes_eventstore::{Commit, EventStore, MemoryStore, NewCommit};
 use chrono::{TimeDelta, Utc};
@@ -138,9 +139,9 @@ fn journey_of(tracked: &Tracked) -> &str {
 async fn a_purchase_is_attributed_to_the_clicked_partner_in_the_purchase_saga() {
     let (app, store) = app();
     spring(&app).await;
-    let clicked = app.track(&click("v")).await.unwrap();
+    let clicked = app.track(&click("v"), Attempt::Last).await.unwrap();
     let bought = purchase("v", "saga-1");
-    let tracked = app.track(&bought).await.unwrap();
+    let tracked = app.track(&bought, Attempt::Last).await.unwrap();
     assert_eq!(journey_of(&clicked), journey_of(&tracked));
 
     let [attributed] = &published::<ConversionAttributed>(&store).await[..] else {
@@ -169,12 +170,12 @@ async fn redelivered_interactions_change_nothing_even_after_the_journey_closed()
     spring(&app).await;
     let first_click = click("v");
     let bought = purchase("v", "saga-1");
-    app.track(&first_click).await.unwrap();
-    app.track(&bought).await.unwrap();
-    let next = app.track(&click("v")).await.unwrap();
+    app.track(&first_click, Attempt::Last).await.unwrap();
+    app.track(&bought, Attempt::Last).await.unwrap();
+    let next = app.track(&click("v"), Attempt::Last).await.unwrap();
 
-    let again = app.track(&first_click).await.unwrap();
-    let bought_again = app.track(&bought).await.unwrap();
+    let again = app.track(&first_click, Attempt::Last).await.unwrap();
+    let bought_again = app.track(&bought, Attempt::Last).await.unwrap();
 
     assert!(matches!(
         again,
@@ -203,8 +204,10 @@ async fn redelivered_interactions_change_nothing_even_after_the_journey_closed()
 #[tokio::test]
 async fn a_purchase_of_an_unknown_campaign_is_rejected() {
     let (app, store) = app();
-    app.track(&click("v")).await.unwrap();
-    app.track(&purchase("v", "saga-1")).await.unwrap();
+    app.track(&click("v"), Attempt::Last).await.unwrap();
+    app.track(&purchase("v", "saga-1"), Attempt::Last)
+        .await
+        .unwrap();
     let [rejected] = &published::<ConversionRejected>(&store).await[..] else {
         panic!("one ConversionRejected expected");
     };
@@ -219,8 +222,8 @@ async fn a_compensation_reverts_the_journey_once_however_often_it_arrives() {
     spring(&app).await;
     let clicked = click("v");
     let bought = purchase("v", "saga-1");
-    app.track(&clicked).await.unwrap();
-    app.track(&bought).await.unwrap();
+    app.track(&clicked, Attempt::Last).await.unwrap();
+    app.track(&bought, Attempt::Last).await.unwrap();
     let compensation = commission_reverted("saga-1");
 
     let first = app.compensate(&compensation).await.unwrap();
@@ -282,8 +285,11 @@ async fn a_compensation_before_its_purchase_reverts_the_late_purchase_in_the_sam
     assert_eq!(view.outcome, SagaOutcome::AwaitingPurchase);
     assert!(view.compensated && !view.reverted);
 
-    app.track(&click("v")).await.unwrap();
-    let tracked = app.track(&purchase("v", "saga-1")).await.unwrap();
+    app.track(&click("v"), Attempt::Last).await.unwrap();
+    let tracked = app
+        .track(&purchase("v", "saga-1"), Attempt::Last)
+        .await
+        .unwrap();
     assert!(matches!(
         tracked,
         Tracked::Purchase {
@@ -337,12 +343,96 @@ async fn a_redelivered_campaign_fact_changes_nothing() {
 }
 
 #[tokio::test]
+async fn a_purchase_that_overtook_its_click_waits_for_it_and_is_refused_only_on_its_last_attempt() {
+    let (app, store) = app();
+    spring(&app).await;
+    let clicked = click("v");
+    let bought = purchase("v", "saga-1");
+
+    // The purchase comes first (the click's tracking replica died before publishing it).
+    let before = store.replay(None, 10_000).await.unwrap().len();
+    let early = app.track(&bought, Attempt::Retryable).await;
+    assert!(matches!(early, Err(AppError::NotYet(_))), "{early:?}");
+    assert_eq!(
+        store.replay(None, 10_000).await.unwrap().len(),
+        before,
+        "nothing is written"
+    );
+    app.track(&clicked, Attempt::Retryable).await.unwrap();
+    let retried = app.track(&bought, Attempt::Retryable).await.unwrap();
+    assert!(matches!(
+        retried,
+        Tracked::Purchase {
+            converted: true,
+            ..
+        }
+    ));
+    let [attributed] = &published::<ConversionAttributed>(&store).await[..] else {
+        panic!("one attribution");
+    };
+    assert_eq!(attributed.credits[0].partner_id, "ada");
+    assert!(published::<ConversionRejected>(&store).await.is_empty());
+
+    // A purchase whose click never comes is refused on its last attempt, as an event.
+    let alone = purchase("w", "saga-2");
+    for _ in 0..3 {
+        assert!(app.track(&alone, Attempt::Retryable).await.is_err());
+    }
+    app.track(&alone, Attempt::Last).await.unwrap();
+    let [refused] = &published::<ConversionRejected>(&store).await[..] else {
+        panic!("one refusal");
+    };
+    assert_eq!(
+        refused.reason,
+        ConversionRejectionReason::NoEligibleTouchpoint
+    );
+}
+
+#[tokio::test]
+async fn a_purchase_waits_for_its_campaigns_facts_but_not_for_a_paused_campaign() {
+    let (app, store) = app();
+    app.track(&click("v"), Attempt::Last).await.unwrap();
+    let bought = purchase("v", "saga-1");
+    // Marketing's topics are in no order with tracking's: the campaign may come after.
+    let early = app.track(&bought, Attempt::Retryable).await;
+    assert!(matches!(early, Err(AppError::NotYet(_))), "{early:?}");
+    spring(&app).await;
+    let tracked = app.track(&bought, Attempt::Retryable).await.unwrap();
+    assert!(matches!(
+        tracked,
+        Tracked::Purchase {
+            converted: true,
+            ..
+        }
+    ));
+    assert_eq!(published::<ConversionAttributed>(&store).await.len(), 1);
+
+    // Paused is a fact, not a campaign still on its way: refused at once.
+    let paused = CampaignPaused {
+        metadata: EventMetadata::new::<CampaignPaused>(),
+        campaign_id: "spring".into(),
+        reason: None,
+    };
+    app.record_campaign_fact("spring", &paused.metadata, CampaignCommand::from(&paused))
+        .await
+        .unwrap();
+    app.track(&click("w"), Attempt::Last).await.unwrap();
+    app.track(&purchase("w", "saga-2"), Attempt::Retryable)
+        .await
+        .unwrap();
+    let [refused] = &published::<ConversionRejected>(&store).await[..] else {
+        panic!("one refusal");
+    };
+    assert_eq!(refused.reason, ConversionRejectionReason::CampaignInactive);
+}
+
+#[tokio::test]
 async fn a_purchase_without_its_saga_is_malformed() {
     let (app, _) = app();
     let mut bought = purchase("v", "saga-1");
     bought.metadata.saga_id = None;
     assert!(matches!(
-        app.track(&bought).await,
+        app.track(&bought, Attempt::Last).await,
         Err(AppError::Malformed(_))
     ));
 }
@@ -351,10 +441,10 @@ async fn a_purchase_without_its_saga_is_malformed() {
 async fn a_purchase_in_another_currency_than_its_campaign_is_rejected_not_refused() {
     let (app, store) = app();
     spring(&app).await;
-    app.track(&click("v")).await.unwrap();
+    app.track(&click("v"), Attempt::Last).await.unwrap();
     let mut dollars = purchase("v", "saga-usd");
     dollars.purchase.as_mut().unwrap().amount = Money::new(12_000, "USD");
-    let tracked = app.track(&dollars).await.unwrap();
+    let tracked = app.track(&dollars, Attempt::Last).await.unwrap();
     assert!(matches!(
         tracked,
         Tracked::Purchase {
@@ -391,7 +481,7 @@ async fn a_forward_saga_costs_one_commit_per_interaction_and_one_for_the_saga_li
         let before = commits(&store).await.len();
         let sale = [view("v"), click("v"), purchase("v", saga)];
         for tracked in &sale {
-            app.track(tracked).await.unwrap();
+            app.track(tracked, Attempt::Last).await.unwrap();
         }
         let written = commits(&store).await;
         let streams: Vec<&str> = written[before..]
@@ -405,7 +495,7 @@ async fn a_forward_saga_costs_one_commit_per_interaction_and_one_for_the_saga_li
             "round {round}"
         );
         for tracked in &sale {
-            app.track(tracked).await.unwrap();
+            app.track(tracked, Attempt::Last).await.unwrap();
         }
         assert_eq!(
             commits(&store).await.len(),
@@ -516,10 +606,13 @@ async fn a_crash_between_the_conversion_and_the_saga_link_is_resumed_by_the_rede
     let app = Attribution::new(probe.clone());
     let store = probe.store.clone();
     spring(&app).await;
-    app.track(&click("v")).await.unwrap();
+    app.track(&click("v"), Attempt::Last).await.unwrap();
     let bought = purchase("v", "saga-1");
     probe.crash_before("saga-");
-    assert!(matches!(app.track(&bought).await, Err(AppError::Store(_))));
+    assert!(matches!(
+        app.track(&bought, Attempt::Last).await,
+        Err(AppError::Store(_))
+    ));
     // The compensation comes before the redelivery: the saga names no journey yet.
     let compensation = commission_reverted("saga-1");
     assert_eq!(
@@ -527,7 +620,7 @@ async fn a_crash_between_the_conversion_and_the_saga_link_is_resumed_by_the_rede
         Compensated::NothingToUndo
     );
 
-    let redelivered = app.track(&bought).await.unwrap();
+    let redelivered = app.track(&bought, Attempt::Last).await.unwrap();
 
     assert!(matches!(
         redelivered,
@@ -553,16 +646,18 @@ async fn a_click_that_loses_the_race_to_the_purchase_goes_to_the_next_journey() 
     let probe = Probe::default();
     let app = Attribution::new(probe.clone());
     spring(&app).await;
-    let first = app.track(&click("v")).await.unwrap();
+    let first = app.track(&click("v"), Attempt::Last).await.unwrap();
     let (reached, resume) = probe.pause_before("journey-");
     let late = click("v");
     let racing = tokio::spawn({
         let (app, late) = (app.clone(), late.clone());
-        async move { app.track(&late).await }
+        async move { app.track(&late, Attempt::Last).await }
     });
     reached.notified().await;
     // The click was routed to the open journey; the purchase converts it first.
-    app.track(&purchase("v", "saga-1")).await.unwrap();
+    app.track(&purchase("v", "saga-1"), Attempt::Last)
+        .await
+        .unwrap();
     resume.notify_one();
 
     let raced = racing.await.unwrap().unwrap();
@@ -680,7 +775,7 @@ async fn once_swept_only_the_visitors_named_by_the_sweep_have_their_old_index_lo
         visitor: "old",
     };
     let old = legacy.open().await;
-    let before = app.track(&click("new")).await.unwrap();
+    let before = app.track(&click("new"), Attempt::Last).await.unwrap();
     assert!(
         probe.loads.lock().unwrap().contains(&visitor_stream("new")),
         "before the sweep, every visitor is looked up"
@@ -688,8 +783,8 @@ async fn once_swept_only_the_visitors_named_by_the_sweep_have_their_old_index_lo
 
     app.sweep_legacy_visitors().await.unwrap();
     probe.loads.lock().unwrap().clear();
-    let new_click = app.track(&click("newer")).await.unwrap();
-    let old_click = app.track(&click("old")).await.unwrap();
+    let new_click = app.track(&click("newer"), Attempt::Last).await.unwrap();
+    let old_click = app.track(&click("old"), Attempt::Last).await.unwrap();
 
     assert_eq!(journey_of(&before), journey_id("new", 1));
     assert_eq!(journey_of(&new_click), journey_id("newer", 1));
@@ -711,8 +806,11 @@ async fn once_swept_only_the_visitors_named_by_the_sweep_have_their_old_index_lo
         "the next process reads the answer instead of sweeping again"
     );
     probe.loads.lock().unwrap().clear();
-    restarted.track(&click("newest")).await.unwrap();
-    restarted.track(&click("old")).await.unwrap();
+    restarted
+        .track(&click("newest"), Attempt::Last)
+        .await
+        .unwrap();
+    restarted.track(&click("old"), Attempt::Last).await.unwrap();
     let loads = probe.loads.lock().unwrap().clone();
     assert!(!loads.contains(&visitor_stream("newest")), "{loads:?}");
     assert!(loads.contains(&visitor_stream("old")), "{loads:?}");
@@ -732,12 +830,12 @@ async fn an_open_journey_of_the_old_layout_is_continued_and_its_interactions_cou
     legacy.route(&old_click, &old, true).await;
     let index_version = store.load("visitor-v").await.unwrap().version();
 
-    let new_click = app.track(&click("v")).await.unwrap();
-    let again = app.track(&old_click).await.unwrap();
+    let new_click = app.track(&click("v"), Attempt::Last).await.unwrap();
+    let again = app.track(&old_click, Attempt::Last).await.unwrap();
     let bought = purchase("v", "saga-1");
-    let converted = app.track(&bought).await.unwrap();
-    let next = app.track(&click("v")).await.unwrap();
-    let old_again = app.track(&old_click).await.unwrap();
+    let converted = app.track(&bought, Attempt::Last).await.unwrap();
+    let next = app.track(&click("v"), Attempt::Last).await.unwrap();
+    let old_again = app.track(&old_click, Attempt::Last).await.unwrap();
 
     assert_eq!(journey_of(&new_click), old);
     assert_eq!(
@@ -785,12 +883,12 @@ async fn a_sale_converted_the_old_way_is_redelivered_and_compensated_once() {
     legacy.route(&bought, &old, true).await;
     assert_eq!(published::<ConversionAttributed>(&store).await.len(), 1);
 
-    let redelivered = app.track(&bought).await.unwrap();
+    let redelivered = app.track(&bought, Attempt::Last).await.unwrap();
     let compensated = app
         .compensate(&commission_reverted("saga-1"))
         .await
         .unwrap();
-    let next = app.track(&click("v")).await.unwrap();
+    let next = app.track(&click("v"), Attempt::Last).await.unwrap();
 
     assert_eq!(
         redelivered,
@@ -839,7 +937,7 @@ async fn an_interaction_assigned_the_old_way_but_not_recorded_goes_where_the_old
     legacy.route(&late, &old, false).await;
 
     // The journey is still open: the redelivery joins it, as the assignment said.
-    let redelivered = app.track(&resumed).await.unwrap();
+    let redelivered = app.track(&resumed, Attempt::Last).await.unwrap();
     assert_eq!(
         redelivered,
         Tracked::Touchpoint {
@@ -848,8 +946,10 @@ async fn an_interaction_assigned_the_old_way_but_not_recorded_goes_where_the_old
         }
     );
     // A purchase converts it first: the redelivery goes to the visitor's next journey.
-    app.track(&purchase("v", "saga-1")).await.unwrap();
-    let redelivered = app.track(&late).await.unwrap();
+    app.track(&purchase("v", "saga-1"), Attempt::Last)
+        .await
+        .unwrap();
+    let redelivered = app.track(&late, Attempt::Last).await.unwrap();
     assert_eq!(
         redelivered,
         Tracked::Touchpoint {

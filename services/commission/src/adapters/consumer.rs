@@ -40,18 +40,12 @@ pub trait Consumed: Event {
     ) -> impl Future<Output = Result<(), AppError>> + Send;
 }
 
-/// Handles one delivery of `E`, of a subscription that tries a message `max_attempts` times:
-/// feeds it to the app, then says what becomes of the message.
+/// Handles one delivery of `E`: feeds it to the app, then says what becomes of the message.
 pub async fn on_delivery<E: Consumed, S: EventStore>(
     app: &Commissions<S>,
     delivery: Delivery<E>,
-    max_attempts: u32,
 ) -> Outcome {
-    let attempt = if delivery.attempt >= max_attempts {
-        Attempt::Last
-    } else {
-        Attempt::Retryable
-    };
+    let attempt = delivery.kind_of_attempt();
     match delivery.event.feed(app, attempt).await {
         Ok(()) => Outcome::Done,
         Err(error) => {

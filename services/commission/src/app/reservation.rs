@@ -25,6 +25,7 @@
 //! deployment sharing the topics) and the sale is rejected `CAMPAIGN_UNKNOWN`, announced like
 //! any other rejection: a business refusal ends the saga, it is never a dead letter.
 
+use alpes_bus::Attempt;
 use alpes_contracts::EventMetadata;
 use alpes_contracts::events::attribution::ConversionAttributed;
 use alpes_contracts::events::commission::{
@@ -37,16 +38,6 @@ use crate::domain::{
     Aggregate, BudgetCommand, BudgetEntry, Commission, CommissionCommand, CommissionEvent,
     CommissionStatus, Sale,
 };
-
-/// Whether the message may still be retried: on its last attempt, a campaign not known here is
-/// unknown for good.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Attempt {
-    /// Another attempt may follow.
-    Retryable,
-    /// No attempt follows.
-    Last,
-}
 
 impl<S: EventStore> Commissions<S> {
     /// Reserves the commission of an attributed sale, or records why not, and queues

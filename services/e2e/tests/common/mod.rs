@@ -135,8 +135,11 @@ impl InProcess {
 
     async fn launch(&mut self, service: &'static str, listener: TcpListener) {
         let addr = listener.local_addr().unwrap();
+        // Retries four times faster than a deployment's: a purchase with no touchpoint is
+        // refused on its last attempt, about 4 s in (15 s by default), within the sagas' deadline.
         let common = CommonArgs {
             pulsar_namespace: namespace(),
+            retry_backoff: Duration::from_millis(250),
             ..CommonArgs::for_tests(addr)
         };
         let name = format!("e2e_{service}_{}", self.run_id);

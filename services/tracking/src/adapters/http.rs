@@ -15,7 +15,7 @@ use alpes_runtime::auth::{Access, Scope};
 use alpes_runtime::http::JsonBody;
 use alpes_runtime::trace::TraceContext;
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -65,11 +65,33 @@ pub fn routes<S: EventStore>(app: Tracking<S>, access: &Access) -> Router {
         .with_state(app)
 }
 
+/// The header naming a request so that sending it again is safe.
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// The request's idempotency key, if it has one: 1 to 200 visible ASCII characters.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
+        return Ok(None);
+    };
+    let invalid = |message: &str| ApiError::invalid("Idempotency-Key", message);
+    let key = value
+        .to_str()
+        .map_err(|_| invalid("must be visible ASCII characters"))?;
+    if key.is_empty() || key.len() > 200 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(invalid(
+            "must be 1 to 200 visible ASCII characters, no spaces",
+        ));
+    }
+    Ok(Some(key))
+}
+
 async fn track<S: EventStore>(
     State(app): State<Tracking<S>>,
     trace: TraceContext,
+    headers: HeaderMap,
     JsonBody(request): JsonBody<TrackRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let key = idempotency_key(&headers)?;
     request.validate()?;
     let new = NewInteraction {
         kind: request.kind,
@@ -80,7 +102,7 @@ async fn track<S: EventStore>(
         context: request.context,
         purchase: request.purchase,
     };
-    let tracked = app.track(new, &trace).await.map_err(api_error)?;
+    let tracked = app.track(new, key, &trace).await.map_err(api_error)?;
     let location = format!("/interactions/{}", tracked.interaction_id);
     let body = json!({ "interaction_id": tracked.interaction_id, "saga_id": tracked.saga_id });
     Ok((
@@ -197,6 +219,40 @@ mod tests {
             assert_eq!(error["field"], field, "{error}");
             assert_eq!(error["code"], "validation_failed");
         }
+    }
+
+    #[tokio::test]
+    async fn the_same_idempotency_key_again_is_the_same_interaction_and_saga() {
+        let base = serve().await;
+        let send = |key: &'static str| {
+            let url = format!("{base}/interactions");
+            async move {
+                let response = reqwest::Client::new()
+                    .post(url)
+                    .header("Idempotency-Key", key)
+                    .json(&purchase())
+                    .send()
+                    .await
+                    .unwrap();
+                (
+                    response.status().as_u16(),
+                    response.json::<Value>().await.unwrap(),
+                )
+            }
+        };
+        let (status, first) = send("visitor-1/purchase").await;
+        assert_eq!(status, 202, "{first}");
+        let (status, again) = send("visitor-1/purchase").await;
+        assert_eq!(status, 202, "{again}");
+        assert_eq!(again, first, "one interaction, one saga");
+        let (_, other) = send("visitor-2/purchase").await;
+        assert_ne!(other["saga_id"], first["saga_id"]);
+        let (_, unkeyed) = post(&base, &purchase()).await;
+        assert_ne!(unkeyed["interaction_id"], first["interaction_id"]);
+
+        let (status, error) = send("two words").await;
+        assert_eq!(status, 400, "{error}");
+        assert_eq!(error["field"], "Idempotency-Key");
     }
 
     #[tokio::test]
