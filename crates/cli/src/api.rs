@@ -298,7 +298,9 @@ impl Api {
                 // Nothing was sent: the service is not listening (yet, or again). A GET changes
                 // nothing (nor does an idempotent request twice), so one whose connection broke
                 // (a replica killed mid-request) is simply asked again.
-                Err(e) if !last && (e.is_connect() || repeat == Repeat::Safe) => None,
+                Err(e) if !last && (e.is_connect() || repeat == Repeat::Safe && in_transit(&e)) => {
+                    None
+                }
                 Err(e) => return Err(unreachable(&target, e)),
                 Ok(response) => {
                     let status = response.status();
@@ -348,6 +350,12 @@ impl Api {
             token_given: self.token.is_some(),
         }
     }
+}
+
+/// Whether `error` happened on the way (a broken connection, a timeout), not in building the
+/// request: only then can sending it again succeed.
+fn in_transit(error: &reqwest::Error) -> bool {
+    error.is_connect() || error.is_timeout() || error.is_request() || error.is_body()
 }
 
 /// Whether sending a request twice is as good as once.

@@ -31,6 +31,9 @@ pub enum AppError {
     Store(#[from] StoreError),
     #[error("stored data does not read back: {0}")]
     Corrupt(String),
+    /// The idempotency key names an interaction of another kind, visitor or order.
+    #[error("the Idempotency-Key {0:?} already names another interaction")]
+    KeyReused(String),
 }
 
 /// An interaction as the HTTP API receives it.
@@ -60,6 +63,11 @@ pub struct Tracking<S> {
     store: S,
 }
 
+/// A purchase's order id, what tells one purchase of a visitor from another.
+fn order_of(purchase: Option<&Purchase>) -> Option<String> {
+    purchase.map(|p| p.order_id.clone())
+}
+
 fn stream_of(interaction_id: &str) -> String {
     format!("interaction-{interaction_id}")
 }
@@ -71,10 +79,12 @@ impl<S: EventStore> Tracking<S> {
 
     /// Registers an interaction and queues its `InteractionTracked`; a purchase opens a saga.
     ///
-    /// With an idempotency `key` (the client's name for this interaction), the interaction's
-    /// and the saga's ids derive from it, so the same key again (a client retrying after a
-    /// broken connection or a 503) appends nothing and answers what the first request recorded:
-    /// its stream exists, the append conflicts, and the stored interaction is read back.
+    /// With an idempotency `key` (the client's name for this interaction, for its visitor), the
+    /// interaction's and the saga's ids derive from the visitor and the key, so the same request
+    /// again (a client retrying after a broken connection or a 503) appends nothing and answers
+    /// what the first one recorded: its stream exists, the append conflicts, and the stored
+    /// interaction is read back. A key reused for another kind of interaction or another order
+    /// is refused ([`AppError::KeyReused`]).
     pub async fn track(
         &self,
         new: NewInteraction,
@@ -82,10 +92,12 @@ impl<S: EventStore> Tracking<S> {
         trace: &TraceContext,
     ) -> Result<Tracked, AppError> {
         let now = Utc::now().trunc_subsecs(6);
-        let id = |namespace: &uuid::Uuid| match key {
-            Some(key) => uuid::Uuid::new_v5(namespace, key.as_bytes()).to_string(),
+        let scoped = key.map(|key| format!("{}\n{key}", new.visitor.anonymous_id));
+        let id = |namespace: &uuid::Uuid| match &scoped {
+            Some(name) => uuid::Uuid::new_v5(namespace, name.as_bytes()).to_string(),
             None => uuid::Uuid::now_v7().to_string(),
         };
+        let asked = (new.kind, order_of(new.purchase.as_ref()));
         let interaction_id = id(&INTERACTION_KEYS);
         let saga_id = (new.kind == InteractionKind::Purchase).then(|| id(&SAGA_KEYS));
         let interaction = Interaction {
@@ -135,6 +147,9 @@ impl<S: EventStore> Tracking<S> {
                 let first = state.interaction.ok_or_else(|| {
                     AppError::Corrupt(format!("interaction {interaction_id} has no registration"))
                 })?;
+                if (first.kind, order_of(first.purchase.as_ref())) != asked {
+                    return Err(AppError::KeyReused(key.unwrap_or_default().to_owned()));
+                }
                 Ok(Tracked {
                     interaction_id,
                     saga_id: first.saga_id,

@@ -54,6 +54,20 @@ impl<S: EventStore> Attribution<S> {
         Ok((stream.version() > 0).then_some(campaign))
     }
 
+    /// [`Attribution::campaign`] as the database has it now, for a refusal that appends nothing
+    /// to the campaign (see `EventStore::load_latest`).
+    pub(super) async fn campaign_latest(
+        &self,
+        campaign_id: &str,
+    ) -> Result<Option<Campaign>, AppError> {
+        let stream = self
+            .store
+            .load_latest(&campaign_stream(campaign_id))
+            .await?;
+        let events = decoded::<CampaignEvent>(&stream)?;
+        Ok((stream.version() > 0).then(|| Campaign::from_events(&events)))
+    }
+
     async fn load_campaign(&self, campaign_id: &str) -> Result<(Stream, Campaign), AppError> {
         let stream = self.store.load(&campaign_stream(campaign_id)).await?;
         let events = decoded::<CampaignEvent>(&stream)?;

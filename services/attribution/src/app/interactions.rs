@@ -175,17 +175,23 @@ impl<S: EventStore> Attribution<S> {
             .route(&tracked.visitor.anonymous_id, &purchase.interaction_id)
             .await?;
         let campaign_id = journey.state.campaign_for(purchase);
-        let campaign = match &campaign_id {
+        let mut campaign = match &campaign_id {
             Some(id) => self.campaign(id).await?.and_then(|c| c.settings()),
             None => None,
         };
-        let command = JourneyCommand::Convert {
+        let convert = |campaign: Option<CampaignSettings>| JourneyCommand::Convert {
             purchase: purchase.clone(),
-            campaign: campaign.clone(),
+            campaign,
         };
-        let mut events = decide_routed(&journey, command)?;
+        let mut events = decide_routed(&journey, convert(campaign.clone()))?;
         if events.is_empty() {
             return Ok((journey.id, false, false));
+        }
+        if let (Some(id), true) = (&campaign_id, refuses_for_campaign(&events)) {
+            // The copy of the campaign may be a moment old, and the refusal appends nothing to
+            // the campaign that would reveal it: decide on the campaign as it is now.
+            campaign = self.campaign_latest(id).await?.and_then(|c| c.settings());
+            events = decide_routed(&journey, convert(campaign.clone()))?;
         }
         let awaited = awaited(&events, campaign_id.as_deref(), campaign.as_ref());
         if let (Attempt::Retryable, Some(awaited)) = (attempt, awaited) {
@@ -285,6 +291,16 @@ impl<S: EventStore> Attribution<S> {
     }
 }
 
+/// Whether `events` refuse a purchase because of its campaign (unknown, or not active).
+fn refuses_for_campaign(events: &[JourneyEvent]) -> bool {
+    events.iter().any(|e| {
+        matches!(e, JourneyEvent::Rejected(r) if matches!(
+            r.reason,
+            RejectionReason::CampaignUnknown | RejectionReason::CampaignInactive
+        ))
+    })
+}
+
 /// What a refused purchase may still get from another topic, making the refusal premature.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Awaited {
@@ -306,9 +322,10 @@ impl Awaited {
     }
 }
 
-/// What the refusal in `events`, if any, may be premature for want of: a touchpoint, or the
-/// facts of the campaign the purchase names (`campaign_id`, known here as `campaign`). A
-/// purchase naming no campaign, or one paused or completed, is refused for good.
+/// What the refusal in `events`, if any, may be premature for want of: a touchpoint (also when
+/// neither the purchase nor a touchpoint names a campaign), or the facts of the campaign the
+/// purchase names (`campaign_id`, known here as `campaign`). A campaign paused or completed is
+/// refused for good.
 fn awaited(
     events: &[JourneyEvent],
     campaign_id: Option<&str>,
@@ -319,7 +336,9 @@ fn awaited(
         _ => None,
     })?;
     match reason {
+        // With no touchpoint, a purchase that names no campaign itself names none at all.
         RejectionReason::NoEligibleTouchpoint => Some(Awaited::Touchpoint),
+        RejectionReason::CampaignUnknown if campaign_id.is_none() => Some(Awaited::Touchpoint),
         RejectionReason::CampaignUnknown if campaign_id.is_some() && campaign.is_none() => {
             Some(Awaited::Campaign)
         }

@@ -373,6 +373,23 @@ async fn a_purchase_that_overtook_its_click_waits_for_it_and_is_refused_only_on_
     assert_eq!(attributed.credits[0].partner_id, "ada");
     assert!(published::<ConversionRejected>(&store).await.is_empty());
 
+    // A purchase naming no campaign of its own takes its campaign from its click: without the
+    // click, it waits for it all the same.
+    let mut campaignless = purchase("u", "saga-3");
+    campaignless.tracking.campaign_id = None;
+    let early = app.track(&campaignless, Attempt::Retryable).await;
+    assert!(matches!(early, Err(AppError::NotYet(_))), "{early:?}");
+    app.track(&click("u"), Attempt::Retryable).await.unwrap();
+    let late = app.track(&campaignless, Attempt::Retryable).await.unwrap();
+    assert!(matches!(
+        late,
+        Tracked::Purchase {
+            converted: true,
+            ..
+        }
+    ));
+    assert_eq!(published::<ConversionAttributed>(&store).await.len(), 2);
+
     // A purchase whose click never comes is refused on its last attempt, as an event.
     let alone = purchase("w", "saga-2");
     for _ in 0..3 {

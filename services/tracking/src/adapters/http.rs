@@ -139,6 +139,7 @@ fn api_error(error: AppError) -> ApiError {
             tracing::error!(error = %e, "corrupt stream");
             ApiError::internal("stored data could not be read")
         }
+        e @ AppError::KeyReused(_) => ApiError::conflict(e.to_string()),
     }
 }
 
@@ -253,6 +254,20 @@ mod tests {
         let (status, error) = send("two words").await;
         assert_eq!(status, 400, "{error}");
         assert_eq!(error["field"], "Idempotency-Key");
+
+        // The same key for another order of the visitor is refused, not answered with the first.
+        let mut other_order = purchase();
+        other_order["purchase"]["order_id"] = json!("order-2");
+        let response = reqwest::Client::new()
+            .post(format!("{base}/interactions"))
+            .header("Idempotency-Key", "visitor-1/purchase")
+            .json(&other_order)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 409);
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["code"], "conflict", "{error}");
     }
 
     #[tokio::test]
