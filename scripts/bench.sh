@@ -51,6 +51,8 @@ if ! scripts/services.sh status >/dev/null 2>&1; then
 fi
 # New subscriptions start at the end of the topics: old traffic is not this run's work.
 ALPES_SUBSCRIBE_FROM=latest scripts/services.sh up
+# The services' URLs, on the ports ALPES_<SERVICE>_PORT may have moved them to.
+eval "$(scripts/services.sh env)"
 
 # The result file `completed` is read from: the caller's --json, or one of ours.
 args=("$@")

@@ -13,8 +13,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use alpes_attribution::app::{Attribution, Compensated, Tracked};
+use alpes_attribution::domain::CampaignCommand;
 use alpes_attribution::service::{self, Config};
-use alpes_bus::{Bus, Delivery, Outcome, Shutdown, StartAt, SubscriptionConfig, property};
+use alpes_bus::{Attempt, Bus, Delivery, Outcome, Shutdown, StartAt, SubscriptionConfig, property};
 use alpes_contracts::events::attribution::{
     AttributionModel, AttributionReverted, ConversionAttributed, ConversionRejected,
     ConversionRejectionReason,
@@ -208,12 +210,11 @@ async fn published<E: Event>(rx: &mut mpsc::UnboundedReceiver<E>, event_id: &str
     .unwrap_or_else(|_| panic!("event {event_id} was not published within 20 s"))
 }
 
-/// Publishes an active LAST_TOUCH campaign in EUR and waits until `app` knows it.
-async fn active_campaign(bus: &Bus, app: &App) -> String {
-    let campaign_id = unique("campaign");
+/// The facts of a LAST_TOUCH campaign in EUR, 10 % commission: created, then activated.
+fn campaign_facts(campaign_id: &str) -> (CampaignCreated, CampaignActivated) {
     let created = CampaignCreated {
         metadata: EventMetadata::new::<CampaignCreated>(),
-        campaign_id: campaign_id.clone(),
+        campaign_id: campaign_id.to_owned(),
         name: "Spring sale".into(),
         budget: Money::new(10_000_000, "EUR"),
         terms: CommissionTerms {
@@ -229,9 +230,16 @@ async fn active_campaign(bus: &Bus, app: &App) -> String {
     };
     let activated = CampaignActivated {
         metadata: EventMetadata::new::<CampaignActivated>(),
-        campaign_id: campaign_id.clone(),
+        campaign_id: campaign_id.to_owned(),
         reason: None,
     };
+    (created, activated)
+}
+
+/// Publishes an active LAST_TOUCH campaign in EUR and waits until `app` knows it.
+async fn active_campaign(bus: &Bus, app: &App) -> String {
+    let campaign_id = unique("campaign");
+    let (created, activated) = campaign_facts(&campaign_id);
     bus.publisher().publish(&created).await.unwrap();
     bus.publisher().publish(&activated).await.unwrap();
     app.wait_for(&format!("/campaigns/{campaign_id}"), |c| {
@@ -560,4 +568,172 @@ async fn unknown_journeys_sagas_and_campaigns_answer_404_in_json() {
         assert_eq!(error["code"], "not_found", "{path}");
     }
     app.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Two replicas over one database, as `scripts/services.sh up --replicas 2` runs them, each with
+// its own copy of the streams it handled (the use cases on `MongoStore`, without the bus): one's
+// copy of a visitor's journeys goes stale when the other writes. The routing of a visitor's
+// interactions to journeys must come out as one process would make it (a purchase credits the
+// click the other replica took, a stale replica never adds to a journey the other converted, a
+// click both take at once lands in one journey), and a compensation handled by the replica
+// whose copy predates the conversion still undoes it.
+
+async fn replica(database: &str) -> Attribution<MongoStore> {
+    let url = env("ALPES_MONGO_URL", "mongodb://127.0.0.1:27017");
+    let store = MongoStore::connect(&url, database)
+        .await
+        .expect("cannot reach FerretDB: is the stack up? (scripts/stack.sh up)");
+    Attribution::new(store)
+}
+
+/// Two replicas over a database of their own, and an active campaign both can read.
+async fn replicas() -> (String, String, [Attribution<MongoStore>; 2]) {
+    let database = format!("attribution_replicas_{}", uuid::Uuid::new_v4().simple());
+    let (a, b) = (replica(&database).await, replica(&database).await);
+    let campaign = unique("campaign");
+    let (created, activated) = campaign_facts(&campaign);
+    let facts = [
+        (&created.metadata, CampaignCommand::from(&created)),
+        (&activated.metadata, CampaignCommand::from(&activated)),
+    ];
+    for (metadata, command) in facts {
+        a.record_campaign_fact(&campaign, metadata, command)
+            .await
+            .unwrap();
+    }
+    (database, campaign, [a, b])
+}
+
+fn click(visitor: &str, campaign: &str, partner: &str) -> InteractionTracked {
+    interaction(visitor, InteractionKind::Click, campaign, Some(partner))
+}
+
+fn journey(tracked: &Tracked) -> String {
+    match tracked {
+        Tracked::Touchpoint { journey_id, .. } | Tracked::Purchase { journey_id, .. } => {
+            journey_id.clone()
+        }
+    }
+}
+
+/// The partners `saga`'s attribution credits, as `app` reads it.
+async fn credited(app: &Attribution<MongoStore>, saga: &str) -> Vec<String> {
+    let view = app.saga(saga).await.unwrap().expect("the saga is known");
+    let attribution = view.attribution.expect("attributed");
+    attribution
+        .fact
+        .credits
+        .into_iter()
+        .map(|c| c.partner_id)
+        .collect()
+}
+
+#[tokio::test]
+async fn two_replicas_route_a_visitors_interactions_as_one_process_would() {
+    let (_, campaign, [a, b]) = replicas().await;
+    let visitor = unique("visitor");
+
+    // A takes the click, B the purchase: B reads the journey A wrote and credits the click.
+    let first_click = a
+        .track(&click(&visitor, &campaign, "ada"), Attempt::Last)
+        .await
+        .unwrap();
+    let saga = unique("saga");
+    let bought = b
+        .track(&purchase(&visitor, &campaign, &saga), Attempt::Retryable)
+        .await
+        .expect("the click A took is found: nothing to wait for");
+    assert!(
+        matches!(
+            &bought,
+            Tracked::Purchase {
+                converted: true,
+                ..
+            }
+        ),
+        "{bought:?}"
+    );
+    assert_eq!(journey(&bought), journey(&first_click));
+    assert_eq!(credited(&b, &saga).await, ["ada"]);
+
+    // A still holds that journey as it was, open; the visitor's next click must not join the
+    // journey B converted: A's append conflicts, it reloads, and routes to the next journey.
+    let next_click = click(&visitor, &campaign, "grace");
+    let next = a.track(&next_click, Attempt::Last).await.unwrap();
+    assert_ne!(journey(&next), journey(&first_click), "{next:?}");
+    // Redelivered to B, the click is found where A put it.
+    let again = b.track(&next_click, Attempt::Last).await.unwrap();
+    assert!(
+        matches!(
+            &again,
+            Tracked::Touchpoint {
+                recorded: false,
+                ..
+            }
+        ),
+        "{again:?}"
+    );
+    assert_eq!(journey(&again), journey(&next));
+
+    // Both at once, each click handed to both replicas (a redelivery racing the original):
+    // every click is recorded once, in one journey, whoever wins.
+    for round in 0..8 {
+        let raced = click(&visitor, &campaign, "hedy");
+        let (on_a, on_b) = tokio::join!(
+            a.track(&raced, Attempt::Last),
+            b.track(&raced, Attempt::Last)
+        );
+        let (on_a, on_b) = (on_a.unwrap(), on_b.unwrap());
+        assert_eq!(journey(&on_a), journey(&on_b), "round {round}");
+        let recorded = [&on_a, &on_b]
+            .iter()
+            .filter(|t| matches!(t, Tracked::Touchpoint { recorded: true, .. }))
+            .count();
+        assert_eq!(recorded, 1, "round {round}: {on_a:?} {on_b:?}");
+    }
+    // A second sale, on A, credits the last click, not one of the converted journey's.
+    let second = unique("saga");
+    let bought_again = a
+        .track(&purchase(&visitor, &campaign, &second), Attempt::Last)
+        .await
+        .unwrap();
+    assert_eq!(journey(&bought_again), journey(&next));
+    assert_eq!(credited(&a, &second).await, ["hedy"]);
+}
+
+#[tokio::test]
+async fn a_compensation_reverts_the_journey_another_replica_converted_a_moment_ago() {
+    let (database, campaign, [a, b]) = replicas().await;
+    let visitor = unique("visitor");
+    let saga = unique("saga");
+
+    // B took the click, so it holds a fresh copy of the journey, open; A converts it.
+    b.track(&click(&visitor, &campaign, "ada"), Attempt::Last)
+        .await
+        .unwrap();
+    let bought = a
+        .track(&purchase(&visitor, &campaign, &saga), Attempt::Last)
+        .await
+        .unwrap();
+    assert!(matches!(
+        &bought,
+        Tracked::Purchase {
+            converted: true,
+            ..
+        }
+    ));
+
+    // The compensation reaches B (its key is the saga's, not the visitor's) at once.
+    let compensated = b.compensate(&commission_reverted(&saga)).await.unwrap();
+    assert_eq!(
+        compensated,
+        Compensated::Reverted {
+            journey_id: journey(&bought)
+        },
+        "B's copy of the journey predates the conversion: nothing to undo is not the answer"
+    );
+    // As the database has it (A's own copies are trusted for a second).
+    let view = replica(&database).await.saga(&saga).await.unwrap().unwrap();
+    assert!(view.compensated && view.reverted, "{view:?}");
 }

@@ -159,26 +159,19 @@ mod tests {
     #[test]
     fn a_completed_saga_holds_its_commission_and_an_ended_one_holds_none() {
         let completed = outcome("COMPLETED");
-        assert_eq!(
-            commission_problem(&completed, Some(&commission("RESERVED"))),
-            None
-        );
-        assert_eq!(
-            commission_problem(&completed, Some(&commission("CONFIRMED"))),
-            None
-        );
+        for live in ["RESERVED", "CONFIRMED"] {
+            assert_eq!(
+                commission_problem(&completed, Some(&commission(live))),
+                None
+            );
+        }
         assert!(commission_problem(&completed, Some(&commission("REVERTED"))).is_some());
         assert!(commission_problem(&completed, None).is_some());
         for ended in ["COMPENSATED", "REJECTED"] {
             let ended = outcome(ended);
-            assert_eq!(
-                commission_problem(&ended, Some(&commission("REVERTED"))),
-                None
-            );
-            assert_eq!(
-                commission_problem(&ended, Some(&commission("REJECTED"))),
-                None
-            );
+            for dead in ["REVERTED", "REJECTED"] {
+                assert_eq!(commission_problem(&ended, Some(&commission(dead))), None);
+            }
             assert_eq!(commission_problem(&ended, None), None);
             let problem = commission_problem(&ended, Some(&commission("RESERVED"))).unwrap();
             assert!(problem.contains("still RESERVED"), "{problem}");

@@ -187,7 +187,11 @@ impl<S: EventStore> Attribution<S> {
         if events.is_empty() {
             return Ok((journey.id, false, false));
         }
-        if let (Some(id), true) = (&campaign_id, refuses_for_campaign(&events)) {
+        let for_campaign = matches!(
+            refusal(&events),
+            Some(RejectionReason::CampaignUnknown | RejectionReason::CampaignInactive)
+        );
+        if let (Some(id), true) = (&campaign_id, for_campaign) {
             // The copy of the campaign may be a moment old, and the refusal appends nothing to
             // the campaign that would reveal it: decide on the campaign as it is now.
             campaign = self.campaign_latest(id).await?.and_then(|c| c.settings());
@@ -291,13 +295,11 @@ impl<S: EventStore> Attribution<S> {
     }
 }
 
-/// Whether `events` refuse a purchase because of its campaign (unknown, or not active).
-fn refuses_for_campaign(events: &[JourneyEvent]) -> bool {
-    events.iter().any(|e| {
-        matches!(e, JourneyEvent::Rejected(r) if matches!(
-            r.reason,
-            RejectionReason::CampaignUnknown | RejectionReason::CampaignInactive
-        ))
+/// Why `events` refuse the purchase, if they do.
+fn refusal(events: &[JourneyEvent]) -> Option<RejectionReason> {
+    events.iter().find_map(|e| match e {
+        JourneyEvent::Rejected(r) => Some(r.reason),
+        _ => None,
     })
 }
 
@@ -331,11 +333,7 @@ fn awaited(
     campaign_id: Option<&str>,
     campaign: Option<&CampaignSettings>,
 ) -> Option<Awaited> {
-    let reason = events.iter().find_map(|e| match e {
-        JourneyEvent::Rejected(r) => Some(r.reason),
-        _ => None,
-    })?;
-    match reason {
+    match refusal(events)? {
         // With no touchpoint, a purchase that names no campaign itself names none at all.
         RejectionReason::NoEligibleTouchpoint => Some(Awaited::Touchpoint),
         RejectionReason::CampaignUnknown if campaign_id.is_none() => Some(Awaited::Touchpoint),
