@@ -10,7 +10,9 @@
 //!
 //! The hot path does not read: a process keeps the streams it works on, and appends at the
 //! version it holds (Key_Shared gives it the key); a conflict is what makes it read again.
-//! Appends that are ready together go to the database as one write.
+//! Appends that are ready together go to the database as one write, and so do the commits one
+//! use case decides together ([`EventStore::append_chain`]: each stored only if the one before
+//! it was).
 //!
 //! The [`Relay`] publishes the outboxes of stored commits through the bus, in order. A crash
 //! between the write and the publish leaves them to the process that adopts the dead one's

@@ -33,7 +33,7 @@ use crate::streams::{self, Streams};
 use crate::{Commit, EventStore, NewCommit, StoreError, Stream};
 use document::{CommitDocument, commit_id, from_document};
 use outbox::{Identity, Keeper, Outbox};
-use writer::{Write, Writer};
+use writer::{Answer, Write, Writer};
 
 /// Appends waiting for the writer at most; more wait to be queued (back-pressure).
 const QUEUE: usize = 4096;
@@ -228,39 +228,60 @@ impl EventStore for MongoStore {
     }
 
     async fn append(&self, commit: NewCommit) -> Result<Commit, StoreError> {
-        let stored = commit.into_commit(chrono::Utc::now());
+        let mut stored = self.append_chain(vec![commit]).await?;
+        stored
+            .pop()
+            .ok_or_else(|| StoreError::Write("an append stored nothing".into()))
+    }
+
+    async fn append_chain(&self, commits: Vec<NewCommit>) -> Result<Vec<Commit>, StoreError> {
+        let recorded_at = chrono::Utc::now();
+        let commits: Vec<Commit> = commits
+            .into_iter()
+            .map(|c| c.into_commit(recorded_at))
+            .collect();
+        if commits.is_empty() {
+            return Ok(commits);
+        }
         let (done, written) = oneshot::channel();
         let write = Write {
-            commit: stored.clone(),
+            commits: commits.clone(),
             done,
         };
         // A caller that gives up does not stop the write: if it lands, its outbox is published,
-        // and the caller's retry finds the commit (a conflict, then `has_handled`).
-        let outcome = match self.inner.writes.send(write).await {
-            Ok(()) => match tokio::time::timeout(APPEND_TIMEOUT, written).await {
-                Ok(answer) => {
-                    answer.unwrap_or_else(|_| Err(StoreError::Write("the writer stopped".into())))
-                }
-                Err(_) => Err(StoreError::Write(format!(
-                    "no answer from the database within {APPEND_TIMEOUT:?}"
-                ))),
-            },
-            Err(_) => Err(StoreError::Write("the writer stopped".into())),
+        // and the caller's retry finds the commits (a conflict, then `has_handled`).
+        let unknown = |reason: String| Answer {
+            stored: 0,
+            refused: Some(StoreError::Write(reason)),
         };
-        match outcome {
-            Ok(()) => {
-                self.inner.streams.appended(&stored);
-                Ok(stored)
-            }
-            Err(e @ StoreError::Conflict { .. }) => {
-                self.inner.streams.behind(&stored.stream);
-                Err(e)
-            }
-            Err(e) => {
-                self.inner.streams.forget(&stored.stream);
-                Err(e)
-            }
+        let (answer, known) = match self.inner.writes.send(write).await {
+            Ok(()) => match tokio::time::timeout(APPEND_TIMEOUT, written).await {
+                Ok(Ok(answer)) => (answer, true),
+                Ok(Err(_)) => (unknown("the writer stopped".into()), false),
+                Err(_) => (
+                    unknown(format!(
+                        "no answer from the database within {APPEND_TIMEOUT:?}"
+                    )),
+                    false,
+                ),
+            },
+            Err(_) => (unknown("the writer stopped".into()), false),
+        };
+        for commit in &commits[..answer.stored] {
+            self.inner.streams.appended(commit);
         }
+        let Some(refused) = answer.refused else {
+            return Ok(commits);
+        };
+        match &refused {
+            StoreError::Conflict { stream, .. } => self.inner.streams.behind(stream),
+            // What was written is not known: the next load reads these streams.
+            _ if !known => commits
+                .iter()
+                .for_each(|c| self.inner.streams.forget(&c.stream)),
+            _ => self.inner.streams.forget(&commits[answer.stored].stream),
+        }
+        Err(refused)
     }
 
     async fn unpublished(&self, limit: usize) -> Result<Vec<Commit>, StoreError> {

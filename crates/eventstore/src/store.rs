@@ -50,6 +50,25 @@ pub trait EventStore: Clone + Send + Sync + 'static {
     /// write; otherwise fails with [`StoreError::Conflict`] and writes nothing.
     fn append(&self, commit: NewCommit) -> impl Future<Output = Result<Commit, StoreError>> + Send;
 
+    /// Appends `commits` in order, each only if every one before it was stored and its stream
+    /// is still at its `expected_version`: the same as appending them one after the other and
+    /// stopping at the first that fails, in one write where the store can (a use case that
+    /// decides several commits at once pays for one). Returns them stored; otherwise the error
+    /// of the first that was not, when those before it are stored and those after it are not
+    /// (a caller retries as after a crash between two appends: it reloads and decides again).
+    fn append_chain(
+        &self,
+        commits: Vec<NewCommit>,
+    ) -> impl Future<Output = Result<Vec<Commit>, StoreError>> + Send {
+        async move {
+            let mut stored = Vec::with_capacity(commits.len());
+            for commit in commits {
+                stored.push(self.append(commit).await?);
+            }
+            Ok(stored)
+        }
+    }
+
     /// Up to `limit` commits whose outbox is not published yet, in the order they must go out.
     fn unpublished(
         &self,

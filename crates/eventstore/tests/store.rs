@@ -174,6 +174,102 @@ async fn a_rebuild_equals_the_incrementally_built_read_model(store: impl EventSt
     assert_eq!(scanned, incremental);
 }
 
+/// An outbox of one `FraudDetected`, to see which commits' outboxes are queued.
+fn announced(mut commit: NewCommit) -> NewCommit {
+    let event = FraudDetected {
+        metadata: EventMetadata::new::<FraudDetected>().in_saga(&commit.stream),
+        reason: "chain".into(),
+        reporter: "eventstore-tests".into(),
+        score: None,
+    };
+    commit.outbox.push(Outgoing::event(&event).unwrap());
+    commit
+}
+
+/// The streams' versions, as a fresh load sees them.
+async fn versions(store: &impl EventStore, streams: &[&str]) -> Vec<u64> {
+    let mut versions = Vec::new();
+    for stream in streams {
+        versions.push(store.load(stream).await.unwrap().version());
+    }
+    versions
+}
+
+/// A chain is stored up to its first refused commit, and nothing after it, even when a commit
+/// after it would have been accepted on its own; appends beside it in the same write are not
+/// held back by its refusal; only the stored commits' outboxes are queued.
+async fn a_chain_is_stored_up_to_its_first_refused_commit(store: impl EventStore) {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let [a, b, c, d] = ["a", "b", "c", "d"].map(|s| format!("{s}-{id}"));
+    store.append(deposit(&a, 0, 1, None)).await.unwrap();
+
+    // b is new and stored; a is not at 0 any more: refused; c and d (new) are not tried.
+    let refused = vec![
+        announced(deposit(&b, 0, 2, None)),
+        deposit(&a, 0, 3, None),
+        announced(deposit(&c, 0, 4, None)),
+        deposit(&d, 0, 5, None),
+    ];
+    // Another append, started at the same moment, shares the write (where the store batches).
+    let beside = store.append(deposit(&d, 0, 6, None));
+    let (chain, beside) = tokio::join!(store.append_chain(refused), beside);
+    match chain {
+        Err(StoreError::Conflict { stream, expected }) => {
+            assert_eq!((stream, expected), (a.clone(), 0))
+        }
+        other => panic!("expected a conflict on {a}: {other:?}"),
+    }
+    beside.expect("an append beside a refused chain is stored");
+    assert_eq!(
+        versions(&store, [&a, &b, &c, &d].map(String::as_str).as_slice()).await,
+        [1, 1, 0, 1]
+    );
+    let queued: Vec<String> = store
+        .unpublished(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|commit| commit.stream)
+        .collect();
+    assert_eq!(
+        queued,
+        std::slice::from_ref(&b),
+        "only the stored commit's outbox is queued"
+    );
+
+    // Retried as a caller does after a conflict: what is stored is not appended again.
+    let stored = store
+        .append_chain(vec![
+            deposit(&a, 1, 3, None),
+            deposit(&c, 0, 4, None),
+            deposit(&c, 1, 7, None),
+        ])
+        .await
+        .expect("a chain at the streams' versions is stored whole");
+    assert_eq!(
+        stored
+            .iter()
+            .map(|c| (c.stream.as_str(), c.version))
+            .collect::<Vec<_>>(),
+        [(a.as_str(), 2), (c.as_str(), 1), (c.as_str(), 2)]
+    );
+    assert_eq!(
+        versions(&store, [&a, &b, &c, &d].map(String::as_str).as_slice()).await,
+        [2, 1, 2, 1]
+    );
+    assert!(store.append_chain(Vec::new()).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn ferretdb_chain() {
+    a_chain_is_stored_up_to_its_first_refused_commit(mongo().await).await;
+}
+
+#[tokio::test]
+async fn memory_chain() {
+    a_chain_is_stored_up_to_its_first_refused_commit(MemoryStore::new()).await;
+}
+
 #[tokio::test]
 async fn ferretdb_concurrent_writers() {
     concurrent_writers_conflict_once_and_lose_nothing(mongo().await).await;

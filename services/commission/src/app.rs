@@ -207,34 +207,32 @@ impl<S: EventStore> Commissions<S> {
         outbox: Vec<Outgoing>,
         handled: Option<&str>,
     ) -> Result<(), StoreError> {
-        let events = events
-            .iter()
-            .map(|e| StoredEvent::new(e.kind(), e))
-            .collect::<Result<_, _>>()
-            .map_err(|e| {
-                StoreError::Corrupt(format!("encoding an event of {}: {e}", stream.name))
-            })?;
-        self.store
-            .append(NewCommit {
-                expected_version: stream.version(),
-                stream: stream.name,
-                events,
-                outbox,
-                handled: handled.map(str::to_owned),
-            })
-            .await
-            .map(drop)
+        let commit = new_commit(&stream.name, stream.version(), events, outbox, handled)?;
+        self.store.append(commit).await.map(drop)
     }
+}
 
-    /// Whether campaign `campaign_id` is known here: its budget was opened.
-    async fn campaign_known(&self, campaign_id: &str) -> Result<bool, StoreError> {
-        let name = budget_stream(campaign_id);
-        // In the budget's turn, so that its writers find the folded budget unshared and update
-        // it in place instead of copying it.
-        let _turn = self.writers.lock(&name).await;
-        let (_, budget) = self.load_budget(&name).await?;
-        Ok(budget.campaign_id().is_some())
-    }
+/// The commit of `events` to `stream` at `expected_version`, with `outbox` and the message
+/// handled.
+fn new_commit<E: Recorded>(
+    stream: &str,
+    expected_version: u64,
+    events: &[E],
+    outbox: Vec<Outgoing>,
+    handled: Option<&str>,
+) -> Result<NewCommit, StoreError> {
+    let events = events
+        .iter()
+        .map(|e| StoredEvent::new(e.kind(), e))
+        .collect::<Result<_, _>>()
+        .map_err(|e| StoreError::Corrupt(format!("encoding an event of {stream}: {e}")))?;
+    Ok(NewCommit {
+        stream: stream.to_owned(),
+        expected_version,
+        events,
+        outbox,
+        handled: handled.map(str::to_owned),
+    })
 }
 
 /// `state` after `events`.

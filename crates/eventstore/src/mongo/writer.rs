@@ -1,7 +1,14 @@
 //! The batching writer: every append of the process goes through one task, which writes
-//! whatever appends are waiting as one unordered `insert_many` (57 µs a document on
-//! FerretDB/SQLite, against 520 µs for an `insert_one`), each commit still conflict-checked on
-//! its own by its unique `_id`.
+//! whatever appends are waiting as one `insert_many` (57 µs a document on FerretDB/SQLite,
+//! against 520 µs for an `insert_one`), each commit still conflict-checked on its own by its
+//! unique `_id`.
+//!
+//! An append may be a **chain** of commits, each to be stored only if the one before it was
+//! (`EventStore::append_chain`): a use case that decides several commits at once, across
+//! streams, pays one write for them where appending them one after the other would pay one
+//! each. The `insert_many` is *ordered*, so the server stops at the first refused document;
+//! the documents after it that do not depend on it go again in the next command. Refusals are
+//! rare (another replica, a stale copy), so nearly every batch is one command.
 //!
 //! One write is in flight at a time: while it is, the next appends queue, and become the next
 //! batch (group commit). Alone, an append costs one round trip. Under load a write also waits
@@ -119,10 +126,18 @@ impl Pace {
     }
 }
 
-/// One append waiting for its write.
+/// One append, a chain of commits, waiting for its write.
 pub(crate) struct Write {
-    pub(crate) commit: Commit,
-    pub(crate) done: oneshot::Sender<Result<(), StoreError>>,
+    pub(crate) commits: Vec<Commit>,
+    pub(crate) done: oneshot::Sender<Answer>,
+}
+
+/// How far a chain got: its first `stored` commits are stored, and `refused` says why the next
+/// one was not (the rest were not tried).
+#[derive(Debug)]
+pub(crate) struct Answer {
+    pub(crate) stored: usize,
+    pub(crate) refused: Option<StoreError>,
 }
 
 pub(crate) struct Writer {
@@ -143,6 +158,10 @@ enum Written {
     Stored,
     Duplicate,
     Failed(String),
+    /// Not tried: the server stopped at a document before it (an ordered insert).
+    NotTried,
+    /// Not sent: the commit before it in its chain was not stored.
+    Skipped,
 }
 
 impl Writer {
@@ -172,16 +191,17 @@ impl Writer {
     async fn write(&mut self, batch: Vec<Write>) {
         self.writes += 1;
         let mark = format!("{}#{}", self.instance, self.writes);
-        let with_outbox: Vec<String> = batch
-            .iter()
-            .filter(|w| !w.commit.outbox.is_empty())
-            .map(|w| commit_id(&w.commit.stream, w.commit.version))
+        let commits = || batch.iter().flat_map(|w| &w.commits);
+        let with_outbox: Vec<String> = commits()
+            .filter(|c| !c.outbox.is_empty())
+            .map(|c| commit_id(&c.stream, c.version))
             .collect();
         let seq = (!with_outbox.is_empty()).then(|| lock(&self.outbox).begin());
         let ledger = seq.map(|seq| ledger_id(&self.instance, seq));
 
         // The ledger entry goes first: a write cut short leaves no commit without its entry.
         let mut documents = Vec::with_capacity(batch.len() + 1);
+        let mut after = Vec::with_capacity(batch.len() + 1);
         if let Some(id) = &ledger {
             let entry = LedgerDocument {
                 id: id.clone(),
@@ -191,40 +211,52 @@ impl Writer {
                 Ok(document) => documents.push(document),
                 Err(e) => return self.fail_all(batch, seq, &e.to_string()),
             }
+            after.push(None);
         }
         let offset = documents.len();
         for w in &batch {
-            let ledger = (!w.commit.outbox.is_empty())
-                .then_some(ledger.as_deref())
-                .flatten();
-            match to_document(&CommitDocument::new(&w.commit, ledger, &mark)) {
-                Ok(document) => documents.push(document),
-                Err(e) => return self.fail_all(batch, seq, &e.to_string()),
+            for (i, commit) in w.commits.iter().enumerate() {
+                let ledger = (!commit.outbox.is_empty())
+                    .then_some(ledger.as_deref())
+                    .flatten();
+                match to_document(&CommitDocument::new(commit, ledger, &mark)) {
+                    Ok(document) => documents.push(document),
+                    Err(e) => return self.fail_all(batch, seq, &e.to_string()),
+                }
+                after.push((i > 0).then(|| documents.len() - 2));
             }
         }
 
         *lock(&self.busy_since) = Some(Instant::now());
-        let outcomes = self.insert_until_definite(&documents, &mark).await;
+        let outcomes = self.insert_chains(&documents, &after, &mark).await;
         *lock(&self.busy_since) = None;
-        if offset == 1 && outcomes[0] != Written::Stored && outcomes[0] != Written::Duplicate {
-            // The commits must not stay without the entry that names them.
-            self.insert_entry(&documents[0]).await;
-        }
         let mut stored = Vec::new();
-        for (w, outcome) in batch.into_iter().zip(&outcomes[offset..]) {
-            let answer = match outcome {
-                Written::Stored => {
-                    if !w.commit.outbox.is_empty() {
-                        stored.push(w.commit.clone());
-                    }
-                    Ok(())
-                }
-                Written::Duplicate => Err(StoreError::Conflict {
-                    stream: w.commit.stream.clone(),
-                    expected: w.commit.version - 1,
-                }),
-                Written::Failed(reason) => Err(StoreError::Write(reason.clone())),
+        let mut fates = outcomes[offset..].iter();
+        for w in batch {
+            let mut answer = Answer {
+                stored: 0,
+                refused: None,
             };
+            for (commit, fate) in w.commits.iter().zip(fates.by_ref()) {
+                match fate {
+                    Written::Stored if answer.refused.is_none() => {
+                        answer.stored += 1;
+                        if !commit.outbox.is_empty() {
+                            stored.push(commit.clone());
+                        }
+                    }
+                    Written::Duplicate if answer.refused.is_none() => {
+                        answer.refused = Some(StoreError::Conflict {
+                            stream: commit.stream.clone(),
+                            expected: commit.version - 1,
+                        });
+                    }
+                    Written::Failed(reason) if answer.refused.is_none() => {
+                        answer.refused = Some(StoreError::Write(reason.clone()));
+                    }
+                    _ => {}
+                }
+            }
             let _ = w.done.send(answer);
         }
         if let Some(seq) = seq {
@@ -239,21 +271,65 @@ impl Writer {
             lock(&self.outbox).unused(seq);
         }
         for w in batch {
-            let _ = w.done.send(Err(StoreError::Write(reason.to_owned())));
+            let _ = w.done.send(Answer {
+                stored: 0,
+                refused: Some(StoreError::Write(reason.to_owned())),
+            });
         }
     }
 
-    /// Sends `documents` until each one's fate is known. After an interrupted attempt, a
-    /// duplicate that carries `mark` (or is the ledger entry, whose id is this write's alone)
-    /// was stored by that attempt.
-    async fn insert_until_definite(&self, documents: &[Document], mark: &str) -> Vec<Written> {
+    /// Sends `documents` in order until each one's fate is known; `after[i]` is the document
+    /// that must be stored for document `i` to be sent (the one before it in its chain). Each
+    /// command is one ordered `insert_many` of the documents still to send: it stores at
+    /// least the first of them or says why not, so this ends.
+    async fn insert_chains(
+        &self,
+        documents: &[Document],
+        after: &[Option<usize>],
+        mark: &str,
+    ) -> Vec<Written> {
+        let mut fates = vec![Written::NotTried; documents.len()];
+        loop {
+            for i in 0..documents.len() {
+                let blocked = after[i].is_some_and(|before| {
+                    !matches!(fates[before], Written::Stored | Written::NotTried)
+                });
+                if blocked && fates[i] == Written::NotTried {
+                    fates[i] = Written::Skipped;
+                }
+            }
+            let todo: Vec<usize> = (0..documents.len())
+                .filter(|&i| fates[i] == Written::NotTried)
+                .collect();
+            if todo.is_empty() {
+                return fates;
+            }
+            let sent: Vec<&Document> = todo.iter().map(|&i| &documents[i]).collect();
+            let outcomes = self.insert_until_definite(&sent, mark).await;
+            for (&i, outcome) in todo.iter().zip(outcomes) {
+                fates[i] = outcome;
+            }
+            if let Some(entry) = sent.first().filter(|d| is_ledger_entry(d))
+                && matches!(fates[todo[0]], Written::Failed(_))
+            {
+                // The commits must not go without the entry that names them.
+                self.insert_entry(entry).await;
+                fates[todo[0]] = Written::Stored;
+            }
+        }
+    }
+
+    /// Sends `documents` (one ordered `insert_many`) until each one's fate is known. After an
+    /// interrupted attempt, a duplicate that carries `mark` (or is the ledger entry, whose id
+    /// is this write's alone) was stored by that attempt.
+    async fn insert_until_definite(&self, documents: &[&Document], mark: &str) -> Vec<Written> {
         let mut delay = Duration::from_millis(100);
         let mut interrupted = false;
         loop {
             let result = self
                 .commits
-                .insert_many(documents.iter())
-                .ordered(false)
+                .insert_many(documents.iter().copied())
+                .ordered(true)
                 .await;
             let known = match outcomes(result, documents.len()) {
                 Ok(outcomes) if interrupted => self.own_duplicates(documents, outcomes, mark).await,
@@ -274,7 +350,7 @@ impl Writer {
     /// `outcomes` with the duplicates that are this write's own documents counted as stored.
     async fn own_duplicates(
         &self,
-        documents: &[Document],
+        documents: &[&Document],
         mut outcomes: Vec<Written>,
         mark: &str,
     ) -> Result<Vec<Written>, mongodb::error::Error> {
@@ -283,7 +359,7 @@ impl Writer {
                 continue;
             }
             let id = document.get_str("_id").unwrap_or_default();
-            let own = if id.starts_with(super::document::LEDGER_PREFIX) {
+            let own = if is_ledger_entry(document) {
                 true
             } else {
                 let stored = self.commits.find_one(doc! { "_id": id }).await?;
@@ -313,12 +389,19 @@ impl Writer {
     }
 }
 
+fn is_ledger_entry(document: &Document) -> bool {
+    document
+        .get_str("_id")
+        .is_ok_and(|id| id.starts_with(super::document::LEDGER_PREFIX))
+}
+
 fn duplicate(error: &mongodb::error::Error) -> bool {
     matches!(error.kind.as_ref(), ErrorKind::Write(mongodb::error::WriteFailure::WriteError(e)) if e.code == DUPLICATE_KEY)
 }
 
-/// Each of `count` documents' fate after an unordered `insert_many`, or the error that leaves
-/// it unknown.
+/// Each of `count` documents' fate after an ordered `insert_many`, or the error that leaves
+/// it unknown: the documents before the first refused one are stored, those after it were not
+/// tried.
 fn outcomes(
     result: mongodb::error::Result<impl Sized>,
     count: usize,
@@ -330,7 +413,11 @@ fn outcomes(
     match error.kind.as_ref() {
         ErrorKind::InsertMany(failure) if failure.write_concern_error.is_none() => {
             let mut outcomes = vec![Written::Stored; count];
-            for e in failure.write_errors.iter().flatten() {
+            let errors = failure.write_errors.iter().flatten();
+            if let Some(first) = errors.clone().map(|e| e.index).min() {
+                outcomes[first.min(count)..].fill(Written::NotTried);
+            }
+            for e in errors {
                 if let Some(slot) = outcomes.get_mut(e.index) {
                     *slot = if e.code == DUPLICATE_KEY {
                         Written::Duplicate

@@ -315,14 +315,25 @@ impl<S: EventStore> Attribution<S> {
         handled: &str,
     ) -> Result<(), AppError> {
         self.store
-            .append(NewCommit {
-                stream: stream.name.clone(),
-                expected_version: stream.version(),
-                events: stored(std::slice::from_ref(event))?,
-                outbox,
-                handled: Some(handled.to_owned()),
-            })
+            .append(saga_commit(stream, event, outbox, handled)?)
             .await?;
         Ok(())
     }
+}
+
+/// The commit of `event` and `outbox` to the saga's `stream` as loaded, as the handling of
+/// message `handled`.
+pub(super) fn saga_commit(
+    stream: &Stream,
+    event: &SagaEvent,
+    outbox: Vec<Outgoing>,
+    handled: &str,
+) -> Result<NewCommit, AppError> {
+    Ok(NewCommit {
+        stream: stream.name.clone(),
+        expected_version: stream.version(),
+        events: stored(std::slice::from_ref(event))?,
+        outbox,
+        handled: Some(handled.to_owned()),
+    })
 }

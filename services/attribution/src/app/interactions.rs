@@ -16,16 +16,18 @@
 //!    nothing. Two writers racing over a journey (a retried message beside the visitor's next
 //!    one, another replica, a purchase closing it) want the same commit id: one wins, the other
 //!    reloads and routes again, to the next journey if the winner closed this one.
-//! 3. For a purchase, **link** the saga to the journey (a second write, to `saga-{id}`: a
-//!    compensation names only the saga), and revert the journey if the saga was compensated
-//!    before or while the purchase was handled (see `compensation`). When the compensation is
-//!    already known at step 2, the conversion and its reversal are written in the same commit,
-//!    so the late purchase's outcome is never published without its reversal. After a crash
-//!    between the two writes, the redelivered purchase finds itself in its journey at step 2,
-//!    writes nothing there, and links the saga.
+//! 3. For a purchase, **link** the saga to the journey (a second commit, to `saga-{id}`: a
+//!    compensation names only the saga), chained to the conversion's commit (one write; the
+//!    link is stored only if the conversion is, see `EventStore::append_chain`), and revert the
+//!    journey if the saga was compensated before or while the purchase was handled (see
+//!    `compensation`). When the compensation is already known at step 2, the conversion and
+//!    its reversal are written in the same commit, so the late purchase's outcome is never
+//!    published without its reversal. When the link is not stored (a compensation wrote to the
+//!    saga first) or a crash cut the write short, the retried purchase finds itself in its
+//!    journey at step 2, writes nothing there, and links the saga on its own.
 //!
-//! A forward saga (view, click, purchase) thus costs attribution four commits: one per
-//! interaction and the saga's link.
+//! A forward saga (view, click, purchase) thus costs attribution four commits in three writes:
+//! one per interaction, the purchase's with the saga's link.
 //!
 //! **A purchase is refused for want of a touchpoint, or of its campaign's facts, only on its
 //! last attempt.** Tracking replicas each publish their own commits, so a click taken by a
@@ -43,7 +45,7 @@ use alpes_bus::Attempt;
 use alpes_contracts::events::tracking::InteractionTracked;
 use alpes_eventstore::{EventStore, StoreError};
 
-use super::index::{LegacyVisitorIndex, SagaEvent, SagaIndex, visitor_stream};
+use super::index::{LegacyVisitorIndex, SagaEvent, SagaIndex, saga_commit, visitor_stream};
 use super::journeys::{LoadedJourney, announcements, journey_id};
 use super::{AppError, Attribution, retrying};
 use crate::domain::{
@@ -218,7 +220,7 @@ impl<S: EventStore> Attribution<S> {
             )));
         }
         let mut outbox = announcements(&events, &journey.id, &tracked.metadata)?;
-        let (_, saga) = self.load_new_saga(saga_id).await?;
+        let (saga_stream, saga) = self.load_new_saga(saga_id).await?;
         let mut reverted = false;
         if let Some(compensation) = &saga.compensation {
             let mut converted = journey.state.clone();
@@ -230,8 +232,17 @@ impl<S: EventStore> Attribution<S> {
             reverted = !reversal.is_empty();
             events.extend(reversal);
         }
-        self.append_journey(&journey, &events, outbox, &tracked.metadata.event_id)
-            .await?;
+        let handled = &tracked.metadata.event_id;
+        let mut chain = vec![self.journey_commit(&journey, &events, outbox, handled)?];
+        if saga.journey_id.is_none() {
+            // The saga's link goes in the same write, stored only if the conversion is.
+            let link = SagaEvent::Converted {
+                journey_id: journey.id.clone(),
+                purchase_interaction_id: purchase.interaction_id.clone(),
+            };
+            chain.push(saga_commit(&saga_stream, &link, Vec::new(), handled)?);
+        }
+        self.store.append_chain(chain).await?;
         Ok((journey.id, true, reverted))
     }
 

@@ -154,6 +154,19 @@ impl<S: EventStore> Attribution<S> {
         outbox: Vec<Outgoing>,
         handled: &str,
     ) -> Result<(), AppError> {
+        let commit = self.journey_commit(journey, events, outbox, handled)?;
+        self.store.append(commit).await?;
+        Ok(())
+    }
+
+    /// The commit [`Attribution::append_journey`] appends.
+    pub(super) fn journey_commit(
+        &self,
+        journey: &LoadedJourney,
+        events: &[JourneyEvent],
+        outbox: Vec<Outgoing>,
+        handled: &str,
+    ) -> Result<NewCommit, AppError> {
         let mut records = Vec::with_capacity(events.len() + 1);
         if let Some(visitor_id) = journey
             .owner
@@ -166,16 +179,13 @@ impl<S: EventStore> Attribution<S> {
             );
         }
         records.extend(stored(events)?);
-        self.store
-            .append(NewCommit {
-                stream: journey.stream.name.clone(),
-                expected_version: journey.stream.version(),
-                events: records,
-                outbox,
-                handled: Some(handled.to_owned()),
-            })
-            .await?;
-        Ok(())
+        Ok(NewCommit {
+            stream: journey.stream.name.clone(),
+            expected_version: journey.stream.version(),
+            events: records,
+            outbox,
+            handled: Some(handled.to_owned()),
+        })
     }
 }
 

@@ -79,6 +79,30 @@ pub enum BudgetEntry {
     Closed,
 }
 
+impl BudgetEntry {
+    /// The answer a reservation's `event` gives its saga: `Reserved` holds, `Rejected`
+    /// refuses; `None` for any other event.
+    pub fn answered_by(event: &BudgetEvent) -> Option<Self> {
+        match event {
+            BudgetEvent::Reserved {
+                commission_id,
+                amount,
+                remaining,
+                ..
+            } => Some(Self::Held(Reservation {
+                commission_id: commission_id.clone(),
+                amount: amount.clone(),
+                remaining_after: remaining.clone(),
+            })),
+            BudgetEvent::Rejected { reason, detail, .. } => Some(Self::Rejected {
+                reason: *reason,
+                detail: detail.clone(),
+            }),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Opening {
     campaign_id: String,
@@ -319,32 +343,15 @@ impl Aggregate for CampaignBudget {
             BudgetEvent::Paused { at } => self.set_status(CampaignStatus::Paused, *at),
             BudgetEvent::Completed { at } => self.set_status(CampaignStatus::Completed, *at),
             BudgetEvent::Reserved {
-                saga_id,
-                commission_id,
-                amount,
-                remaining,
-                ..
+                saga_id, amount, ..
             } => {
                 self.reserved_minor += amount.amount_minor;
-                let held = Reservation {
-                    commission_id: commission_id.clone(),
-                    amount: amount.clone(),
-                    remaining_after: remaining.clone(),
-                };
                 self.entries
-                    .insert(saga_id.clone(), BudgetEntry::Held(held));
+                    .extend(BudgetEntry::answered_by(event).map(|e| (saga_id.clone(), e)));
             }
-            BudgetEvent::Rejected {
-                saga_id,
-                reason,
-                detail,
-                ..
-            } => {
-                let rejected = BudgetEntry::Rejected {
-                    reason: *reason,
-                    detail: detail.clone(),
-                };
-                self.entries.insert(saga_id.clone(), rejected);
+            BudgetEvent::Rejected { saga_id, .. } => {
+                self.entries
+                    .extend(BudgetEntry::answered_by(event).map(|e| (saga_id.clone(), e)));
             }
             BudgetEvent::Confirmed { saga_id, .. } => {
                 if let Some(entry) = self.entries.get_mut(saga_id)
