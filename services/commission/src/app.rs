@@ -35,12 +35,8 @@ use alpes_contracts::{Event, EventMetadata};
 use alpes_eventstore::{
     EventStore, NewCommit, States, StoreError, StoredEvent, Stream, StreamLocks, retry_on_conflict,
 };
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 
-use crate::domain::{
-    Aggregate, BudgetEvent, CampaignBudget, Commission, CommissionEvent, DomainError,
-};
+use crate::domain::{Aggregate, BudgetEvent, CampaignBudget, Commission, DomainError, DomainEvent};
 
 /// Whether the message may still be retried: on its last attempt, a campaign not known here
 /// is unknown for good.
@@ -105,23 +101,6 @@ fn saga_of<'a>(metadata: &'a EventMetadata, what: &'static str) -> Result<&'a st
         .ok_or(AppError::NoSaga(what))
 }
 
-/// A domain event the store can name.
-trait Recorded: Serialize + DeserializeOwned {
-    fn kind(&self) -> &'static str;
-}
-
-impl Recorded for BudgetEvent {
-    fn kind(&self) -> &'static str {
-        BudgetEvent::kind(self)
-    }
-}
-
-impl Recorded for CommissionEvent {
-    fn kind(&self) -> &'static str {
-        CommissionEvent::kind(self)
-    }
-}
-
 impl<S: EventStore> Commissions<S> {
     /// The use cases over `store`.
     pub fn new(store: S) -> Self {
@@ -150,7 +129,7 @@ impl<S: EventStore> Commissions<S> {
     async fn load<A>(&self, stream: &str) -> Result<(Stream, A), StoreError>
     where
         A: Aggregate,
-        A::Event: Recorded,
+        A::Event: DomainEvent,
     {
         Self::folded(self.store.load(stream).await?)
     }
@@ -163,7 +142,7 @@ impl<S: EventStore> Commissions<S> {
     async fn load_new<A>(&self, stream: &str) -> Result<(Stream, A), StoreError>
     where
         A: Aggregate,
-        A::Event: Recorded,
+        A::Event: DomainEvent,
     {
         let known = self.store.load_known(stream).await?;
         Self::folded(known.unwrap_or_else(|| Stream::empty(stream)))
@@ -172,7 +151,7 @@ impl<S: EventStore> Commissions<S> {
     fn folded<A>(stream: Stream) -> Result<(Stream, A), StoreError>
     where
         A: Aggregate,
-        A::Event: Recorded,
+        A::Event: DomainEvent,
     {
         let mut state = A::default();
         for event in stream.events() {
@@ -200,7 +179,7 @@ impl<S: EventStore> Commissions<S> {
     }
 
     /// Appends `events`, decided on `stream` as loaded, with `outbox` and the message handled.
-    async fn append<E: Recorded>(
+    async fn append<E: DomainEvent>(
         &self,
         stream: Stream,
         events: &[E],
@@ -214,7 +193,7 @@ impl<S: EventStore> Commissions<S> {
 
 /// The commit of `events` to `stream` at `expected_version`, with `outbox` and the message
 /// handled.
-fn new_commit<E: Recorded>(
+fn new_commit<E: DomainEvent>(
     stream: &str,
     expected_version: u64,
     events: &[E],

@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use alpes_bus::{Bus, Delivery, Outcome, Shutdown, StartAt, SubscriptionConfig};
-use alpes_commission::domain::{CommissionEvent, Sale};
+use alpes_commission::domain::{CommissionEvent, DomainEvent, Sale};
 use alpes_commission::service::{self, Config};
 use alpes_contracts::events::attribution::{AttributionModel, ConversionAttributed, Credit};
 use alpes_contracts::events::commission::{

@@ -18,8 +18,8 @@ use alpes_sagalog::{Count, Counted};
 use crate::read_models::{Legacy, ReadError, ReadModels};
 
 use crate::domain::{
-    Campaign, CampaignDefinition, CampaignEvent, CampaignState, CampaignStatus, DomainError,
-    Transition,
+    Aggregate, Campaign, CampaignCommand, CampaignDefinition, CampaignEvent, CampaignState,
+    CampaignStatus, DomainError, DomainEvent, Transition,
 };
 
 const ATTEMPTS: u32 = 5;
@@ -63,7 +63,8 @@ impl<S: EventStore> Marketing<S> {
         trace: &TraceContext,
     ) -> Result<String, AppError> {
         let campaign_id = uuid::Uuid::now_v7().to_string();
-        let events = CampaignState::default().create(definition.clone())?;
+        let create = CampaignCommand::Create(Box::new(definition.clone()));
+        let events = CampaignState::default().decide(create)?;
         let created = CampaignCreated {
             metadata: traced(EventMetadata::new::<CampaignCreated>(), trace),
             campaign_id: campaign_id.clone(),
@@ -103,7 +104,11 @@ impl<S: EventStore> Marketing<S> {
         // The store's conflicts are retried; the domain's refusal is the inner result.
         let outcome = retry_on_conflict(ATTEMPTS, || async {
             let (stream, state) = self.load(campaign_id).await.map_err(store_error)?;
-            let events = match state.transition(transition, reason.clone()) {
+            let command = CampaignCommand::Transition {
+                transition,
+                reason: reason.clone(),
+            };
+            let events = match state.decide(command) {
                 Ok(events) => events,
                 Err(refused) => return Ok(Err(refused)),
             };
@@ -282,13 +287,7 @@ fn decode(event: &StoredEvent) -> Result<CampaignEvent, AppError> {
 fn stored(events: &[CampaignEvent]) -> Result<Vec<StoredEvent>, AppError> {
     events
         .iter()
-        .map(|e| {
-            let kind = match e {
-                CampaignEvent::Created { .. } => "CampaignCreated",
-                CampaignEvent::StatusChanged { .. } => "CampaignStatusChanged",
-            };
-            StoredEvent::new(kind, e).map_err(|e| AppError::Corrupt(e.to_string()))
-        })
+        .map(|e| StoredEvent::new(e.kind(), e).map_err(|e| AppError::Corrupt(e.to_string())))
         .collect()
 }
 

@@ -12,7 +12,10 @@ use alpes_eventstore::{EventStore, NewCommit, StoreError, StoredEvent, retry_on_
 use alpes_runtime::trace::TraceContext;
 use chrono::{SubsecRound, Utc};
 
-use crate::domain::{self, DomainError, Interaction, InteractionEvent, InteractionState, Status};
+use crate::domain::{
+    Aggregate, DomainError, DomainEvent, Interaction, InteractionCommand, InteractionEvent,
+    InteractionState, Status,
+};
 
 /// Conflicting writers retry this many times before giving up.
 const ATTEMPTS: u32 = 5;
@@ -111,7 +114,11 @@ impl<S: EventStore> Tracking<S> {
             purchase: new.purchase,
             saga_id: saga_id.clone(),
         };
-        let events = domain::register(&InteractionState::default(), interaction.clone(), now)?;
+        let register = InteractionCommand::Register {
+            interaction: Box::new(interaction.clone()),
+            now,
+        };
+        let events = InteractionState::default().decide(register)?;
         let mut metadata = EventMetadata::new::<InteractionTracked>();
         metadata.saga_id = saga_id.clone();
         metadata.traceparent = Some(trace.traceparent.clone());
@@ -183,7 +190,12 @@ impl<S: EventStore> Tracking<S> {
                     .interaction
                     .as_ref()
                     .map(|i| i.visitor.anonymous_id.clone());
-                let events = domain::discard(&state, &reverted.reason);
+                let discard = InteractionCommand::Discard {
+                    reason: reverted.reason.clone(),
+                };
+                let events = state
+                    .decide(discard)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 if events.is_empty() {
                     return Ok((false, visitor));
                 }
@@ -274,13 +286,7 @@ fn announcement_stream(reverted: &AttributionReverted) -> String {
 fn stored(events: &[InteractionEvent]) -> Result<Vec<StoredEvent>, AppError> {
     events
         .iter()
-        .map(|e| {
-            let kind = match e {
-                InteractionEvent::Registered { .. } => "Registered",
-                InteractionEvent::Discarded { .. } => "Discarded",
-            };
-            StoredEvent::new(kind, e).map_err(|e| AppError::Corrupt(e.to_string()))
-        })
+        .map(|e| StoredEvent::new(e.kind(), e).map_err(|e| AppError::Corrupt(e.to_string())))
         .collect()
 }
 

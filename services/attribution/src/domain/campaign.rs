@@ -181,6 +181,7 @@ impl Campaign {
 impl Aggregate for Campaign {
     type Command = CampaignCommand;
     type Event = CampaignEvent;
+    type Error = DomainError;
 
     fn decide(&self, command: CampaignCommand) -> Result<Vec<CampaignEvent>, DomainError> {
         match command {
@@ -282,7 +283,7 @@ mod tests {
     use chrono::{TimeZone, Utc};
 
     use super::*;
-    use crate::domain::scenario::given;
+    use alpes_aggregate::given;
 
     fn at(minute: u32) -> Timestamp {
         Utc.with_ymd_and_hms(2025, 3, 1, 12, minute, 0).unwrap()

@@ -335,6 +335,7 @@ fn reject(
 impl Aggregate for Journey {
     type Command = JourneyCommand;
     type Event = JourneyEvent;
+    type Error = DomainError;
 
     fn decide(&self, command: JourneyCommand) -> Result<Vec<JourneyEvent>, DomainError> {
         match command {

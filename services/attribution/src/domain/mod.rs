@@ -14,7 +14,6 @@
 
 #![warn(missing_docs)]
 
-mod aggregate;
 pub mod campaign;
 mod conversion;
 mod error;
@@ -22,11 +21,9 @@ pub mod fraud;
 pub mod journey;
 pub mod models;
 mod purchase;
-#[cfg(test)]
-mod scenario;
 mod touchpoint;
 
-pub use aggregate::{Aggregate, DomainEvent};
+pub use alpes_aggregate::{Aggregate, DomainEvent};
 pub use campaign::{Campaign, CampaignCommand, CampaignEvent, CampaignSettings, CampaignStatus};
 pub use conversion::{Attribution, Credit, Rejection, RejectionReason, Reversal};
 pub use error::DomainError;

@@ -32,7 +32,8 @@ use alpes_eventstore::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{ATTEMPTS, Commissions, Recorded};
+use super::{ATTEMPTS, Commissions};
+use crate::domain::DomainEvent;
 use crate::domain::{BudgetEvent, Commission, CommissionEvent};
 
 /// The stream of registered campaigns, which also holds the legacy sweep's flag.
@@ -80,7 +81,7 @@ pub(super) enum RegistryEvent {
     LegacySwept { campaigns: u64, commissions: u64 },
 }
 
-impl Recorded for RegistryEvent {
+impl DomainEvent for RegistryEvent {
     fn kind(&self) -> &'static str {
         match self {
             Self::CampaignListed { .. } => "CampaignListed",

@@ -15,7 +15,7 @@ use alpes_eventstore::{EventStore, MemoryStore, NewCommit, StoredEvent};
 use alpes_runtime::trace::TraceContext;
 
 use super::*;
-use crate::domain::{BudgetEvent, CampaignStatus, CommissionStatus, Sale};
+use crate::domain::{BudgetEvent, CampaignStatus, CommissionEvent, CommissionStatus, Sale};
 
 mod listing;
 
@@ -127,7 +127,7 @@ async fn budget(app: &Commissions<MemoryStore>, campaign: &str) -> BudgetView {
 }
 
 /// Writes `events` to `stream` as a step would have before a crash.
-async fn crashed_after<E: Recorded>(store: &MemoryStore, stream: &str, events: &[E]) {
+async fn crashed_after<E: DomainEvent>(store: &MemoryStore, stream: &str, events: &[E]) {
     let version = store.load(stream).await.unwrap().version();
     store
         .append(NewCommit {

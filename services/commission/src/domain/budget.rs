@@ -302,6 +302,7 @@ impl CampaignBudget {
 impl Aggregate for CampaignBudget {
     type Command = BudgetCommand;
     type Event = BudgetEvent;
+    type Error = DomainError;
 
     fn decide(&self, command: BudgetCommand) -> Result<Vec<BudgetEvent>, DomainError> {
         match command {

@@ -30,7 +30,7 @@ use alpes_contracts::events::commission::CommissionRejectionReason;
 use alpes_contracts::{Money, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use super::{Aggregate, DomainError, Sale};
+use super::{Aggregate, DomainError, DomainEvent, Sale};
 
 /// Where a commission is in its life.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -144,9 +144,8 @@ pub enum CommissionEvent {
     },
 }
 
-impl CommissionEvent {
-    /// The name the event is stored under.
-    pub fn kind(&self) -> &'static str {
+impl DomainEvent for CommissionEvent {
+    fn kind(&self) -> &'static str {
         match self {
             Self::Attributed { .. } => "CommissionAttributed",
             Self::Reserved { .. } => "CommissionReserved",
@@ -304,6 +303,7 @@ impl Commission {
 impl Aggregate for Commission {
     type Command = CommissionCommand;
     type Event = CommissionEvent;
+    type Error = DomainError;
 
     fn decide(&self, command: CommissionCommand) -> Result<Vec<CommissionEvent>, DomainError> {
         match command {

@@ -28,16 +28,12 @@
 
 #![warn(missing_docs)]
 
-mod aggregate;
 pub mod budget;
 pub mod commission;
 mod sale;
 pub mod terms;
 
-#[cfg(test)]
-mod given;
-
-pub use aggregate::Aggregate;
+pub use alpes_aggregate::{Aggregate, DomainEvent};
 pub use alpes_contracts::events::commission::{
     CommissionKind, CommissionRejectionReason, CommissionTerms,
 };

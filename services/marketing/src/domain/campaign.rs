@@ -3,6 +3,7 @@
 //! A campaign's definition (budget, terms, model, window, threshold) is fixed at creation: the
 //! sagas already running were decided under it, and a change would be a new campaign.
 
+use alpes_aggregate::{Aggregate, DomainEvent};
 use alpes_contracts::Money;
 use alpes_contracts::events::attribution::AttributionModel;
 use alpes_contracts::events::commission::{CommissionKind, CommissionTerms};
@@ -58,13 +59,46 @@ pub struct Campaign {
     pub status: CampaignStatus,
 }
 
+impl DomainEvent for CampaignEvent {
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Created { .. } => "CampaignCreated",
+            Self::StatusChanged { .. } => "CampaignStatusChanged",
+        }
+    }
+}
+
+/// What can be asked of a campaign.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CampaignCommand {
+    /// Create it from its definition, once checked.
+    Create(Box<CampaignDefinition>),
+    /// Move it through its lifecycle; asking for the status it has changes nothing.
+    Transition {
+        transition: Transition,
+        reason: Option<String>,
+    },
+}
+
 /// A campaign's state: `None` until created.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CampaignState(pub Option<Campaign>);
 
-impl CampaignState {
-    /// Folds one fact into the state.
-    pub fn apply(&mut self, event: &CampaignEvent) {
+impl Aggregate for CampaignState {
+    type Command = CampaignCommand;
+    type Event = CampaignEvent;
+    type Error = DomainError;
+
+    fn decide(&self, command: CampaignCommand) -> Result<Vec<CampaignEvent>, DomainError> {
+        match command {
+            CampaignCommand::Create(definition) => self.create(*definition),
+            CampaignCommand::Transition { transition, reason } => {
+                self.transition(transition, reason)
+            }
+        }
+    }
+
+    fn apply(&mut self, event: &CampaignEvent) {
         match event {
             CampaignEvent::Created { definition } => {
                 self.0 = Some(Campaign {
@@ -109,10 +143,7 @@ fn invalid(field: &'static str, message: impl Into<String>) -> DomainError {
 
 impl CampaignState {
     /// Creates the campaign, after checking its definition.
-    pub fn create(
-        &self,
-        definition: CampaignDefinition,
-    ) -> Result<Vec<CampaignEvent>, DomainError> {
+    fn create(&self, definition: CampaignDefinition) -> Result<Vec<CampaignEvent>, DomainError> {
         if self.0.is_some() {
             return Err(DomainError::Exists);
         }
@@ -123,7 +154,7 @@ impl CampaignState {
     }
 
     /// Moves the campaign through its lifecycle; asking for the status it has changes nothing.
-    pub fn transition(
+    fn transition(
         &self,
         transition: Transition,
         reason: Option<String>,

@@ -3,7 +3,8 @@
 
 mod campaign;
 
+pub use alpes_aggregate::{Aggregate, DomainEvent};
 pub use campaign::{
-    Campaign, CampaignDefinition, CampaignEvent, CampaignState, CampaignStatus, DomainError,
-    Transition,
+    Campaign, CampaignCommand, CampaignDefinition, CampaignEvent, CampaignState, CampaignStatus,
+    DomainError, Transition,
 };

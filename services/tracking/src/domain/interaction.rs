@@ -1,6 +1,7 @@
 //! The `Interaction` aggregate: a view, click or purchase, registered once and discarded at
 //! most once (when its sale's saga is compensated).
 
+use alpes_aggregate::{Aggregate, DomainEvent};
 use alpes_contracts::Timestamp;
 use alpes_contracts::events::tracking::{
     InteractionKind, PageContext, Purchase, Target, TrackingParams, Visitor,
@@ -38,6 +39,27 @@ pub enum InteractionEvent {
     Discarded { reason: String },
 }
 
+impl DomainEvent for InteractionEvent {
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Registered { .. } => "Registered",
+            Self::Discarded { .. } => "Discarded",
+        }
+    }
+}
+
+/// What can be asked of an interaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InteractionCommand {
+    /// Registers it, as of `now`; registering an interaction that exists changes nothing.
+    Register {
+        interaction: Box<Interaction>,
+        now: Timestamp,
+    },
+    /// Discards it; discarding twice, or something never registered, changes nothing.
+    Discard { reason: String },
+}
+
 /// An interaction's current state: `None` until registered.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct InteractionState {
@@ -45,9 +67,28 @@ pub struct InteractionState {
     pub status: Option<Status>,
 }
 
-impl InteractionState {
-    /// Folds one fact into the state.
-    pub fn apply(&mut self, event: &InteractionEvent) {
+impl Aggregate for InteractionState {
+    type Command = InteractionCommand;
+    type Event = InteractionEvent;
+    type Error = DomainError;
+
+    fn decide(&self, command: InteractionCommand) -> Result<Vec<InteractionEvent>, DomainError> {
+        match command {
+            InteractionCommand::Register { interaction, now } => {
+                if self.interaction.is_some() {
+                    return Ok(Vec::new());
+                }
+                validate(&interaction, now)?;
+                Ok(vec![InteractionEvent::Registered { interaction }])
+            }
+            InteractionCommand::Discard { reason } => Ok(match self.status {
+                Some(Status::Registered) => vec![InteractionEvent::Discarded { reason }],
+                Some(Status::Discarded) | None => Vec::new(),
+            }),
+        }
+    }
+
+    fn apply(&mut self, event: &InteractionEvent) {
         match event {
             InteractionEvent::Registered { interaction } => {
                 self.interaction = Some(Interaction::clone(interaction));
@@ -70,32 +111,6 @@ fn invalid(field: &'static str, message: impl Into<String>) -> DomainError {
     DomainError {
         field,
         message: message.into(),
-    }
-}
-
-/// Registers `interaction`; registering an interaction that exists changes nothing.
-pub fn register(
-    state: &InteractionState,
-    interaction: Interaction,
-    now: Timestamp,
-) -> Result<Vec<InteractionEvent>, DomainError> {
-    if state.interaction.is_some() {
-        return Ok(Vec::new());
-    }
-    validate(&interaction, now)?;
-    Ok(vec![InteractionEvent::Registered {
-        interaction: Box::new(interaction),
-    }])
-}
-
-/// Discards a registered interaction; discarding twice, or something never registered,
-/// changes nothing.
-pub fn discard(state: &InteractionState, reason: &str) -> Vec<InteractionEvent> {
-    match state.status {
-        Some(Status::Registered) => vec![InteractionEvent::Discarded {
-            reason: reason.to_owned(),
-        }],
-        Some(Status::Discarded) | None => Vec::new(),
     }
 }
 
@@ -137,6 +152,7 @@ fn validate(i: &Interaction, now: Timestamp) -> Result<(), DomainError> {
 
 #[cfg(test)]
 mod tests {
+    use alpes_aggregate::given;
     use alpes_contracts::Money;
     use chrono::Utc;
 
@@ -180,22 +196,38 @@ mod tests {
         }
     }
 
-    fn given(events: &[InteractionEvent]) -> InteractionState {
-        let mut state = InteractionState::default();
-        events.iter().for_each(|e| state.apply(e));
-        state
+    fn register(interaction: Interaction, now: Timestamp) -> InteractionCommand {
+        InteractionCommand::Register {
+            interaction: Box::new(interaction),
+            now,
+        }
+    }
+
+    fn discard() -> InteractionCommand {
+        InteractionCommand::Discard {
+            reason: "fraud".into(),
+        }
+    }
+
+    /// The field a registration from scratch is refused for.
+    fn refused_field(interaction: Interaction, now: Timestamp) -> &'static str {
+        InteractionState::default()
+            .decide(register(interaction, now))
+            .unwrap_err()
+            .field
     }
 
     #[test]
     fn a_click_is_registered() {
         let click = click();
-        let events = register(&given(&[]), click.clone(), Utc::now()).unwrap();
-        assert_eq!(
-            events,
-            [InteractionEvent::Registered {
-                interaction: Box::new(click)
-            }]
-        );
+        let registered = InteractionEvent::Registered {
+            interaction: Box::new(click.clone()),
+        };
+        let state = given::<InteractionState>([])
+            .when(register(click.clone(), Utc::now()))
+            .then([registered]);
+        assert_eq!(state.interaction, Some(click));
+        assert_eq!(state.status, Some(Status::Registered));
     }
 
     #[test]
@@ -203,17 +235,18 @@ mod tests {
         let registered = InteractionEvent::Registered {
             interaction: Box::new(click()),
         };
-        assert_eq!(
-            register(&given(&[registered]), click(), Utc::now()).unwrap(),
-            []
-        );
+        given::<InteractionState>([registered])
+            .when(register(click(), Utc::now()))
+            .then_nothing();
     }
 
     #[test]
     fn a_purchase_needs_a_positive_amount_in_an_iso_currency() {
         let now = Utc::now();
-        assert!(register(&given(&[]), purchase(12_000, "EUR"), now).is_ok());
-        let field = |i| register(&given(&[]), i, now).unwrap_err().field;
+        given::<InteractionState>([])
+            .when(register(purchase(12_000, "EUR"), now))
+            .then_events();
+        let field = |i| refused_field(i, now);
         assert_eq!(field(purchase(0, "EUR")), "purchase.amount.amount_minor");
         assert_eq!(field(purchase(100, "euro")), "purchase.amount.currency");
         assert_eq!(
@@ -235,16 +268,10 @@ mod tests {
         let now = Utc::now();
         let mut anonymous = click();
         anonymous.visitor.anonymous_id = " ".into();
-        assert_eq!(
-            register(&given(&[]), anonymous, now).unwrap_err().field,
-            "visitor.anonymous_id"
-        );
+        assert_eq!(refused_field(anonymous, now), "visitor.anonymous_id");
         let mut later = click();
         later.interacted_at = now + chrono::Duration::hours(1);
-        assert_eq!(
-            register(&given(&[]), later, now).unwrap_err().field,
-            "interacted_at"
-        );
+        assert_eq!(refused_field(later, now), "interacted_at");
     }
 
     #[test]
@@ -255,11 +282,13 @@ mod tests {
         let discarded = InteractionEvent::Discarded {
             reason: "fraud".into(),
         };
-        assert_eq!(
-            discard(&given(std::slice::from_ref(&registered)), "fraud"),
-            std::slice::from_ref(&discarded)
-        );
-        assert_eq!(discard(&given(&[registered, discarded]), "fraud"), []);
-        assert_eq!(discard(&given(&[]), "fraud"), []);
+        let state = given::<InteractionState>([registered.clone()])
+            .when(discard())
+            .then([discarded.clone()]);
+        assert_eq!(state.status, Some(Status::Discarded));
+        given::<InteractionState>([registered, discarded])
+            .when(discard())
+            .then_nothing();
+        given::<InteractionState>([]).when(discard()).then_nothing();
     }
 }

@@ -2,6 +2,7 @@
 
 mod interaction;
 
+pub use alpes_aggregate::{Aggregate, DomainEvent};
 pub use interaction::{
-    DomainError, Interaction, InteractionEvent, InteractionState, Status, discard, register,
+    DomainError, Interaction, InteractionCommand, InteractionEvent, InteractionState, Status,
 };

@@ -6,7 +6,7 @@ use chrono::{TimeDelta, TimeZone, Utc};
 
 use super::*;
 use crate::domain::TouchpointKind;
-use crate::domain::scenario::given;
+use alpes_aggregate::given;
 
 /// When the visitor buys.
 fn purchase_time() -> Timestamp {

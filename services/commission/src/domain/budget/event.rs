@@ -7,7 +7,7 @@ use alpes_contracts::events::commission::CommissionRejectionReason;
 use alpes_contracts::{Money, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::Terms;
+use crate::domain::{DomainEvent, Terms};
 
 /// What happened to a campaign's budget.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,9 +86,8 @@ pub enum BudgetEvent {
     },
 }
 
-impl BudgetEvent {
-    /// The name the event is stored under.
-    pub fn kind(&self) -> &'static str {
+impl DomainEvent for BudgetEvent {
+    fn kind(&self) -> &'static str {
         match self {
             Self::Opened { .. } => "BudgetOpened",
             Self::Activated { .. } => "BudgetActivated",

@@ -4,7 +4,8 @@ use alpes_contracts::events::commission::CommissionKind;
 use chrono::DateTime;
 
 use super::*;
-use crate::domain::given::given;
+use crate::domain::DomainEvent;
+use alpes_aggregate::given;
 
 const CAMPAIGN: &str = "spring-sale";
 

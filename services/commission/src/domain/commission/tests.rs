@@ -3,7 +3,7 @@
 use proptest::prelude::*;
 
 use super::*;
-use crate::domain::given::given;
+use alpes_aggregate::given;
 
 const SAGA: &str = "saga-1";
 
