@@ -6,7 +6,8 @@
 //!   event's metadata and `traceparent` as message properties, and the event time set. Sends are
 //!   pipelined: [`Publisher::send`] enqueues and hands back the receipt to await later.
 //! - [`Subscription`] consumes one event type with a Key_Shared subscription. Its handler says
-//!   what became of each message ([`Outcome`]): done (ack), retry later (redelivered after a
+//!   what became of each message ([`Outcome`]; a service's use cases are a [`Handler`], whose
+//!   errors say whether they may pass, and [`settle`] makes the outcome of that): done (ack), retry later (redelivered after a
 //!   growing backoff through a delayed retry topic), or reject (dead-letter topic, with the
 //!   reason). Undecodable bytes are dead-lettered with the decode error. When the broker goes
 //!   away, it subscribes again on its own, with backoff, and its [`SubscriptionHealth`] says it
@@ -24,6 +25,7 @@ pub mod admin;
 mod envelope;
 mod error;
 pub mod fault;
+mod handler;
 pub mod permissions;
 mod publisher;
 mod reconnect;
@@ -34,6 +36,7 @@ use pulsar::{Pulsar, TokioExecutor};
 
 pub use envelope::{Attempt, Delivery, Outgoing, property};
 pub use error::BusError;
+pub use handler::{Failure, Handler, settle};
 pub use publisher::{PendingReceipt, Publisher, Receipt};
 pub use reconnect::SubscriptionHealth;
 pub use subscription::{

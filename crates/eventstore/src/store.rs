@@ -19,6 +19,14 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+impl StoreError {
+    /// Whether the same operation may succeed later: an outage, an unknown write outcome and a
+    /// conflict may pass; data that does not read back stays so.
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, Self::Corrupt(_))
+    }
+}
+
 /// Event streams with conditional append and an outbox.
 pub trait EventStore: Clone + Send + Sync + 'static {
     /// Every commit of `stream`, oldest first (empty for a new stream).

@@ -11,7 +11,8 @@ use std::future::Future;
 use alpes_bus::admin::Admin;
 use alpes_bus::permissions;
 use alpes_bus::{
-    Bus, BusError, Delivery, Outcome, Publisher, Shutdown, SubscriptionConfig, SubscriptionHealth,
+    Bus, BusError, Handler, Outcome, Publisher, Shutdown, SubscriptionConfig, SubscriptionHealth,
+    settle,
 };
 use alpes_contracts::Event;
 use alpes_eventstore::{MongoStore, Relay, StoreError};
@@ -158,19 +159,14 @@ impl Platform {
     }
 
     /// Subscribes to `E` and hands each message to `handler` until shutdown, counting the
-    /// outcomes. If the subscription cannot be made, everything started so far is stopped.
-    /// Once made, it subscribes again by itself after losing the broker, and `/readyz` says
-    /// not ready meanwhile.
-    pub async fn consume<E, F, Fut>(
+    /// outcomes ([`alpes_bus::settle`]). If the subscription cannot be made, everything started
+    /// so far is stopped. Once made, it subscribes again by itself after losing the broker, and
+    /// `/readyz` says not ready meanwhile.
+    pub async fn consume<E: Event>(
         &mut self,
         config: SubscriptionConfig,
-        mut handler: F,
-    ) -> Result<(), PlatformError>
-    where
-        E: Event,
-        F: FnMut(Delivery<E>) -> Fut + Send + 'static,
-        Fut: Future<Output = Outcome> + Send + 'static,
-    {
+        handler: impl Handler<E>,
+    ) -> Result<(), PlatformError> {
         let name = config.name.clone();
         let subscription = match self.bus.subscribe::<E>(config).await {
             Ok(subscription) => subscription,
@@ -187,10 +183,9 @@ impl Platform {
         self.subscriptions.push(subscription.health());
         let metrics = self.metrics.clone();
         let counted = move |delivery| {
-            let handled = handler(delivery);
-            let (metrics, name) = (metrics.clone(), name.clone());
+            let (handler, metrics, name) = (handler.clone(), metrics.clone(), name.clone());
             async move {
-                let outcome = handled.await;
+                let outcome = settle(&handler, delivery).await;
                 let label = match outcome {
                     Outcome::Done => "done",
                     Outcome::Retry(_) => "retry",

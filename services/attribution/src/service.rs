@@ -2,7 +2,8 @@
 //! the HTTP server, and the order things stop in. `main` runs it; the tests run it in-process
 //! against the real stack.
 
-use alpes_bus::Shutdown;
+use alpes_bus::{Handler, Shutdown};
+use alpes_contracts::Event;
 use alpes_contracts::events::commission::CommissionReverted;
 use alpes_contracts::events::marketing::{
     CampaignActivated, CampaignCompleted, CampaignCreated, CampaignPaused,
@@ -15,7 +16,7 @@ use alpes_runtime::platform::{Platform, PlatformError};
 use tokio::net::TcpListener;
 
 use crate::adapters;
-use crate::adapters::consumer::{Consumed, SUBSCRIPTION, on_event};
+use crate::adapters::consumer::SUBSCRIPTION;
 use crate::app::Attribution;
 
 /// The attribution service's configuration.
@@ -71,17 +72,14 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
 }
 
 /// Subscribes to `E` and hands each message to the use cases.
-async fn consume<E: Consumed>(
+async fn consume<E: Event>(
     platform: &mut Platform,
     app: &Attribution<MongoStore>,
     config: &Config,
-) -> Result<(), PlatformError> {
-    let app = app.clone();
+) -> Result<(), PlatformError>
+where
+    Attribution<MongoStore>: Handler<E>,
+{
     let subscription = config.common.subscription(&config.subscription);
-    platform
-        .consume::<E, _, _>(subscription, move |delivery| {
-            let app = app.clone();
-            async move { on_event(&app, delivery).await }
-        })
-        .await
+    platform.consume::<E>(subscription, app.clone()).await
 }

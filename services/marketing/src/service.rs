@@ -26,7 +26,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::adapters;
-use crate::adapters::consumer::{Announcement, SUBSCRIPTION, on_announcement, on_saga_event};
+use crate::adapters::consumer::{Announcement, SUBSCRIPTION};
 use crate::app::{AppError, Marketing};
 use crate::read_models::{ReadError, ReadModels};
 use crate::sagas::Sagas;
@@ -229,24 +229,17 @@ impl Follow<'_> {
         app: &Marketing<MongoStore>,
         platform: &mut Platform,
     ) -> Result<(), PlatformError> {
-        let app = app.clone();
         let subscription = self
             .config
             .common
             .subscription(&format!("{}-campaigns", self.config.subscription));
-        platform
-            .consume::<E, _, _>(subscription, move |delivery| {
-                let app = app.clone();
-                async move { on_announcement(&app, &delivery.event).await }
-            })
-            .await
+        platform.consume::<E>(subscription, app.clone()).await
     }
 
     /// Consumes `E` once for both of marketing's uses, the saga log and the campaign
     /// statistics, written in one transaction, idempotent by event id. A log outage is retried
     /// for about half an hour.
     async fn topic<E: SagaEvent>(&self, platform: &mut Platform) -> Result<(), PlatformError> {
-        let sagas = self.sagas.clone();
         // The saga log's subscription name, kept so that existing subscriptions resume.
         let mut subscription = self
             .config
@@ -257,10 +250,7 @@ impl Follow<'_> {
         // subscription keeps more in flight than the default to fill a commit.
         subscription.concurrency = subscription.concurrency.max(SAGA_LOG_CONCURRENCY);
         platform
-            .consume::<E, _, _>(subscription, move |delivery| {
-                let sagas = sagas.clone();
-                async move { on_saga_event(&sagas, delivery).await }
-            })
+            .consume::<E>(subscription, self.sagas.clone())
             .await
     }
 }

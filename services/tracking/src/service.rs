@@ -39,14 +39,10 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
     let mut platform =
         Platform::start(&config.common, "tracking", &config.database, &shutdown).await?;
     let app = Tracking::new(platform.store().clone());
-    let handler_app = app.clone();
     platform
-        .consume::<AttributionReverted, _, _>(
+        .consume::<AttributionReverted>(
             config.common.subscription(&config.subscription),
-            move |delivery| {
-                let app = handler_app.clone();
-                async move { adapters::consumer::on_attribution_reverted(&app, delivery).await }
-            },
+            app.clone(),
         )
         .await?;
     let api = adapters::http::routes(app, platform.access())

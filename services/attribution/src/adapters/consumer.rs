@@ -1,5 +1,4 @@
-//! The bus consumers: each consumed event type goes to its use case, and what became of it is
-//! turned into an [`Outcome`].
+//! The bus consumers: each consumed event type goes to its use case.
 //!
 //! - campaign facts (`CampaignCreated`, `…Activated`, `…Paused`, `…Completed`) → mirrored
 //!   campaign settings;
@@ -11,11 +10,7 @@
 //! campaign's facts may be late); anything else can never succeed (invalid command, malformed
 //! message, unreadable stream) and is dead-lettered with its reason.
 
-use std::fmt::Debug;
-use std::future::Future;
-
-use alpes_bus::{Attempt, Delivery, Outcome};
-use alpes_contracts::Event;
+use alpes_bus::{Attempt, Failure, Handler};
 use alpes_contracts::events::commission::CommissionReverted;
 use alpes_contracts::events::marketing::{
     CampaignActivated, CampaignCompleted, CampaignCreated, CampaignPaused,
@@ -23,87 +18,45 @@ use alpes_contracts::events::marketing::{
 use alpes_contracts::events::tracking::InteractionTracked;
 use alpes_eventstore::EventStore;
 
-use crate::app::{AppError, Attribution, Compensated, Tracked};
+use crate::app::{AppError, Attribution};
 use crate::domain::CampaignCommand;
 
 /// The default subscription name every attribution replica shares.
 pub const SUBSCRIPTION: &str = "attribution";
 
-/// An event type attribution consumes, and the use case it goes to.
-pub trait Consumed: Event {
-    /// What handling it did, for the log.
-    type Done: Debug + Send;
+impl<S: EventStore> Handler<InteractionTracked> for Attribution<S> {
+    type Error = AppError;
 
-    /// Hands `event` to its use case; `attempt` says whether a retry may follow.
-    fn handle<S: EventStore>(
-        app: &Attribution<S>,
-        event: &Self,
-        attempt: Attempt,
-    ) -> impl Future<Output = Result<Self::Done, AppError>> + Send;
-}
-
-/// Handles one delivery of `E`: done when its effect is stored, retried when the store is
-/// unavailable, dead-lettered when it can never be handled.
-pub async fn on_event<E: Consumed, S: EventStore>(
-    app: &Attribution<S>,
-    delivery: Delivery<E>,
-) -> Outcome {
-    let event = &delivery.event;
-    let metadata = event.metadata();
-    match E::handle(app, event, delivery.kind_of_attempt()).await {
-        Ok(done) => {
-            tracing::debug!(
-                event = %metadata.event_type,
-                event_id = %metadata.event_id,
-                saga = ?metadata.saga_id,
-                ?done,
-                "handled"
-            );
-            Outcome::Done
-        }
-        Err(e @ (AppError::Store(_) | AppError::NotYet(_))) => Outcome::Retry(e.to_string()),
-        Err(e) => Outcome::Reject(e.to_string()),
+    async fn handle(&self, event: &InteractionTracked, attempt: Attempt) -> Result<(), AppError> {
+        let tracked = self.track(event, attempt).await?;
+        tracing::debug!(interaction = %event.interaction_id, ?tracked, "interaction handled");
+        Ok(())
     }
 }
 
-impl Consumed for InteractionTracked {
-    type Done = Tracked;
+impl<S: EventStore> Handler<CommissionReverted> for Attribution<S> {
+    type Error = AppError;
 
-    async fn handle<S: EventStore>(
-        app: &Attribution<S>,
-        event: &Self,
-        attempt: Attempt,
-    ) -> Result<Tracked, AppError> {
-        app.track(event, attempt).await
+    async fn handle(&self, event: &CommissionReverted, _: Attempt) -> Result<(), AppError> {
+        let compensated = self.compensate(event).await?;
+        tracing::info!(saga = ?event.metadata.saga_id, ?compensated, "commission reverted");
+        Ok(())
     }
 }
 
-impl Consumed for CommissionReverted {
-    type Done = Compensated;
-
-    async fn handle<S: EventStore>(
-        app: &Attribution<S>,
-        event: &Self,
-        _attempt: Attempt,
-    ) -> Result<Compensated, AppError> {
-        app.compensate(event).await
-    }
-}
-
-/// Campaign facts: whether the fact changed what attribution knows.
+/// Campaign facts: mirrored as the campaign's settings.
 macro_rules! campaign_fact {
     ($($fact:ty),*) => {$(
-        impl Consumed for $fact {
-            type Done = bool;
+        impl<S: EventStore> Handler<$fact> for Attribution<S> {
+            type Error = AppError;
 
-            async fn handle<S: EventStore>(
-                app: &Attribution<S>,
-                event: &Self,
-                _attempt: Attempt,
-            ) -> Result<bool, AppError> {
+            async fn handle(&self, event: &$fact, _: Attempt) -> Result<(), AppError> {
                 let command = CampaignCommand::from(event);
-                app.record_campaign_fact(&event.campaign_id, &event.metadata, command)
-                    .await
+                let changed = self
+                    .record_campaign_fact(&event.campaign_id, &event.metadata, command)
+                    .await?;
+                tracing::debug!(campaign = %event.campaign_id, changed, "campaign fact handled");
+                Ok(())
             }
         }
     )*};
@@ -115,3 +68,13 @@ campaign_fact!(
     CampaignPaused,
     CampaignCompleted
 );
+
+impl Failure for AppError {
+    fn is_retryable(&self) -> bool {
+        match self {
+            AppError::Store(e) => e.is_retryable(),
+            AppError::NotYet(_) => true,
+            AppError::Invalid(_) | AppError::Corrupt(_) | AppError::Malformed(_) => false,
+        }
+    }
+}

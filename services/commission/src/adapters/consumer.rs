@@ -1,5 +1,4 @@
-//! The bus edge: one subscription per consumed event type, each feeding its use case, and what
-//! becomes of each message.
+//! The bus edge: one subscription per consumed event type, each handled by its use case.
 //!
 //! - Campaign lifecycle (`CampaignCreated`, `CampaignActivated`, `CampaignPaused`,
 //!   `CampaignCompleted`) → the campaign's budget.
@@ -13,127 +12,59 @@
 //! credited partner, a negative amount, no saga id) or stored data is unreadable, and is
 //! dead-lettered at once with its reason.
 
-use std::future::Future;
-
-use alpes_bus::{Delivery, Outcome};
-use alpes_contracts::Event;
+use alpes_bus::{Failure, Handler};
 use alpes_contracts::events::attribution::ConversionAttributed;
 use alpes_contracts::events::marketing::{
     CampaignActivated, CampaignCompleted, CampaignCreated, CampaignPaused, FraudDetected,
     SagaTimedOut,
 };
-use alpes_eventstore::{EventStore, StoreError};
+use alpes_eventstore::EventStore;
 
 use crate::app::{AppError, Attempt, Commissions, Compensated};
 
 /// The default subscription name every commission replica shares.
 pub const SUBSCRIPTION: &str = "commission";
 
-/// An event this service consumes, and the use case it feeds.
-pub trait Consumed: Event {
-    /// Runs the use case for this event; `Ok` once its effect is durable. `attempt` says
-    /// whether a retry may follow.
-    fn feed<S: EventStore>(
-        &self,
-        app: &Commissions<S>,
-        attempt: Attempt,
-    ) -> impl Future<Output = Result<(), AppError>> + Send;
-}
-
-/// Handles one delivery of `E`: feeds it to the app, then says what becomes of the message.
-pub async fn on_delivery<E: Consumed, S: EventStore>(
-    app: &Commissions<S>,
-    delivery: Delivery<E>,
-) -> Outcome {
-    let attempt = delivery.kind_of_attempt();
-    match delivery.event.feed(app, attempt).await {
-        Ok(()) => Outcome::Done,
-        Err(error) => {
-            tracing::warn!(
-                event = E::event_type().name,
-                event_id = %delivery.event.metadata().event_id,
-                saga = ?delivery.event.metadata().saga_id,
-                attempt = delivery.attempt,
-                %error,
-                "message not handled"
-            );
-            outcome_of(error)
+impl Failure for AppError {
+    fn is_retryable(&self) -> bool {
+        match self {
+            AppError::Store(e) => e.is_retryable(),
+            AppError::CampaignUnknown(_) => true,
+            AppError::Invalid(_) | AppError::NoSaga(_) | AppError::UnknownCommission(_) => false,
         }
     }
 }
 
-/// What becomes of a message whose use case failed with `error`.
-fn outcome_of(error: AppError) -> Outcome {
-    match error {
-        AppError::Store(
-            StoreError::Mongo(_) | StoreError::Write(_) | StoreError::Conflict { .. },
-        )
-        | AppError::CampaignUnknown(_) => Outcome::Retry(error.to_string()),
-        AppError::Store(StoreError::Corrupt(_))
-        | AppError::Invalid(_)
-        | AppError::NoSaga(_)
-        | AppError::UnknownCommission(_) => Outcome::Reject(error.to_string()),
-    }
+/// A campaign's lifecycle: its budget follows.
+macro_rules! lifecycle {
+    ($($fact:ty => $use_case:ident, $what:literal;)*) => {$(
+        impl<S: EventStore> Handler<$fact> for Commissions<S> {
+            type Error = AppError;
+
+            async fn handle(&self, event: &$fact, _: Attempt) -> Result<(), AppError> {
+                let changed = self.$use_case(event).await?;
+                tracing::info!(campaign = %event.campaign_id, changed, $what);
+                Ok(())
+            }
+        }
+    )*};
 }
 
-impl Consumed for CampaignCreated {
-    async fn feed<S: EventStore>(
-        &self,
-        app: &Commissions<S>,
-        _attempt: Attempt,
-    ) -> Result<(), AppError> {
-        let changed = app.open_budget(self).await?;
-        tracing::info!(campaign = %self.campaign_id, changed, "campaign created");
-        Ok(())
-    }
+lifecycle! {
+    CampaignCreated => open_budget, "campaign created";
+    CampaignActivated => activate_campaign, "campaign activated";
+    CampaignPaused => pause_campaign, "campaign paused";
+    CampaignCompleted => complete_campaign, "campaign completed";
 }
 
-impl Consumed for CampaignActivated {
-    async fn feed<S: EventStore>(
-        &self,
-        app: &Commissions<S>,
-        _attempt: Attempt,
-    ) -> Result<(), AppError> {
-        let changed = app.activate_campaign(self).await?;
-        tracing::info!(campaign = %self.campaign_id, changed, "campaign activated");
-        Ok(())
-    }
-}
+impl<S: EventStore> Handler<ConversionAttributed> for Commissions<S> {
+    type Error = AppError;
 
-impl Consumed for CampaignPaused {
-    async fn feed<S: EventStore>(
-        &self,
-        app: &Commissions<S>,
-        _attempt: Attempt,
-    ) -> Result<(), AppError> {
-        let changed = app.pause_campaign(self).await?;
-        tracing::info!(campaign = %self.campaign_id, changed, "campaign paused");
-        Ok(())
-    }
-}
-
-impl Consumed for CampaignCompleted {
-    async fn feed<S: EventStore>(
-        &self,
-        app: &Commissions<S>,
-        _attempt: Attempt,
-    ) -> Result<(), AppError> {
-        let changed = app.complete_campaign(self).await?;
-        tracing::info!(campaign = %self.campaign_id, changed, "campaign completed");
-        Ok(())
-    }
-}
-
-impl Consumed for ConversionAttributed {
-    async fn feed<S: EventStore>(
-        &self,
-        app: &Commissions<S>,
-        attempt: Attempt,
-    ) -> Result<(), AppError> {
-        let status = app.reserve(self, attempt).await?;
+    async fn handle(&self, event: &ConversionAttributed, attempt: Attempt) -> Result<(), AppError> {
+        let status = self.reserve(event, attempt).await?;
         tracing::debug!(
-            saga = ?self.metadata.saga_id,
-            campaign = %self.campaign_id,
+            saga = ?event.metadata.saga_id,
+            campaign = %event.campaign_id,
             ?status,
             "conversion handled"
         );
@@ -141,26 +72,22 @@ impl Consumed for ConversionAttributed {
     }
 }
 
-impl Consumed for FraudDetected {
-    async fn feed<S: EventStore>(
-        &self,
-        app: &Commissions<S>,
-        _attempt: Attempt,
-    ) -> Result<(), AppError> {
-        let compensated = app.revert_for_fraud(self).await?;
-        log_compensation(self.metadata.saga_id.as_deref(), &compensated, "fraud");
+impl<S: EventStore> Handler<FraudDetected> for Commissions<S> {
+    type Error = AppError;
+
+    async fn handle(&self, event: &FraudDetected, _: Attempt) -> Result<(), AppError> {
+        let compensated = self.revert_for_fraud(event).await?;
+        log_compensation(event.metadata.saga_id.as_deref(), &compensated, "fraud");
         Ok(())
     }
 }
 
-impl Consumed for SagaTimedOut {
-    async fn feed<S: EventStore>(
-        &self,
-        app: &Commissions<S>,
-        _attempt: Attempt,
-    ) -> Result<(), AppError> {
-        let compensated = app.revert_for_timeout(self).await?;
-        log_compensation(self.metadata.saga_id.as_deref(), &compensated, "timeout");
+impl<S: EventStore> Handler<SagaTimedOut> for Commissions<S> {
+    type Error = AppError;
+
+    async fn handle(&self, event: &SagaTimedOut, _: Attempt) -> Result<(), AppError> {
+        let compensated = self.revert_for_timeout(event).await?;
+        log_compensation(event.metadata.saga_id.as_deref(), &compensated, "timeout");
         Ok(())
     }
 }

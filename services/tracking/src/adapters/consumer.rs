@@ -1,6 +1,8 @@
 //! Compensation: `AttributionReverted` → discard the journey's interactions.
+//!
+//! A store outage is retried; anything else that fails can never succeed and is dead-lettered.
 
-use alpes_bus::{Delivery, Outcome};
+use alpes_bus::{Attempt, Failure, Handler};
 use alpes_contracts::events::attribution::AttributionReverted;
 use alpes_eventstore::EventStore;
 
@@ -9,23 +11,26 @@ use crate::app::{AppError, Tracking};
 /// The default subscription name every tracking replica shares.
 pub const SUBSCRIPTION: &str = "tracking";
 
-/// Handles one `AttributionReverted`: a store outage is retried, anything else that fails can
-/// never succeed and is dead-lettered.
-pub async fn on_attribution_reverted<S: EventStore>(
-    app: &Tracking<S>,
-    delivery: Delivery<AttributionReverted>,
-) -> Outcome {
-    match app.discard_journey(&delivery.event).await {
-        Ok(discarded) => {
-            tracing::info!(
-                journey = %delivery.event.journey_id,
-                saga = ?delivery.event.metadata.saga_id,
-                discarded,
-                "journey's interactions discarded"
-            );
-            Outcome::Done
+impl<S: EventStore> Handler<AttributionReverted> for Tracking<S> {
+    type Error = AppError;
+
+    async fn handle(&self, event: &AttributionReverted, _: Attempt) -> Result<(), AppError> {
+        let discarded = self.discard_journey(event).await?;
+        tracing::info!(
+            journey = %event.journey_id,
+            saga = ?event.metadata.saga_id,
+            discarded,
+            "journey's interactions discarded"
+        );
+        Ok(())
+    }
+}
+
+impl Failure for AppError {
+    fn is_retryable(&self) -> bool {
+        match self {
+            AppError::Store(e) => e.is_retryable(),
+            AppError::Invalid(_) | AppError::Corrupt(_) | AppError::KeyReused(_) => false,
         }
-        Err(AppError::Store(e)) => Outcome::Retry(e.to_string()),
-        Err(e) => Outcome::Reject(e.to_string()),
     }
 }
