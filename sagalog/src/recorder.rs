@@ -14,6 +14,7 @@
 //! stand alone: the others are recorded, and only the refused ones get the permanent error. A
 //! batch that fails for a reason that may pass (the connection) fails whole, to be retried.
 
+use std::future::Future;
 use std::ops::Range;
 use std::time::Duration;
 
@@ -42,10 +43,17 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// Starts the writer for `log`.
+    /// Starts the writer for `log` on its own task.
     pub fn spawn(log: SagaLog) -> (Self, JoinHandle<()>) {
+        let (recorder, writer) = Self::new(log);
+        (recorder, tokio::spawn(writer))
+    }
+
+    /// A recorder for `log`, and the writer to run for it: the writer ends once every clone
+    /// of the recorder is dropped and what they handed it is written.
+    pub fn new(log: SagaLog) -> (Self, impl Future<Output = ()> + Send + 'static) {
         let (queue, mut pending) = mpsc::channel::<Queued>(4 * MAX_BATCH);
-        let writer = tokio::spawn(async move {
+        let writer = async move {
             let mut batch = Vec::with_capacity(MAX_BATCH);
             while pending.recv_many(&mut batch, MAX_BATCH).await > 0 {
                 let deadline = Instant::now() + LINGER;
@@ -62,7 +70,7 @@ impl Recorder {
                     let _ = ack.send(written);
                 }
             }
-        });
+        };
         (Self { queue }, writer)
     }
 

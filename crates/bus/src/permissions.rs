@@ -16,7 +16,7 @@
 //! Where it comes from: a service produces the events whose contract it owns
 //! ([`EventType::service`]; each service's application code puts exactly those in its outbox,
 //! and marketing publishes `FraudDetected` and `SagaTimedOut` directly); what it consumes is
-//! what its `services/<service>/src/service.rs` subscribes to (`platform.consume::<E>` /
+//! what its `services/<service>/src/service.rs` subscribes to (`runtime.consume::<E>` /
 //! `follow.topic::<E>` / `follow.campaigns::<E>`). A change there must change [`platform`].
 //!
 //! Per consumed topic `T` under subscription `S`, the role gets:

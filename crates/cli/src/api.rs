@@ -1,6 +1,6 @@
 //! Speaking HTTP to one alpes service: JSON in, JSON out, and errors that say what to do.
 //!
-//! Every service answers errors as `{"code", "message", "field"?}`; [`ApiError`] keeps them
+//! Every service answers errors as `{"code", "message", "field"?}`; [`RequestError`] keeps them
 //! and explains the ones a user can fix (a 401 is about the API token, a refused connection
 //! about the service not running).
 
@@ -47,7 +47,7 @@ pub struct Api {
 
 /// Why a request to a service failed.
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
+pub enum RequestError {
     /// Nothing answered.
     #[error(
         "cannot reach {service} at {url}: {source}; is it running? (scripts/services.sh up, or set \
@@ -127,7 +127,7 @@ struct ErrorBody {
     field: Option<String>,
 }
 
-impl ApiError {
+impl RequestError {
     /// The service's status code, when it answered with an error.
     pub fn status(&self) -> Option<u16> {
         match self {
@@ -212,13 +212,17 @@ impl Api {
     }
 
     /// `GET` as JSON.
-    pub async fn get<T: DeserializeOwned>(&self, url: Url) -> Result<T, ApiError> {
+    pub async fn get<T: DeserializeOwned>(&self, url: Url) -> Result<T, RequestError> {
         self.call(Method::GET, url, None, None, Repeat::Safe, None)
             .await
     }
 
     /// `POST` a JSON body, answer as JSON.
-    pub async fn post<T: DeserializeOwned>(&self, url: Url, body: &Json) -> Result<T, ApiError> {
+    pub async fn post<T: DeserializeOwned>(
+        &self,
+        url: Url,
+        body: &Json,
+    ) -> Result<T, RequestError> {
         self.call(Method::POST, url, Some(body), None, Repeat::Unsafe, None)
             .await
     }
@@ -230,7 +234,7 @@ impl Api {
         &self,
         url: Url,
         body: &Json,
-    ) -> Result<T, ApiError> {
+    ) -> Result<T, RequestError> {
         self.call(Method::POST, url, Some(body), None, Repeat::Safe, None)
             .await
     }
@@ -247,7 +251,7 @@ impl Api {
         key: Option<&str>,
         url: Url,
         body: &Json,
-    ) -> Result<T, ApiError> {
+    ) -> Result<T, RequestError> {
         use std::hash::{Hash, Hasher};
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         affinity.hash(&mut hasher);
@@ -269,9 +273,9 @@ impl Api {
         replica: Option<usize>,
         repeat: Repeat,
         key: Option<&str>,
-    ) -> Result<T, ApiError> {
+    ) -> Result<T, RequestError> {
         let mut target = self.at_replica(&url, replica);
-        let unreachable = |target: &Url, source| ApiError::Unreachable {
+        let unreachable = |target: &Url, source| RequestError::Unreachable {
             service: self.service,
             url: target.to_string(),
             source,
@@ -317,7 +321,7 @@ impl Api {
             target = self.at_replica(&url, None);
         };
         if status.is_success() {
-            return serde_json::from_str(&text).map_err(|e| ApiError::Unexpected {
+            return serde_json::from_str(&text).map_err(|e| RequestError::Unexpected {
                 service: self.service,
                 method,
                 url: target.to_string(),
@@ -325,7 +329,7 @@ impl Api {
                 detail: e.to_string(),
             });
         }
-        Err(ApiError::Refused(self.refusal(status, &text)))
+        Err(RequestError::Refused(self.refusal(status, &text)))
     }
 
     fn refusal(&self, status: StatusCode, text: &str) -> Refusal {

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn show_prints_the_header_and_timeline_of_one_saga() {
-    let (url, _) = fake::serve(fake::Platform::default()).await;
+    let (url, _) = fake::serve(fake::FakePlatform::default()).await;
     let id = "0195a3c1-5e2f-7a10-8c1d-3b4e5f607182";
     let ran = alpes(
         &["saga", "show", id, "--marketing-url", &url],
@@ -35,7 +35,7 @@ async fn show_prints_the_header_and_timeline_of_one_saga() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn json_is_the_servers_answer_for_scripts() {
-    let (url, _) = fake::serve(fake::Platform::default()).await;
+    let (url, _) = fake::serve(fake::FakePlatform::default()).await;
     let id = "0195a3c1-5e2f-7a10-8c1d-3b4e5f607182";
     let ran = alpes(
         &[
@@ -60,7 +60,7 @@ async fn json_is_the_servers_answer_for_scripts() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_missing_token_is_explained() {
-    let (url, _) = fake::serve(fake::Platform::default()).await;
+    let (url, _) = fake::serve(fake::FakePlatform::default()).await;
     let ran = alpes(&["saga", "stats", "--marketing-url", &url], "", &[]).await;
     assert_eq!(ran.code, 1);
     assert!(
@@ -78,7 +78,7 @@ async fn a_missing_token_is_explained() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unknown_saga_is_a_clear_404() {
-    let (url, _) = fake::serve(fake::Platform::default()).await;
+    let (url, _) = fake::serve(fake::FakePlatform::default()).await;
     let ran = alpes(
         &[
             "saga",
@@ -104,7 +104,7 @@ async fn an_unknown_saga_is_a_clear_404() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn list_sends_the_filters_and_all_follows_the_cursor() {
-    let (url, state) = fake::serve(fake::Platform::default()).await;
+    let (url, state) = fake::serve(fake::FakePlatform::default()).await;
     let env = [
         ("ALPES_API_TOKEN", TOKEN),
         ("ALPES_MARKETING_URL", url.as_str()),
@@ -151,7 +151,7 @@ async fn list_sends_the_filters_and_all_follows_the_cursor() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn stats_are_tables() {
-    let (url, _) = fake::serve(fake::Platform::default()).await;
+    let (url, _) = fake::serve(fake::FakePlatform::default()).await;
     let ran = alpes(
         &["saga", "stats", "--marketing-url", &url, "--token", TOKEN],
         "",

@@ -7,7 +7,7 @@ mod run;
 use run::{Ran, alpes};
 use serde_json::Value;
 
-async fn simulate(platform: fake::Platform, extra: &[&str]) -> (Ran, fake::Shared) {
+async fn simulate(platform: fake::FakePlatform, extra: &[&str]) -> (Ran, fake::Shared) {
     let (url, state) = fake::serve(platform).await;
     let mut args = vec![
         "simulate",
@@ -36,7 +36,7 @@ async fn simulate(platform: fake::Platform, extra: &[&str]) -> (Ran, fake::Share
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_sale_completes_and_every_fraud_is_compensated() {
-    let (ran, state) = simulate(fake::Platform::default(), &[]).await;
+    let (ran, state) = simulate(fake::FakePlatform::default(), &[]).await;
     assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
     let out: Value = serde_json::from_str(&ran.stdout).unwrap();
     let summary = &out["summary"];
@@ -66,8 +66,8 @@ async fn every_sale_completes_and_every_fraud_is_compensated() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_same_seed_plays_the_same_script() {
-    let (first, _) = simulate(fake::Platform::default(), &[]).await;
-    let (second, _) = simulate(fake::Platform::default(), &[]).await;
+    let (first, _) = simulate(fake::FakePlatform::default(), &[]).await;
+    let (second, _) = simulate(fake::FakePlatform::default(), &[]).await;
     let counts = |ran: &Ran| {
         let out: Value = serde_json::from_str(&ran.stdout).unwrap();
         (
@@ -80,9 +80,9 @@ async fn the_same_seed_plays_the_same_script() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_fraud_that_is_never_compensated_fails_the_run() {
-    let broken = fake::Platform {
+    let broken = fake::FakePlatform {
         ignore_fraud: true,
-        ..fake::Platform::default()
+        ..fake::FakePlatform::default()
     };
     let (ran, _) = simulate(broken, &["--timeout", "2s"]).await;
     assert_eq!(ran.code, 1, "{}\n{}", ran.stdout, ran.stderr);
@@ -108,9 +108,9 @@ async fn a_fraud_that_is_never_compensated_fails_the_run() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_budget_that_does_not_add_up_fails_the_run() {
-    let skewed = fake::Platform {
+    let skewed = fake::FakePlatform {
         budget_skew: 1,
-        ..fake::Platform::default()
+        ..fake::FakePlatform::default()
     };
     let (ran, _) = simulate(skewed, &[]).await;
     assert_eq!(ran.code, 1, "{}\n{}", ran.stdout, ran.stderr);

@@ -8,7 +8,7 @@
 //! - [`http`]: the axum server with `/healthz`, `/readyz`, `/metrics`, trace context on every
 //!   request, JSON errors with a stable `code` (from the framework and hyper too), timeouts,
 //!   a limit of requests in flight and of body size, and graceful shutdown.
-//! - [`platform::Platform`]: the wiring every service repeats otherwise — bootstrap, bus,
+//! - [`service::ServiceRuntime`]: the wiring every service repeats otherwise — bootstrap, bus,
 //!   event store, outbox relay, consumers, readiness, HTTP, and the order they stop in.
 //! - [`shutdown::on_signals`]: a [`Shutdown`](alpes_bus::Shutdown) token cancelled by SIGTERM
 //!   or SIGINT. Readiness turns false at once; consumers drain; the relay flushes.
@@ -19,8 +19,8 @@ pub mod error;
 pub mod health;
 pub mod http;
 pub mod metrics;
-pub mod platform;
 mod protocol_errors;
+pub mod service;
 pub mod shutdown;
 pub mod telemetry;
 pub mod trace;

@@ -12,7 +12,7 @@ use alpes_contracts::events::tracking::InteractionTracked;
 use alpes_eventstore::MongoStore;
 use alpes_runtime::config::CommonArgs;
 use alpes_runtime::http;
-use alpes_runtime::platform::{Platform, PlatformError};
+use alpes_runtime::service::{RuntimeError, ServiceRuntime};
 use tokio::net::TcpListener;
 
 use crate::adapters;
@@ -46,40 +46,36 @@ pub struct Config {
 /// Runs the service on `listener` until `shutdown`; then stops taking requests and messages,
 /// finishes those in hand, flushes the outbox, and returns.
 pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
-    let mut platform =
-        Platform::start(&config.common, "attribution", &config.database, &shutdown).await?;
-    let app = Attribution::new(platform.store().clone());
+    let mut runtime =
+        ServiceRuntime::start(&config.common, "attribution", &config.database, &shutdown).await?;
+    let app = Attribution::new(runtime.store().clone());
     // Until this is done, every new visitor costs a lookup of an index earlier versions kept.
     let sweeping = app.clone();
-    tokio::spawn(async move {
-        let mut backoff = std::time::Duration::from_secs(1);
-        while let Err(e) = sweeping.sweep_legacy_visitors().await {
-            tracing::warn!(error = %e, "legacy visitor sweep failed; trying again");
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(std::time::Duration::from_secs(60));
-        }
+    runtime.spawn_until_done("legacy visitor sweep", move || {
+        let sweeping = sweeping.clone();
+        async move { sweeping.sweep_legacy_visitors().await }
     });
-    consume::<CampaignCreated>(&mut platform, &app, &config).await?;
-    consume::<CampaignActivated>(&mut platform, &app, &config).await?;
-    consume::<CampaignPaused>(&mut platform, &app, &config).await?;
-    consume::<CampaignCompleted>(&mut platform, &app, &config).await?;
-    consume::<InteractionTracked>(&mut platform, &app, &config).await?;
-    consume::<CommissionReverted>(&mut platform, &app, &config).await?;
-    let api = adapters::http::routes(app, platform.access())
+    consume::<CampaignCreated>(&mut runtime, &app, &config).await?;
+    consume::<CampaignActivated>(&mut runtime, &app, &config).await?;
+    consume::<CampaignPaused>(&mut runtime, &app, &config).await?;
+    consume::<CampaignCompleted>(&mut runtime, &app, &config).await?;
+    consume::<InteractionTracked>(&mut runtime, &app, &config).await?;
+    consume::<CommissionReverted>(&mut runtime, &app, &config).await?;
+    let api = adapters::http::routes(app, runtime.access())
         .merge(http::openapi(include_str!("../openapi.json")));
-    platform.serve(listener, api, shutdown).await?;
+    runtime.serve(listener, api, shutdown).await?;
     Ok(())
 }
 
 /// Subscribes to `E` and hands each message to the use cases.
 async fn consume<E: Event>(
-    platform: &mut Platform,
+    runtime: &mut ServiceRuntime,
     app: &Attribution<MongoStore>,
     config: &Config,
-) -> Result<(), PlatformError>
+) -> Result<(), RuntimeError>
 where
     Attribution<MongoStore>: Handler<E>,
 {
     let subscription = config.common.subscription(&config.subscription);
-    platform.consume::<E>(subscription, app.clone()).await
+    runtime.consume::<E>(subscription, app.clone()).await
 }

@@ -12,7 +12,7 @@ use alpes_contracts::events::marketing::{
 use alpes_eventstore::MongoStore;
 use alpes_runtime::config::CommonArgs;
 use alpes_runtime::http;
-use alpes_runtime::platform::{Platform, PlatformError};
+use alpes_runtime::service::{RuntimeError, ServiceRuntime};
 use tokio::net::TcpListener;
 
 use crate::adapters;
@@ -45,39 +45,38 @@ pub struct Config {
 /// Runs the service on `listener` until `shutdown`; then stops taking requests and messages,
 /// finishes those in hand, flushes the outbox, and returns.
 pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
-    let mut platform =
-        Platform::start(&config.common, "commission", &config.database, &shutdown).await?;
-    let app = Commissions::new(platform.store().clone());
+    let mut runtime =
+        ServiceRuntime::start(&config.common, "commission", &config.database, &shutdown).await?;
+    let app = Commissions::new(runtime.store().clone());
     // Once per database, the list of commissions needs a sweep of what earlier versions wrote:
     // started now so that no request waits for it (one that comes first does).
     let listing = app.clone();
-    tokio::spawn(async move {
-        if let Err(e) = listing.prepare_listing().await {
-            tracing::warn!(error = %e, "commission listing not prepared; the first list request tries again");
-        }
+    runtime.spawn_until_done("commission listing", move || {
+        let listing = listing.clone();
+        async move { listing.prepare_listing().await }
     });
-    consume::<CampaignCreated>(&mut platform, &app, &config).await?;
-    consume::<CampaignActivated>(&mut platform, &app, &config).await?;
-    consume::<CampaignPaused>(&mut platform, &app, &config).await?;
-    consume::<CampaignCompleted>(&mut platform, &app, &config).await?;
-    consume::<ConversionAttributed>(&mut platform, &app, &config).await?;
-    consume::<FraudDetected>(&mut platform, &app, &config).await?;
-    consume::<SagaTimedOut>(&mut platform, &app, &config).await?;
-    let api = adapters::http::routes(app, platform.access())
+    consume::<CampaignCreated>(&mut runtime, &app, &config).await?;
+    consume::<CampaignActivated>(&mut runtime, &app, &config).await?;
+    consume::<CampaignPaused>(&mut runtime, &app, &config).await?;
+    consume::<CampaignCompleted>(&mut runtime, &app, &config).await?;
+    consume::<ConversionAttributed>(&mut runtime, &app, &config).await?;
+    consume::<FraudDetected>(&mut runtime, &app, &config).await?;
+    consume::<SagaTimedOut>(&mut runtime, &app, &config).await?;
+    let api = adapters::http::routes(app, runtime.access())
         .merge(http::openapi(include_str!("../openapi.json")));
-    platform.serve(listener, api, shutdown).await?;
+    runtime.serve(listener, api, shutdown).await?;
     Ok(())
 }
 
 /// Subscribes to `E` and hands each message to the use cases.
 async fn consume<E: Event>(
-    platform: &mut Platform,
+    runtime: &mut ServiceRuntime,
     app: &Commissions<MongoStore>,
     config: &Config,
-) -> Result<(), PlatformError>
+) -> Result<(), RuntimeError>
 where
     Commissions<MongoStore>: Handler<E>,
 {
     let subscription = config.common.subscription(&config.subscription);
-    platform.consume::<E>(subscription, app.clone()).await
+    runtime.consume::<E>(subscription, app.clone()).await
 }

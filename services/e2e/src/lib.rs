@@ -66,8 +66,8 @@ pub struct Endpoints {
 
 impl Endpoints {
     /// The services' HTTP APIs.
-    pub fn platform(&self) -> Platform {
-        Platform {
+    pub fn platform(&self) -> PlatformClient {
+        PlatformClient {
             tracking: self.tracking.clone(),
             attribution: self.attribution.clone(),
             commission: self.commission.clone(),
@@ -91,9 +91,9 @@ impl Endpoints {
     }
 }
 
-/// Base URLs of the four services.
+/// An HTTP client of the four services: their base URLs, the token, one connection pool.
 #[derive(Debug, Clone)]
-pub struct Platform {
+pub struct PlatformClient {
     pub tracking: String,
     pub attribution: String,
     pub commission: String,
@@ -103,7 +103,7 @@ pub struct Platform {
     pub http: reqwest::Client,
 }
 
-impl Platform {
+impl PlatformClient {
     /// POSTs JSON, returns status and body.
     pub async fn post(&self, url: String, body: Value) -> anyhow::Result<(u16, Value)> {
         let request = self.http.post(url).bearer_auth(&self.token).json(&body);

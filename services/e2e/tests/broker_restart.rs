@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use alpes_e2e::Platform;
+use alpes_e2e::PlatformClient;
 use serde_json::Value;
 
 mod common;
@@ -41,7 +41,7 @@ fn stack_script() -> PathBuf {
 }
 
 /// A partner click then a purchase; returns the saga id.
-async fn sale(platform: &Platform, campaign: &str) -> String {
+async fn sale(platform: &PlatformClient, campaign: &str) -> String {
     let visitor = format!("visitor-{}", uuid::Uuid::new_v4().simple());
     platform
         .track("CLICK", &visitor, campaign, Some("partner-1"), None)
@@ -61,7 +61,7 @@ async fn sale(platform: &Platform, campaign: &str) -> String {
 }
 
 /// The saga log's status of each of `sagas` (`-` when the log does not know it).
-async fn statuses(platform: &Platform, sagas: &[String]) -> BTreeMap<String, String> {
+async fn statuses(platform: &PlatformClient, sagas: &[String]) -> BTreeMap<String, String> {
     let mut found = BTreeMap::new();
     for saga in sagas {
         let status = match platform.saga(saga).await {
@@ -75,7 +75,7 @@ async fn statuses(platform: &Platform, sagas: &[String]) -> BTreeMap<String, Str
 }
 
 /// Waits until every one of `sagas` has status `wanted`; fails naming those that did not.
-async fn all_reach(platform: &Platform, sagas: &[String], wanted: &str, within: Duration) {
+async fn all_reach(platform: &PlatformClient, sagas: &[String], wanted: &str, within: Duration) {
     let started = Instant::now();
     loop {
         let found = statuses(platform, sagas).await;
@@ -94,11 +94,11 @@ async fn all_reach(platform: &Platform, sagas: &[String], wanted: &str, within: 
 }
 
 /// `/readyz` of the service at `base`: status code and body.
-async fn readiness(platform: &Platform, base: &str) -> Option<(u16, Value)> {
+async fn readiness(platform: &PlatformClient, base: &str) -> Option<(u16, Value)> {
     platform.get(format!("{base}/readyz")).await.ok()
 }
 
-async fn reserved_minor(platform: &Platform, campaign: &str) -> i64 {
+async fn reserved_minor(platform: &PlatformClient, campaign: &str) -> i64 {
     let (status, budget) = platform
         .get(format!("{}/budgets/{campaign}", platform.commission))
         .await

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use alpes_contracts::EventMetadata;
 use alpes_contracts::events::marketing::FraudDetected;
-use alpes_e2e::Platform;
+use alpes_e2e::PlatformClient;
 use serde_json::Value;
 
 mod common;
@@ -42,7 +42,7 @@ fn count(saga: &Value, event_type: &str) -> usize {
 }
 
 /// A partner click then a purchase of `amount_minor`; returns (saga id, purchase interaction).
-async fn sale(platform: &Platform, campaign: &str, amount_minor: i64) -> (String, String) {
+async fn sale(platform: &PlatformClient, campaign: &str, amount_minor: i64) -> (String, String) {
     let visitor = format!("visitor-{}", uuid::Uuid::new_v4().simple());
     platform
         .track("CLICK", &visitor, campaign, Some("partner-1"), None)
@@ -64,7 +64,7 @@ async fn sale(platform: &Platform, campaign: &str, amount_minor: i64) -> (String
     )
 }
 
-async fn reserved_minor(platform: &Platform, campaign: &str) -> i64 {
+async fn reserved_minor(platform: &PlatformClient, campaign: &str) -> i64 {
     let (status, budget) = platform
         .get(format!("{}/budgets/{campaign}", platform.commission))
         .await
@@ -74,7 +74,7 @@ async fn reserved_minor(platform: &Platform, campaign: &str) -> i64 {
 }
 
 /// The saga's commission as commission serves it (404 → `None`).
-async fn commission_status(platform: &Platform, saga: &str) -> Option<String> {
+async fn commission_status(platform: &PlatformClient, saga: &str) -> Option<String> {
     let (status, body) = platform
         .get(format!(
             "{}/commissions/commission-{saga}",
@@ -86,7 +86,7 @@ async fn commission_status(platform: &Platform, saga: &str) -> Option<String> {
 }
 
 /// Checks through each service's own API that nothing of `saga` is live any more.
-async fn assert_undone(platform: &Platform, saga: &str, purchase: &str) {
+async fn assert_undone(platform: &PlatformClient, saga: &str, purchase: &str) {
     let commission = commission_status(platform, saga).await;
     assert!(
         !matches!(commission.as_deref(), Some("RESERVED") | Some("CONFIRMED")),

@@ -32,7 +32,7 @@ use alpes_contracts::Event;
 use alpes_contracts::events::attribution::ConversionAttributed;
 use alpes_contracts::events::commission::{CommissionRejected, CommissionReserved};
 use alpes_contracts::events::tracking::InteractionTracked;
-use alpes_e2e::{Platform, next_of_saga, watch};
+use alpes_e2e::{PlatformClient, next_of_saga, watch};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
@@ -305,7 +305,7 @@ async fn killed_between_publishing_and_acknowledging() {
 
 /// An active campaign paying 10 % (min 5.00, max 50.00) of a 60.00 EUR budget, once attribution
 /// and the commission service at `commission` both know it is active.
-async fn known_campaign(platform: &Platform, commission: &str) -> String {
+async fn known_campaign(platform: &PlatformClient, commission: &str) -> String {
     let campaign = platform.active_campaign(6_000, 1_000).await.unwrap();
     for url in [
         format!("{}/campaigns/{campaign}", platform.attribution),
@@ -374,7 +374,7 @@ fn timeline(saga: &Value) -> Vec<String> {
         .collect()
 }
 
-async fn reserved_minor(platform: &Platform, campaign: &str) -> i64 {
+async fn reserved_minor(platform: &PlatformClient, campaign: &str) -> i64 {
     let (status, budget) = platform
         .get(format!("{}/budgets/{campaign}", platform.commission))
         .await

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use alpes_contracts::events::marketing::SagaTimedOut;
 use alpes_contracts::{EventMetadata, Timestamp};
-use alpes_e2e::Platform;
+use alpes_e2e::PlatformClient;
 use serde_json::{Value, json};
 
 mod common;
@@ -37,7 +37,7 @@ fn step<'a>(saga: &'a Value, event_type: &str) -> &'a Value {
 }
 
 /// A partner click then a purchase through tracking's API; returns the saga id.
-async fn sale(platform: &Platform, campaign: &str, amount_minor: i64) -> String {
+async fn sale(platform: &PlatformClient, campaign: &str, amount_minor: i64) -> String {
     let visitor = format!("visitor-{}", uuid::Uuid::new_v4().simple());
     platform
         .track("CLICK", &visitor, campaign, Some("partner-1"), None)
@@ -56,7 +56,7 @@ async fn sale(platform: &Platform, campaign: &str, amount_minor: i64) -> String 
     purchase["saga_id"].as_str().unwrap().to_owned()
 }
 
-async fn reserved_minor(platform: &Platform, campaign: &str) -> i64 {
+async fn reserved_minor(platform: &PlatformClient, campaign: &str) -> i64 {
     let (status, budget) = platform
         .get(format!("{}/budgets/{campaign}", platform.commission))
         .await
@@ -65,7 +65,7 @@ async fn reserved_minor(platform: &Platform, campaign: &str) -> i64 {
     budget["reserved"]["amount_minor"].as_i64().unwrap()
 }
 
-async fn commission_status(platform: &Platform, saga: &str) -> String {
+async fn commission_status(platform: &PlatformClient, saga: &str) -> String {
     let (status, body) = platform
         .get(format!(
             "{}/commissions/commission-{saga}",

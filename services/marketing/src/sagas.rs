@@ -7,6 +7,14 @@
 //! whose commission was reserved by then stays COMPLETED (the log counts the timeout void, and
 //! commission ignores it). A deadline counts from the saga's own time, with a grace period from
 //! when the log first saw it (see `alpes_sagalog::derive_seen`).
+//!
+//! The one exception to "every event goes out through an outbox": fraud reports and timeouts
+//! are published straight to Pulsar, because no aggregate changes with them. A fraud report is
+//! answered only once the broker has it, so a crash before that is an error the reporter sends
+//! again (the same report is the same event id). A timeout is noted in the log after the broker
+//! has it; a replica that dies before the note leaves the saga claimed for `TIMEOUT_LEASE`,
+//! after which a sweep publishes it again under the same event id (tested in
+//! `tests/campaigns.rs`).
 
 use std::time::Duration;
 

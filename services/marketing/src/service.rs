@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
+use alpes_bus::Shutdown;
 use alpes_bus::admin::Admin;
-use alpes_bus::{Backoff, Shutdown};
 use alpes_contracts::Event;
 use alpes_contracts::events::attribution::{
     AttributionReverted, ConversionAttributed, ConversionRejected,
@@ -20,7 +20,7 @@ use alpes_contracts::events::tracking::{InteractionTracked, InteractionsDiscarde
 use alpes_eventstore::MongoStore;
 use alpes_runtime::config::{CommonArgs, parse_duration};
 use alpes_runtime::http;
-use alpes_runtime::platform::{Platform, PlatformError};
+use alpes_runtime::service::{RuntimeError, ServiceRuntime};
 use alpes_sagalog::{Recorder, SagaEvent, SagaLog};
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -80,61 +80,60 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
     let log = SagaLog::connect(&config.saga_log.postgres_url, config.saga_log.saga_deadline)
         .await
         .context("opening the saga log in Postgres")?;
-    let mut platform =
-        Platform::start(&config.common, "marketing", &config.database, &shutdown).await?;
+    let mut runtime =
+        ServiceRuntime::start(&config.common, "marketing", &config.database, &shutdown).await?;
     let ping = log.clone();
-    platform.check("postgres", move || {
+    runtime.check("postgres", move || {
         let log = ping.clone();
         async move { log.ping().await.map_err(|e| e.to_string()) }
     });
 
     retire_statistics_subscriptions(&config).await;
-    let app = Marketing::new(platform.store().clone(), ReadModels::in_log(log.clone()));
-    let import = tokio::spawn(import_legacy(
-        app.clone(),
-        config.database.clone(),
-        shutdown.clone(),
-    ));
-    let (recorder, writer) = Recorder::spawn(log.clone());
-    let sagas = Sagas::new(log.clone(), recorder, platform.publisher().clone());
+    let app = Marketing::new(runtime.store().clone(), ReadModels::in_log(log.clone()));
+    let importing = app.clone();
+    let source = format!("event store database {}", config.database);
+    runtime.spawn_until_done("read model import", move || {
+        import_legacy(importing.clone(), source.clone())
+    });
+    // Ends once the consumers, the API and the deadline sweep, which hand it steps, are done.
+    let (recorder, writer) = Recorder::new(log.clone());
+    runtime.spawn("saga log writer", |_| writer);
+    let sagas = Sagas::new(log.clone(), recorder, runtime.publisher().clone());
     let follow = Follow {
         sagas: &sagas,
         config: &config,
     };
-    follow.topic::<InteractionTracked>(&mut platform).await?;
-    follow.topic::<ConversionAttributed>(&mut platform).await?;
-    follow.topic::<ConversionRejected>(&mut platform).await?;
-    follow.topic::<CommissionReserved>(&mut platform).await?;
-    follow.topic::<CommissionRejected>(&mut platform).await?;
-    follow.topic::<CommissionConfirmed>(&mut platform).await?;
-    follow.topic::<FraudDetected>(&mut platform).await?;
-    follow.topic::<SagaTimedOut>(&mut platform).await?;
-    follow.topic::<CommissionReverted>(&mut platform).await?;
-    follow.topic::<AttributionReverted>(&mut platform).await?;
-    follow.topic::<InteractionsDiscarded>(&mut platform).await?;
+    follow.topic::<InteractionTracked>(&mut runtime).await?;
+    follow.topic::<ConversionAttributed>(&mut runtime).await?;
+    follow.topic::<ConversionRejected>(&mut runtime).await?;
+    follow.topic::<CommissionReserved>(&mut runtime).await?;
+    follow.topic::<CommissionRejected>(&mut runtime).await?;
+    follow.topic::<CommissionConfirmed>(&mut runtime).await?;
+    follow.topic::<FraudDetected>(&mut runtime).await?;
+    follow.topic::<SagaTimedOut>(&mut runtime).await?;
+    follow.topic::<CommissionReverted>(&mut runtime).await?;
+    follow.topic::<AttributionReverted>(&mut runtime).await?;
+    follow.topic::<InteractionsDiscarded>(&mut runtime).await?;
     follow
-        .campaigns::<CampaignCreated>(&app, &mut platform)
+        .campaigns::<CampaignCreated>(&app, &mut runtime)
         .await?;
     follow
-        .campaigns::<CampaignActivated>(&app, &mut platform)
+        .campaigns::<CampaignActivated>(&app, &mut runtime)
         .await?;
     follow
-        .campaigns::<CampaignPaused>(&app, &mut platform)
+        .campaigns::<CampaignPaused>(&app, &mut runtime)
         .await?;
     follow
-        .campaigns::<CampaignCompleted>(&app, &mut platform)
+        .campaigns::<CampaignCompleted>(&app, &mut runtime)
         .await?;
-    let deadlines = tokio::spawn(sagas.clone().run_deadlines(shutdown.clone()));
+    let deadlines = sagas.clone();
+    runtime.spawn("deadline sweep", |stop| deadlines.run_deadlines(stop));
 
-    let access = platform.access().clone();
+    let access = runtime.access().clone();
     let api = adapters::http::routes(app, &access)
         .merge(adapters::sagas::routes(sagas, &access))
         .merge(http::openapi(adapters::openapi::DOCUMENT));
-    platform.serve(listener, api, shutdown).await?;
-    // Consumers have stopped: the writer records what they handed it, then ends.
-    let _ = deadlines.await;
-    let _ = import.await;
-    let _ = writer.await;
+    runtime.serve(listener, api, shutdown).await?;
     Ok(())
 }
 
@@ -142,7 +141,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
 /// name itself; nothing reads those subscriptions now, and the broker would keep their backlog
 /// for ever. Deleting them is best effort: an older replica still attached keeps its own.
 async fn retire_statistics_subscriptions(config: &Config) {
-    // Platform::start parsed the same setting already.
+    // ServiceRuntime::start parsed the same setting already.
     let token = config.common.pulsar_token().ok().flatten();
     let admin = Admin::authenticated(&config.common.pulsar_admin_url, token);
     let topics = [
@@ -184,35 +183,16 @@ async fn retire_statistics_subscriptions(config: &Config) {
 
 /// Imports, once per event store database, what earlier versions kept there that the read
 /// models now hold (see `read_models`), in the background: a large store takes a while to
-/// read, and nothing else waits for it but reads of the list and statistics. Retried until it
-/// succeeds or the service stops.
-async fn import_legacy(app: Marketing<MongoStore>, database: String, shutdown: Shutdown) {
-    let source = format!("event store database {database}");
-    let backoff = Backoff {
-        initial: Duration::from_secs(1),
-        max: Duration::from_secs(60),
-    };
-    for failures in 1.. {
-        let imported = app
-            .read_models()
-            .import(&source, || async {
-                app.legacy().await.map_err(|e| match e {
-                    AppError::ReadModel(e) => e,
-                    other => ReadError::Corrupt(other.to_string()),
-                })
+/// read, and nothing else waits for it but reads of the list and statistics.
+async fn import_legacy(app: Marketing<MongoStore>, source: String) -> Result<(), ReadError> {
+    app.read_models()
+        .import(&source, || async {
+            app.legacy().await.map_err(|e| match e {
+                AppError::ReadModel(e) => e,
+                other => ReadError::Corrupt(other.to_string()),
             })
-            .await;
-        match imported {
-            Ok(()) => return,
-            Err(e) => {
-                tracing::warn!(error = %e, "importing an earlier version's read models failed; trying again")
-            }
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(backoff.delay(failures)) => {}
-        }
-    }
+        })
+        .await
 }
 
 /// What marketing does with each saga topic it follows.
@@ -227,19 +207,19 @@ impl Follow<'_> {
     async fn campaigns<E: Announcement>(
         &self,
         app: &Marketing<MongoStore>,
-        platform: &mut Platform,
-    ) -> Result<(), PlatformError> {
+        runtime: &mut ServiceRuntime,
+    ) -> Result<(), RuntimeError> {
         let subscription = self
             .config
             .common
             .subscription(&format!("{}-campaigns", self.config.subscription));
-        platform.consume::<E>(subscription, app.clone()).await
+        runtime.consume::<E>(subscription, app.clone()).await
     }
 
     /// Consumes `E` once for both of marketing's uses, the saga log and the campaign
     /// statistics, written in one transaction, idempotent by event id. A log outage is retried
     /// for about half an hour.
-    async fn topic<E: SagaEvent>(&self, platform: &mut Platform) -> Result<(), PlatformError> {
+    async fn topic<E: SagaEvent>(&self, runtime: &mut ServiceRuntime) -> Result<(), RuntimeError> {
         // The saga log's subscription name, kept so that existing subscriptions resume.
         let mut subscription = self
             .config
@@ -249,8 +229,6 @@ impl Follow<'_> {
         // Each message waits for the saga log's group commit (up to its linger), so the
         // subscription keeps more in flight than the default to fill a commit.
         subscription.concurrency = subscription.concurrency.max(SAGA_LOG_CONCURRENCY);
-        platform
-            .consume::<E>(subscription, self.sagas.clone())
-            .await
+        runtime.consume::<E>(subscription, self.sagas.clone()).await
     }
 }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use alpes_bus::{Bus, Delivery, Outcome, Shutdown, StartAt, SubscriptionConfig};
-use alpes_contracts::events::marketing::{CampaignActivated, CampaignCreated};
+use alpes_contracts::events::marketing::{CampaignActivated, CampaignCreated, SagaTimedOut};
 use alpes_marketing::service::{self, Config, SagaLogArgs};
 use alpes_runtime::auth::{Scope, testing};
 use alpes_runtime::config::CommonArgs;
@@ -317,10 +317,13 @@ async fn the_log_holds_a_timeout_before_any_service_can_answer_it() {
     )
     .await
     .unwrap();
+    let mut timeouts = listen::<SagaTimedOut>(&bus).await;
     let (recorder, _writer) = Recorder::spawn(log.clone());
     let sagas = Sagas::new(log.clone(), recorder, bus.publisher().clone());
     let timed_out = sagas.time_out_overdue(chrono::Utc::now()).await.unwrap();
     assert!(timed_out >= 1);
+    let ours = |e: &SagaTimedOut| e.metadata.saga_id.as_deref() == Some(saga.as_str());
+    let published = next_for(&mut timeouts, ours).await;
 
     // No consumer of SagaTimedOut runs here: the step can only be the sweeper's own.
     let summary = log.saga(&saga).await.unwrap().unwrap().summary;
@@ -333,6 +336,30 @@ async fn the_log_holds_a_timeout_before_any_service_can_answer_it() {
             .all(|d| d.saga_id != saga),
         "and it is published once"
     );
+
+    // Timeouts are published straight to Pulsar, not through an outbox (see `sagas`): a
+    // replica that dies after publishing and before noting it leaves the saga claimed, and
+    // once its lease lapses the next sweep publishes the timeout again — the same event, so
+    // the log and every service take it once.
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::query(
+        "UPDATE sagas SET timeout_published_at = NULL, timeout_claimed_until = NULL \
+         WHERE saga_id = $1",
+    )
+    .bind(&saga)
+    .execute(&pool)
+    .await
+    .unwrap();
+    assert!(sagas.time_out_overdue(chrono::Utc::now()).await.unwrap() >= 1);
+    let again = next_for(&mut timeouts, ours).await;
+    assert_eq!(again.metadata.event_id, published.metadata.event_id);
+    assert_eq!(again.deadline, published.deadline);
+    let steps = log.saga(&saga).await.unwrap().unwrap().steps;
+    let recorded = steps
+        .iter()
+        .filter(|s| s.event_type == "SagaTimedOut")
+        .count();
+    assert_eq!(recorded, 1, "{steps:?}");
     bus.publisher().close().await;
 }
 

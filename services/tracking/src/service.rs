@@ -5,7 +5,7 @@ use alpes_bus::Shutdown;
 use alpes_contracts::events::attribution::AttributionReverted;
 use alpes_runtime::config::CommonArgs;
 use alpes_runtime::http;
-use alpes_runtime::platform::Platform;
+use alpes_runtime::service::ServiceRuntime;
 use tokio::net::TcpListener;
 
 use crate::adapters::{self, consumer::SUBSCRIPTION};
@@ -36,17 +36,17 @@ pub struct Config {
 /// Runs the service on `listener` until `shutdown`; then stops taking requests and messages,
 /// finishes those in hand, flushes the outbox, and returns.
 pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
-    let mut platform =
-        Platform::start(&config.common, "tracking", &config.database, &shutdown).await?;
-    let app = Tracking::new(platform.store().clone());
-    platform
+    let mut runtime =
+        ServiceRuntime::start(&config.common, "tracking", &config.database, &shutdown).await?;
+    let app = Tracking::new(runtime.store().clone());
+    runtime
         .consume::<AttributionReverted>(
             config.common.subscription(&config.subscription),
             app.clone(),
         )
         .await?;
-    let api = adapters::http::routes(app, platform.access())
+    let api = adapters::http::routes(app, runtime.access())
         .merge(http::openapi(include_str!("../openapi.json")));
-    platform.serve(listener, api, shutdown).await?;
+    runtime.serve(listener, api, shutdown).await?;
     Ok(())
 }

@@ -21,7 +21,7 @@ use serde_json::Value as Json;
 use tokio::sync::mpsc;
 
 use crate::simulate::plan::VisitorPlan;
-use crate::simulate::platform::{Platform, Step, interaction};
+use crate::simulate::platform::{PlatformApi, Step, interaction};
 
 /// What every saga of a run does, besides its own visitor.
 #[derive(Debug, Clone)]
@@ -52,7 +52,7 @@ pub enum Driven {
 /// started, or at once when `stop` is cancelled. The tasks report on `driven`; it closes when
 /// every task is done.
 pub async fn drive(
-    platform: Arc<Platform>,
+    platform: Arc<PlatformApi>,
     script: Arc<Script>,
     visitors: Vec<VisitorPlan>,
     rate: f64,
@@ -74,7 +74,7 @@ pub async fn drive(
 
 /// One visitor: views, clicks, purchase, and maybe a fraud report.
 async fn play(
-    platform: &Platform,
+    platform: &PlatformApi,
     script: &Script,
     visitor: &VisitorPlan,
     driven: &mpsc::UnboundedSender<Driven>,

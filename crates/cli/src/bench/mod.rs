@@ -36,7 +36,7 @@ use clap::Args;
 use tokio::sync::mpsc;
 
 use crate::simulate::plan::{self, PlanConfig};
-use crate::simulate::platform::{Platform, ServiceArgs, ample_budget};
+use crate::simulate::platform::{PlatformApi, ServiceArgs, ample_budget};
 use crate::simulate::{Bars, CAMPAIGN_READY_TIMEOUT};
 use crate::{PulsarArgs, Refused};
 use load::{Driven, Script};
@@ -142,7 +142,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
 async fn measure(
     args: &BenchArgs,
     planned: u32,
-    platform: Arc<Platform>,
+    platform: Arc<PlatformApi>,
     observer: Observer,
     admin: PulsarAdmin,
 ) -> anyhow::Result<ExitCode> {

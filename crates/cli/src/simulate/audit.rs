@@ -15,7 +15,7 @@ use alpes_contracts::Money;
 use futures::StreamExt;
 use serde::Deserialize;
 
-use super::platform::Platform;
+use super::platform::PlatformApi;
 use super::report::{Discrepancy, Outcome};
 
 /// A commission as `GET /commissions/{id}` shows it (what the audit reads of it).
@@ -62,7 +62,7 @@ fn repeated(event_types: impl IntoIterator<Item = String>) -> Vec<(String, usize
 /// Checks every saga of `outcomes` (`concurrency` at a time) and, when `campaign` is given, its
 /// budget against the live commissions.
 pub async fn audit(
-    platform: &Platform,
+    platform: &PlatformApi,
     outcomes: &[Outcome],
     campaign: Option<&str>,
     concurrency: usize,
@@ -97,7 +97,7 @@ pub async fn audit(
 }
 
 /// One saga's findings, and the amount its commission holds.
-async fn audit_saga(platform: &Platform, outcome: &Outcome) -> (Vec<Discrepancy>, i64) {
+async fn audit_saga(platform: &PlatformApi, outcome: &Outcome) -> (Vec<Discrepancy>, i64) {
     let mut problems = Vec::new();
     let id = format!("commission-{}", outcome.saga_id);
     let commission = platform.commission.url(&["commissions", &id], &[]);

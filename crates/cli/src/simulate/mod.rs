@@ -30,9 +30,9 @@ use serde_json::json;
 use tokio::sync::{Mutex, mpsc};
 
 use crate::PulsarArgs;
-use crate::api::ApiError;
+use crate::api::RequestError;
 use plan::{PlanConfig, VisitorPlan};
-use platform::{Platform, ServiceArgs, Step, interaction};
+use platform::{PlatformApi, ServiceArgs, Step, interaction};
 use report::{Outcome, Run};
 
 /// Who a simulation's fraud reports say they come from.
@@ -169,7 +169,7 @@ enum FraudSink {
 
 /// What every task of a run shares.
 struct Simulation {
-    platform: Platform,
+    platform: PlatformApi,
     sink: FraudSink,
     run_id: String,
     campaign: String,
@@ -370,7 +370,7 @@ async fn drive(context: &Simulation, visitor: VisitorPlan) -> Result<Option<Star
             &context.currency,
         )
     };
-    let visitor_error = |e: ApiError| format!("visitor {}: {e}", visitor.index);
+    let visitor_error = |e: RequestError| format!("visitor {}: {e}", visitor.index);
     let key = |step| format!("simulate-{}-{}-{step:?}", context.run_id, visitor.index);
     for step in [Step::View, Step::Click] {
         context

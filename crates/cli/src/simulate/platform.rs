@@ -10,11 +10,11 @@ use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
 use super::plan::VisitorPlan;
-use crate::api::{Api, ApiError, RETRY_FOR};
+use crate::api::{Api, RETRY_FOR, RequestError};
 use crate::saga::model::Saga;
 
 /// The four services' APIs.
-pub struct Platform {
+pub struct PlatformApi {
     pub marketing: Api,
     pub tracking: Api,
     pub attribution: Api,
@@ -62,11 +62,11 @@ pub struct ServiceArgs {
 impl ServiceArgs {
     /// Clients of the four services at these URLs. They drive load, so they ride out a
     /// service restarting or shedding load for up to [`RETRY_FOR`] per request.
-    pub fn platform(&self) -> anyhow::Result<Platform> {
+    pub fn platform(&self) -> anyhow::Result<PlatformApi> {
         let api = |service, url: &str| {
             Api::new(service, url, self.token.clone()).map(|api| api.riding_out_restarts(RETRY_FOR))
         };
-        Ok(Platform {
+        Ok(PlatformApi {
             marketing: api("marketing", &self.marketing_url)?,
             tracking: api("tracking", &self.tracking_url)?,
             attribution: api("attribution", &self.attribution_url)?,
@@ -98,9 +98,9 @@ struct KnownCampaign {
     status: String,
 }
 
-impl Platform {
+impl PlatformApi {
     /// Creates a campaign (`POST /campaigns`) and activates it; its id.
-    pub async fn open_campaign(&self, name: &str, budget: &Money) -> Result<String, ApiError> {
+    pub async fn open_campaign(&self, name: &str, budget: &Money) -> Result<String, RequestError> {
         let (percentage_bps, minimum_minor, maximum_minor) = TERMS;
         let body = json!({
             "name": name,
@@ -160,7 +160,11 @@ impl Platform {
     /// session): each replica publishes its own, so two replicas could hand a visitor's click
     /// and purchase to attribution out of order. `key` names the interaction
     /// (`Idempotency-Key`), so a request whose answer was lost is sent again safely.
-    pub async fn track(&self, key: &str, interaction: &Json) -> Result<Option<String>, ApiError> {
+    pub async fn track(
+        &self,
+        key: &str,
+        interaction: &Json,
+    ) -> Result<Option<String>, RequestError> {
         let visitor = interaction["visitor"]["anonymous_id"]
             .as_str()
             .unwrap_or_default();
@@ -177,7 +181,7 @@ impl Platform {
     }
 
     /// `POST /fraud-reports`: marketing publishes `FraudDetected` for the saga.
-    pub async fn report_fraud(&self, saga_id: &str, reason: &str) -> Result<(), ApiError> {
+    pub async fn report_fraud(&self, saga_id: &str, reason: &str) -> Result<(), RequestError> {
         let body = json!({"saga_id": saga_id, "reason": reason, "reporter": super::REPORTER});
         let _: Json = self
             .marketing
@@ -187,7 +191,7 @@ impl Platform {
     }
 
     /// `GET /sagas/{id}`; `None` while the saga log has not heard of it.
-    pub async fn saga(&self, saga_id: &str) -> Result<Option<Saga>, ApiError> {
+    pub async fn saga(&self, saga_id: &str) -> Result<Option<Saga>, RequestError> {
         match self
             .marketing
             .get(self.marketing.url(&["sagas", saga_id], &[]))

@@ -20,7 +20,7 @@ pub const TOKEN: &str = "s3cret";
 
 /// What the fake knows and what it was asked.
 #[derive(Default)]
-pub struct Platform {
+pub struct FakePlatform {
     /// Status per saga id.
     pub sagas: HashMap<String, String>,
     /// Sagas reported as fraud.
@@ -39,10 +39,10 @@ pub struct Platform {
 /// What each commission of a COMPLETED saga holds, in minor units.
 pub const COMMISSION: i64 = 500;
 
-pub type Shared = Arc<Mutex<Platform>>;
+pub type Shared = Arc<Mutex<FakePlatform>>;
 
 /// Serves the fake on a random loopback port; its base URL and state.
-pub async fn serve(platform: Platform) -> (String, Shared) {
+pub async fn serve(platform: FakePlatform) -> (String, Shared) {
     let state: Shared = Arc::new(Mutex::new(platform));
     let app = Router::new()
         .route("/campaigns", post(create_campaign))

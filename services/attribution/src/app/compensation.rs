@@ -26,7 +26,7 @@ use alpes_contracts::events::attribution::AttributionReverted;
 use alpes_contracts::events::commission::CommissionReverted;
 use alpes_eventstore::EventStore;
 
-use super::index::{Compensation, SagaEvent};
+use super::index::{Compensation, SagaLinkEvent};
 use super::journeys::announcements;
 use super::{AppError, Attribution, outgoing, retrying};
 use crate::domain::{Aggregate, JourneyCommand};
@@ -64,7 +64,7 @@ impl<S: EventStore> Attribution<S> {
             if saga.compensation.is_some() {
                 return Ok(saga);
             }
-            let event = SagaEvent::CompensationRequested {
+            let event = SagaLinkEvent::CompensationRequested {
                 reason: reverted.reason.clone(),
                 cause: reverted.metadata.clone(),
             };

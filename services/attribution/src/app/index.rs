@@ -211,9 +211,9 @@ impl<S: EventStore> Attribution<S> {
     }
 }
 
-/// What happened to a saga's index.
+/// What happened to a saga's link to the journey its purchase converted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(super) enum SagaEvent {
+pub(super) enum SagaLinkEvent {
     /// The saga's purchase converted this journey.
     Converted {
         journey_id: String,
@@ -228,7 +228,7 @@ pub(super) enum SagaEvent {
     },
 }
 
-impl DomainEvent for SagaEvent {
+impl DomainEvent for SagaLinkEvent {
     fn kind(&self) -> &'static str {
         match self {
             Self::Converted { .. } => "SagaConverted",
@@ -257,19 +257,19 @@ impl SagaIndex {
     /// The index folded from its stream.
     pub(super) fn of(stream: &Stream) -> Result<Self, AppError> {
         let mut index = Self::default();
-        for event in decoded::<SagaEvent>(stream)? {
+        for event in decoded::<SagaLinkEvent>(stream)? {
             index.apply(event);
         }
         Ok(index)
     }
 
     /// Folds one event in; the first link and the first compensation stay.
-    pub(super) fn apply(&mut self, event: SagaEvent) {
+    pub(super) fn apply(&mut self, event: SagaLinkEvent) {
         match event {
-            SagaEvent::Converted { journey_id, .. } => {
+            SagaLinkEvent::Converted { journey_id, .. } => {
                 self.journey_id.get_or_insert(journey_id);
             }
-            SagaEvent::CompensationRequested { reason, cause } => {
+            SagaLinkEvent::CompensationRequested { reason, cause } => {
                 self.compensation
                     .get_or_insert(Compensation { reason, cause });
             }
@@ -310,7 +310,7 @@ impl<S: EventStore> Attribution<S> {
     pub(super) async fn append_saga(
         &self,
         stream: &Stream,
-        event: &SagaEvent,
+        event: &SagaLinkEvent,
         outbox: Vec<Outgoing>,
         handled: &str,
     ) -> Result<(), AppError> {
@@ -325,7 +325,7 @@ impl<S: EventStore> Attribution<S> {
 /// message `handled`.
 pub(super) fn saga_commit(
     stream: &Stream,
-    event: &SagaEvent,
+    event: &SagaLinkEvent,
     outbox: Vec<Outgoing>,
     handled: &str,
 ) -> Result<NewCommit, AppError> {

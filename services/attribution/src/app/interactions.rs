@@ -45,7 +45,7 @@ use alpes_bus::Attempt;
 use alpes_contracts::events::tracking::InteractionTracked;
 use alpes_eventstore::{EventStore, StoreError};
 
-use super::index::{LegacyVisitorIndex, SagaEvent, SagaIndex, saga_commit, visitor_stream};
+use super::index::{LegacyVisitorIndex, SagaIndex, SagaLinkEvent, saga_commit, visitor_stream};
 use super::journeys::{LoadedJourney, announcements, journey_id};
 use super::{AppError, Attribution, retrying};
 use crate::domain::{
@@ -236,7 +236,7 @@ impl<S: EventStore> Attribution<S> {
         let mut chain = vec![self.journey_commit(&journey, &events, outbox, handled)?];
         if saga.journey_id.is_none() {
             // The saga's link goes in the same write, stored only if the conversion is.
-            let link = SagaEvent::Converted {
+            let link = SagaLinkEvent::Converted {
                 journey_id: journey.id.clone(),
                 purchase_interaction_id: purchase.interaction_id.clone(),
             };
@@ -266,7 +266,7 @@ impl<S: EventStore> Attribution<S> {
             }
             return Ok(saga);
         }
-        let event = SagaEvent::Converted {
+        let event = SagaLinkEvent::Converted {
             journey_id: journey_id.to_owned(),
             purchase_interaction_id: purchase.interaction_id.clone(),
         };

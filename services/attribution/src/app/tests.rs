@@ -20,7 +20,7 @@ use alpes_eventstore::{Commit, EventStore, MemoryStore, NewCommit};
 use chrono::{TimeDelta, Utc};
 use tokio::sync::Notify;
 
-use super::index::{SagaEvent, VisitorEvent, visitor_stream};
+use super::index::{SagaLinkEvent, VisitorEvent, visitor_stream};
 use super::journeys::{announcements, journey_id};
 use super::*;
 use crate::domain::{
@@ -757,7 +757,7 @@ impl<S: EventStore> Legacy<'_, S> {
                 let outbox = announcements(&events, journey_id, &tracked.metadata).unwrap();
                 let saga_id = tracked.metadata.saga_id.clone().unwrap();
                 let (saga, _) = self.app.load_saga(&saga_id).await.unwrap();
-                let link = SagaEvent::Converted {
+                let link = SagaLinkEvent::Converted {
                     journey_id: journey_id.to_owned(),
                     purchase_interaction_id: purchase.interaction_id,
                 };

@@ -14,7 +14,7 @@
 
 use std::time::{Duration, Instant};
 
-use alpes_e2e::{Endpoints, Platform, print_percentiles};
+use alpes_e2e::{Endpoints, PlatformClient, print_percentiles};
 use clap::Parser;
 use serde_json::Value;
 
@@ -94,7 +94,7 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// A click and a purchase; returns the saga once the log has it COMPLETED.
-async fn completed_sale(platform: &Platform, campaign: &str) -> anyhow::Result<String> {
+async fn completed_sale(platform: &PlatformClient, campaign: &str) -> anyhow::Result<String> {
     let visitor = format!("fraud-bench-{}", uuid::Uuid::new_v4().simple());
     platform
         .track("CLICK", &visitor, campaign, Some("partner-1"), None)

@@ -20,7 +20,7 @@ use alpes_contracts::events::tracking::{
     InteractionKind, InteractionTracked, PageContext, Purchase, Target, TrackingParams, Visitor,
 };
 use alpes_contracts::{EventMetadata, Money};
-use alpes_e2e::Platform;
+use alpes_e2e::PlatformClient;
 use alpes_runtime::config::CommonArgs;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -49,7 +49,7 @@ struct Running {
 
 /// The four services of one test run.
 pub struct InProcess {
-    pub platform: Platform,
+    pub platform: PlatformClient,
     pub bus: Bus,
     run_id: String,
     postgres_url: String,
@@ -81,7 +81,7 @@ impl InProcess {
         .await
         .expect("Pulsar of the local stack (scripts/stack.sh up)");
         let mut this = Self {
-            platform: Platform {
+            platform: PlatformClient {
                 tracking: String::new(),
                 attribution: String::new(),
                 commission: String::new(),

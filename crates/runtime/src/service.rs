@@ -2,17 +2,19 @@
 //! routes and the events it consumes.
 //!
 //! Start: bootstrap Pulsar, connect the bus and the event store, start the outbox relay.
-//! Then the service adds its consumers and serves its API. Stop, in this order: the HTTP server
-//! finishes its requests; consumers finish the message in hand; the relay flushes what both
+//! Then the service adds its consumers and its own background tasks, and serves its API. Stop,
+//! in this order: the HTTP server finishes its requests; consumers finish the message in hand;
+//! background tasks are told to stop and are waited for; the relay flushes what all of them
 //! wrote; producers close.
 
 use std::future::Future;
+use std::time::Duration;
 
 use alpes_bus::admin::Admin;
 use alpes_bus::permissions;
 use alpes_bus::{
-    Bus, BusError, Handler, Outcome, Publisher, Shutdown, SubscriptionConfig, SubscriptionHealth,
-    settle,
+    Backoff, Bus, BusError, Handler, Outcome, Publisher, Shutdown, SubscriptionConfig,
+    SubscriptionHealth, settle,
 };
 use alpes_contracts::Event;
 use alpes_eventstore::{MongoStore, Relay, StoreError};
@@ -28,7 +30,7 @@ use crate::metrics::Metrics;
 
 /// Why a service could not start, or stopped badly.
 #[derive(Debug, thiserror::Error)]
-pub enum PlatformError {
+pub enum RuntimeError {
     #[error("choosing the Pulsar namespace: {0}")]
     Namespace(#[source] alpes_contracts::NamespaceError),
     #[error("bootstrapping Pulsar: {0}")]
@@ -50,7 +52,7 @@ pub enum PlatformError {
 }
 
 /// A service's connections and background tasks.
-pub struct Platform {
+pub struct ServiceRuntime {
     service: &'static str,
     admin: Admin,
     bus: Bus,
@@ -62,13 +64,16 @@ pub struct Platform {
     consumers: Vec<JoinHandle<Result<(), BusError>>>,
     /// Whether each consumer is connected, for readiness.
     subscriptions: Vec<SubscriptionHealth>,
+    /// The service's own background tasks, stopped after the consumers.
+    tasks_stop: Shutdown,
+    tasks: Vec<(&'static str, JoinHandle<()>)>,
     relay_stop: Shutdown,
     relay: JoinHandle<()>,
     /// Checks beyond MongoDB and Pulsar, for dependencies only this service has.
     readiness: Readiness,
 }
 
-impl Platform {
+impl ServiceRuntime {
     /// Bootstraps Pulsar in the process's namespace (installed here from `common`; every
     /// service of one process must agree on it), connects, and starts the outbox relay of
     /// `service`'s store in MongoDB database `database`.
@@ -77,13 +82,13 @@ impl Platform {
         service: &'static str,
         database: &str,
         shutdown: &Shutdown,
-    ) -> Result<Self, PlatformError> {
+    ) -> Result<Self, RuntimeError> {
         common
             .pulsar_namespace
             .clone()
             .install()
-            .map_err(PlatformError::Namespace)?;
-        let token = common.pulsar_token().map_err(PlatformError::Bus)?;
+            .map_err(RuntimeError::Namespace)?;
+        let token = common.pulsar_token().map_err(RuntimeError::Bus)?;
         let admin = Admin::authenticated(&common.pulsar_admin_url, token.clone());
         match admin.bootstrap().await {
             Ok(_) => {}
@@ -99,16 +104,16 @@ impl Platform {
                 admin
                     .check_schemas(&types)
                     .await
-                    .map_err(PlatformError::Bootstrap)?;
+                    .map_err(RuntimeError::Bootstrap)?;
             }
-            Err(e) => return Err(PlatformError::Bootstrap(e)),
+            Err(e) => return Err(RuntimeError::Bootstrap(e)),
         }
         let bus = Bus::connect_with(&common.pulsar_url, &common.pulsar_admin_url, service, token)
             .await
-            .map_err(PlatformError::Bus)?;
+            .map_err(RuntimeError::Bus)?;
         let store = MongoStore::connect(&common.mongo_url, database)
             .await
-            .map_err(PlatformError::Store)?;
+            .map_err(RuntimeError::Store)?;
         let access = common.access();
         if access.is_closed() {
             tracing::warn!(
@@ -128,6 +133,8 @@ impl Platform {
             consuming: shutdown.child_token(),
             consumers: Vec::new(),
             subscriptions: Vec::new(),
+            tasks_stop: Shutdown::new(),
+            tasks: Vec::new(),
             relay_stop,
             relay: tokio::spawn(relay),
             readiness: Readiness::new(shutdown.clone()),
@@ -158,6 +165,50 @@ impl Platform {
         self.readiness = self.readiness.clone().check(name, check);
     }
 
+    /// Runs `task`, a background job of the service's own (a sweep, a writer, an import),
+    /// within the service's lifecycle: `task` is given a token that is cancelled once the
+    /// consumers have stopped, and the service waits for it then, before the relay flushes and
+    /// producers close (so it may still publish and write). A task may also end by itself
+    /// earlier. One that panics is logged with `name` when the service stops.
+    pub fn spawn<Fut>(&mut self, name: &'static str, task: impl FnOnce(Shutdown) -> Fut)
+    where
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let handle = tokio::spawn(task(self.tasks_stop.clone()));
+        self.tasks.push((name, handle));
+    }
+
+    /// Runs `job` as a background task ([`ServiceRuntime::spawn`]) until it succeeds once,
+    /// trying again after a failure (1 s, doubling up to a minute) until the service stops:
+    /// for one-off work at start-up, such as a migration of what earlier versions stored,
+    /// that nothing else must wait for. `job` must be safe to stop half way and run again.
+    pub fn spawn_until_done<F, Fut, E>(&mut self, name: &'static str, job: F)
+    where
+        F: Fn() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(), E>> + Send,
+        E: std::fmt::Display,
+    {
+        let backoff = Backoff {
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(60),
+        };
+        self.spawn(name, move |stop| async move {
+            for failures in 1.. {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    done = job() => match done {
+                        Ok(()) => return,
+                        Err(e) => tracing::warn!(task = name, error = %e, "failed; trying again"),
+                    },
+                }
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(backoff.delay(failures)) => {}
+                }
+            }
+        });
+    }
+
     /// Subscribes to `E` and hands each message to `handler` until shutdown, counting the
     /// outcomes ([`alpes_bus::settle`]). If the subscription cannot be made, everything started
     /// so far is stopped. Once made, it subscribes again by itself after losing the broker, and
@@ -166,14 +217,15 @@ impl Platform {
         &mut self,
         config: SubscriptionConfig,
         handler: impl Handler<E>,
-    ) -> Result<(), PlatformError> {
+    ) -> Result<(), RuntimeError> {
         let name = config.name.clone();
         let subscription = match self.bus.subscribe::<E>(config).await {
             Ok(subscription) => subscription,
             Err(source) => {
                 self.consuming.cancel();
+                self.tasks_stop.cancel();
                 self.relay_stop.cancel();
-                return Err(PlatformError::Subscribe {
+                return Err(RuntimeError::Subscribe {
                     event: E::event_type().name,
                     source,
                 });
@@ -207,7 +259,7 @@ impl Platform {
         listener: TcpListener,
         api: Router,
         shutdown: Shutdown,
-    ) -> Result<(), PlatformError> {
+    ) -> Result<(), RuntimeError> {
         let (store, admin) = (self.store.clone(), self.admin.clone());
         let readiness = self
             .readiness
@@ -224,16 +276,23 @@ impl Platform {
         let router = http::router(api, readiness, self.metrics.clone());
         let served = http::serve(listener, router, shutdown).await;
 
-        // Requests are finished; consumers finish their message, then the relay flushes.
+        // Requests are finished; consumers finish their message, background tasks end, then
+        // the relay flushes.
         self.consuming.cancel();
         let mut consumed = Ok(());
         for consumer in self.consumers {
             let stopped = match consumer.await {
                 Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(PlatformError::Consumer(e.to_string())),
-                Err(e) => Err(PlatformError::Consumer(e.to_string())),
+                Ok(Err(e)) => Err(RuntimeError::Consumer(e.to_string())),
+                Err(e) => Err(RuntimeError::Consumer(e.to_string())),
             };
             consumed = consumed.and(stopped);
+        }
+        self.tasks_stop.cancel();
+        for (task, handle) in self.tasks {
+            if let Err(e) = handle.await {
+                tracing::error!(task, error = %e, "background task failed");
+            }
         }
         self.relay_stop.cancel();
         if let Err(e) = self.relay.await {
@@ -241,7 +300,7 @@ impl Platform {
         }
         self.bus.publisher().close().await;
         tracing::info!(service = self.service, "stopped");
-        served.map_err(PlatformError::Http)?;
+        served.map_err(RuntimeError::Http)?;
         consumed
     }
 }
