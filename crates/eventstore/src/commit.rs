@@ -2,29 +2,77 @@
 
 use std::sync::Arc;
 
+use alpes_aggregate::DomainEvent;
 use alpes_bus::Outgoing;
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-/// A domain event as stored: its kind and its fields.
+use crate::StoreError;
+
+/// A domain event as stored: its kind, the version of its shape, and its fields.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredEvent {
     /// The domain event's name, e.g. `BudgetReserved`.
     pub kind: String,
+    /// The version of the shape `data` was written in (absent, so 1, in what was stored before
+    /// versions were kept, and left out while it is 1).
+    #[serde(default = "first_version", skip_serializing_if = "is_first_version")]
+    pub version: u32,
     pub data: serde_json::Value,
 }
 
+fn first_version() -> u32 {
+    1
+}
+
+fn is_first_version(version: &u32) -> bool {
+    *version == 1
+}
+
 impl StoredEvent {
-    /// Stores a serializable domain event under `kind`.
-    pub fn new(kind: impl Into<String>, event: &impl Serialize) -> Result<Self, serde_json::Error> {
+    /// Stores a domain event, at its current version.
+    pub fn of<E: DomainEvent>(event: &E) -> Result<Self, serde_json::Error> {
         Ok(Self {
-            kind: kind.into(),
+            kind: event.kind().to_owned(),
+            version: E::VERSION,
             data: serde_json::to_value(event)?,
         })
     }
 
-    /// The event as a domain type.
+    /// The domain event, brought up to its current version first (see
+    /// [`alpes_aggregate::read`]).
+    pub fn read<E: DomainEvent>(&self) -> Result<E, serde_json::Error> {
+        alpes_aggregate::read(&self.kind, self.version, self.data.clone())
+            .map_err(serde::de::Error::custom)
+    }
+
+    /// `events`, to store in one commit.
+    pub fn all<E: DomainEvent>(events: &[E]) -> Result<Vec<Self>, StoreError> {
+        events
+            .iter()
+            .map(|event| {
+                Self::of(event).map_err(|e| {
+                    StoreError::Corrupt(format!("encoding {} for storage: {e}", event.kind()))
+                })
+            })
+            .collect()
+    }
+
+    /// Stores a record that is not a domain event (a marker, an index entry) under `kind`.
+    /// Such records have one shape, version 1, for ever.
+    pub fn new(
+        kind: impl Into<String>,
+        record: &impl Serialize,
+    ) -> Result<Self, serde_json::Error> {
+        Ok(Self {
+            kind: kind.into(),
+            version: 1,
+            data: serde_json::to_value(record)?,
+        })
+    }
+
+    /// A record stored with [`StoredEvent::new`]; domain events are [`StoredEvent::read`].
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
         T::deserialize(&self.data)
     }
@@ -108,6 +156,17 @@ impl Stream {
     /// Every domain event of the stream, oldest first: fold them to get the current state.
     pub fn events(&self) -> impl Iterator<Item = &StoredEvent> {
         self.commits.iter().flat_map(|c| &c.events)
+    }
+
+    /// Every domain event of the stream read as `E`, oldest first (see [`StoredEvent::read`]).
+    pub fn read<E: DomainEvent>(&self) -> Result<Vec<E>, StoreError> {
+        self.events()
+            .map(|event| {
+                event.read().map_err(|e| {
+                    StoreError::Corrupt(format!("{} ({}): {e}", self.name, event.kind))
+                })
+            })
+            .collect()
     }
 
     /// Whether the message with this id was already handled on this stream.

@@ -153,13 +153,7 @@ impl<S: EventStore> Commissions<S> {
         A: Aggregate,
         A::Event: DomainEvent,
     {
-        let mut state = A::default();
-        for event in stream.events() {
-            let event: A::Event = event
-                .decode()
-                .map_err(|e| StoreError::Corrupt(format!("{}: {e}", stream.name)))?;
-            state.apply(&event);
-        }
+        let state = A::from_events(&stream.read::<A::Event>()?);
         Ok((stream, state))
     }
 
@@ -170,7 +164,7 @@ impl<S: EventStore> Commissions<S> {
             .budgets
             .fold(&stream, |budget: &mut CampaignBudget, event| {
                 let event: BudgetEvent = event
-                    .decode()
+                    .read()
                     .map_err(|e| StoreError::Corrupt(format!("{}: {e}", stream.name)))?;
                 budget.apply(&event);
                 Ok::<_, StoreError>(())
@@ -200,11 +194,7 @@ fn new_commit<E: DomainEvent>(
     outbox: Vec<Outgoing>,
     handled: Option<&str>,
 ) -> Result<NewCommit, StoreError> {
-    let events = events
-        .iter()
-        .map(|e| StoredEvent::new(e.kind(), e))
-        .collect::<Result<_, _>>()
-        .map_err(|e| StoreError::Corrupt(format!("encoding an event of {stream}: {e}")))?;
+    let events = StoredEvent::all(events)?;
     Ok(NewCommit {
         stream: stream.to_owned(),
         expected_version,

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use alpes_bus::Outgoing;
 use alpes_contracts::EventMetadata;
+use alpes_contracts::events::commission::CommissionTerms;
 use alpes_contracts::events::marketing::{
     CampaignActivated, CampaignCompleted, CampaignCreated, CampaignPaused,
 };
@@ -19,7 +20,7 @@ use crate::read_models::{Legacy, ReadError, ReadModels};
 
 use crate::domain::{
     Aggregate, Campaign, CampaignCommand, CampaignDefinition, CampaignEvent, CampaignState,
-    CampaignStatus, DomainError, DomainEvent, Transition,
+    CampaignStatus, DomainError, Transition,
 };
 
 const ATTEMPTS: u32 = 5;
@@ -70,8 +71,8 @@ impl<S: EventStore> Marketing<S> {
             campaign_id: campaign_id.clone(),
             name: definition.name,
             budget: definition.budget,
-            terms: definition.terms,
-            attribution_model: definition.attribution_model,
+            terms: CommissionTerms::from(&definition.terms),
+            attribution_model: definition.attribution_model.into(),
             attribution_window_days: definition.attribution_window_days,
             fraud_threshold: definition.fraud_threshold,
         };
@@ -79,7 +80,7 @@ impl<S: EventStore> Marketing<S> {
             .append(NewCommit {
                 stream: format!("{STREAM_PREFIX}{campaign_id}"),
                 expected_version: 0,
-                events: stored(&events)?,
+                events: StoredEvent::all(&events)?,
                 outbox: vec![outgoing(&created)?],
                 handled: None,
             })
@@ -126,7 +127,7 @@ impl<S: EventStore> Marketing<S> {
                 .append(NewCommit {
                     expected_version: stream.version(),
                     stream: stream.name,
-                    events: stored(&events).map_err(store_error)?,
+                    events: StoredEvent::all(&events)?,
                     outbox: vec![announced.map_err(store_error)?],
                     handled: None,
                 })
@@ -172,7 +173,8 @@ impl<S: EventStore> Marketing<S> {
             let mut state = CampaignState::default();
             for commit in &commits {
                 for event in &commit.events {
-                    state.apply(&decode(event)?);
+                    let event = event.read().map_err(|e| AppError::Corrupt(e.to_string()))?;
+                    state.apply(&event);
                 }
             }
             let version = commits.last().map_or(0, |commit| commit.version);
@@ -198,10 +200,7 @@ impl<S: EventStore> Marketing<S> {
             .store
             .load(&format!("{STREAM_PREFIX}{campaign_id}"))
             .await?;
-        let mut state = CampaignState::default();
-        for event in stream.events() {
-            state.apply(&decode(event)?);
-        }
+        let state = CampaignState::from_events(&stream.read::<CampaignEvent>()?);
         Ok((stream, state))
     }
 }
@@ -278,17 +277,6 @@ fn traced(mut metadata: EventMetadata, trace: &TraceContext) -> EventMetadata {
     metadata.traceparent = Some(trace.traceparent.clone());
     metadata.tracestate = trace.tracestate.clone();
     metadata
-}
-
-fn decode(event: &StoredEvent) -> Result<CampaignEvent, AppError> {
-    event.decode().map_err(|e| AppError::Corrupt(e.to_string()))
-}
-
-fn stored(events: &[CampaignEvent]) -> Result<Vec<StoredEvent>, AppError> {
-    events
-        .iter()
-        .map(|e| StoredEvent::new(e.kind(), e).map_err(|e| AppError::Corrupt(e.to_string())))
-        .collect()
 }
 
 fn outgoing<E: alpes_contracts::Event>(event: &E) -> Result<Outgoing, AppError> {

@@ -206,26 +206,23 @@ fn ready(imported: &AtomicBool) -> Result<(), ReadError> {
 
 #[cfg(test)]
 mod tests {
-    use alpes_contracts::Money;
-    use alpes_contracts::events::attribution::AttributionModel;
-    use alpes_contracts::events::commission::{CommissionKind, CommissionTerms};
-
     use super::*;
-    use crate::domain::{CampaignDefinition, CampaignStatus};
+    use crate::domain::{CampaignDefinition, CampaignStatus, Model, RateKind, Terms};
+    use alpes_contracts::Money;
 
     fn campaign(status: CampaignStatus) -> Campaign {
         Campaign {
             definition: CampaignDefinition {
                 name: "Spring".into(),
                 budget: Money::new(1_000, "EUR"),
-                terms: CommissionTerms {
-                    kind: CommissionKind::Fixed,
+                terms: Terms {
+                    kind: RateKind::Fixed,
                     percentage_bps: None,
                     fixed_minor: Some(10),
                     minimum_minor: 0,
                     maximum_minor: None,
                 },
-                attribution_model: AttributionModel::LastTouch,
+                attribution_model: Model::LastTouch,
                 attribution_window_days: 30,
                 fraud_threshold: 80,
             },

@@ -13,7 +13,7 @@ use alpes_runtime::trace::TraceContext;
 use chrono::{SubsecRound, Utc};
 
 use crate::domain::{
-    Aggregate, DomainError, DomainEvent, Interaction, InteractionCommand, InteractionEvent,
+    self, Aggregate, DomainError, Interaction, InteractionCommand, InteractionEvent,
     InteractionState, Status,
 };
 
@@ -67,7 +67,7 @@ pub struct Tracking<S> {
 }
 
 /// A purchase's order id, what tells one purchase of a visitor from another.
-fn order_of(purchase: Option<&Purchase>) -> Option<String> {
+fn order_of(purchase: Option<&domain::Purchase>) -> Option<String> {
     purchase.map(|p| p.order_id.clone())
 }
 
@@ -100,20 +100,20 @@ impl<S: EventStore> Tracking<S> {
             Some(name) => uuid::Uuid::new_v5(namespace, name.as_bytes()).to_string(),
             None => uuid::Uuid::now_v7().to_string(),
         };
-        let asked = (new.kind, order_of(new.purchase.as_ref()));
         let interaction_id = id(&INTERACTION_KEYS);
         let saga_id = (new.kind == InteractionKind::Purchase).then(|| id(&SAGA_KEYS));
         let interaction = Interaction {
             interaction_id: interaction_id.clone(),
-            kind: new.kind,
+            kind: new.kind.into(),
             interacted_at: new.interacted_at.map_or(now, |t| t.trunc_subsecs(6)),
-            visitor: new.visitor,
-            tracking: new.tracking,
-            target: new.target,
-            context: new.context,
-            purchase: new.purchase,
+            visitor: new.visitor.into(),
+            tracking: new.tracking.into(),
+            target: new.target.into(),
+            context: new.context.into(),
+            purchase: new.purchase.map(Into::into),
             saga_id: saga_id.clone(),
         };
+        let asked = (interaction.kind, order_of(interaction.purchase.as_ref()));
         let register = InteractionCommand::Register {
             interaction: Box::new(interaction.clone()),
             now,
@@ -123,23 +123,13 @@ impl<S: EventStore> Tracking<S> {
         metadata.saga_id = saga_id.clone();
         metadata.traceparent = Some(trace.traceparent.clone());
         metadata.tracestate = trace.tracestate.clone();
-        let tracked = InteractionTracked {
-            metadata,
-            interaction_id: interaction.interaction_id,
-            kind: interaction.kind,
-            interacted_at: interaction.interacted_at,
-            visitor: interaction.visitor,
-            tracking: interaction.tracking,
-            target: interaction.target,
-            context: interaction.context,
-            purchase: interaction.purchase,
-        };
+        let tracked = interaction.announced(metadata);
         let appended = self
             .store
             .append(NewCommit {
                 stream: stream_of(&interaction_id),
                 expected_version: 0,
-                events: stored(&events)?,
+                events: StoredEvent::all(&events)?,
                 outbox: vec![outgoing(&tracked)?],
                 handled: None,
             })
@@ -203,7 +193,7 @@ impl<S: EventStore> Tracking<S> {
                     .append(NewCommit {
                         expected_version: stream.version(),
                         stream: stream.name,
-                        events: stored(&events).map_err(into_store_error)?,
+                        events: StoredEvent::all(&events)?,
                         outbox: Vec::new(),
                         handled: Some(message_id.clone()),
                     })
@@ -258,13 +248,7 @@ impl<S: EventStore> Tracking<S> {
         id: &str,
     ) -> Result<(alpes_eventstore::Stream, InteractionState), AppError> {
         let stream = self.store.load(&stream_of(id)).await?;
-        let mut state = InteractionState::default();
-        for event in stream.events() {
-            let event: InteractionEvent = event
-                .decode()
-                .map_err(|e| AppError::Corrupt(format!("{}: {e}", stream.name)))?;
-            state.apply(&event);
-        }
+        let state = InteractionState::from_events(&stream.read::<InteractionEvent>()?);
         Ok((stream, state))
     }
 }
@@ -281,13 +265,6 @@ fn announcement_stream(reverted: &AttributionReverted) -> String {
         ("", None) => format!("revert-discard-{}", reverted.metadata.event_id),
         (journey_id, _) => format!("journey-discard-{journey_id}"),
     }
-}
-
-fn stored(events: &[InteractionEvent]) -> Result<Vec<StoredEvent>, AppError> {
-    events
-        .iter()
-        .map(|e| StoredEvent::new(e.kind(), e).map_err(|e| AppError::Corrupt(e.to_string())))
-        .collect()
 }
 
 fn outgoing<E: alpes_contracts::Event>(event: &E) -> Result<Outgoing, AppError> {

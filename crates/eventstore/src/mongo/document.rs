@@ -166,10 +166,18 @@ mod tests {
         Commit {
             stream: "s".into(),
             version: 3,
-            events: vec![StoredEvent {
-                kind: "Happened".into(),
-                data: serde_json::json!({"amount": 5}),
-            }],
+            events: vec![
+                StoredEvent {
+                    kind: "Happened".into(),
+                    version: 1,
+                    data: serde_json::json!({"amount": 5}),
+                },
+                StoredEvent {
+                    kind: "HappenedAgain".into(),
+                    version: 2,
+                    data: serde_json::json!({"cents": 500}),
+                },
+            ],
             outbox: vec![Outgoing {
                 topic: "persistent://alpes/events/t".into(),
                 event_type: Some("T".into()),
@@ -194,6 +202,10 @@ mod tests {
             .get("payload")
             .unwrap();
         assert!(matches!(payload, bson::Bson::Binary(b) if b.bytes.len() == 256));
+        let events = document.get_array("events").unwrap();
+        let version = |i: usize| events[i].as_document().unwrap().get("version").cloned();
+        assert_eq!(version(0), None, "version 1 is left out");
+        assert!(version(1).is_some());
         let back: CommitDocument = from_document(document).unwrap();
         assert_eq!(back.ledger.as_deref(), Some("outbox:i#1"));
         assert_eq!(Commit::from(back), commit());

@@ -6,9 +6,9 @@
 //! aggregate decides what a late one still changes.
 
 use alpes_contracts::EventMetadata;
-use alpes_eventstore::{EventStore, NewCommit, Stream};
+use alpes_eventstore::{EventStore, NewCommit, StoredEvent, Stream};
 
-use super::{AppError, Attribution, decoded, retrying, stored};
+use super::{AppError, Attribution, retrying};
 use crate::domain::{Aggregate, Campaign, CampaignCommand, CampaignEvent};
 
 /// The stream of campaign `campaign_id`.
@@ -38,7 +38,7 @@ impl<S: EventStore> Attribution<S> {
                 .append(NewCommit {
                     expected_version: stream.version(),
                     stream: stream.name,
-                    events: stored(&events)?,
+                    events: StoredEvent::all(&events)?,
                     outbox: Vec::new(),
                     handled: Some(metadata.event_id.clone()),
                 })
@@ -64,13 +64,13 @@ impl<S: EventStore> Attribution<S> {
             .store
             .load_latest(&campaign_stream(campaign_id))
             .await?;
-        let events = decoded::<CampaignEvent>(&stream)?;
+        let events = stream.read::<CampaignEvent>()?;
         Ok((stream.version() > 0).then(|| Campaign::from_events(&events)))
     }
 
     async fn load_campaign(&self, campaign_id: &str) -> Result<(Stream, Campaign), AppError> {
         let stream = self.store.load(&campaign_stream(campaign_id)).await?;
-        let events = decoded::<CampaignEvent>(&stream)?;
+        let events = stream.read::<CampaignEvent>()?;
         Ok((stream, Campaign::from_events(&events)))
     }
 }

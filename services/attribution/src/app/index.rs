@@ -25,10 +25,12 @@ use std::collections::HashSet;
 
 use alpes_bus::Outgoing;
 use alpes_contracts::EventMetadata;
-use alpes_eventstore::{Commit, EventStore, NewCommit, Projection, StoreError, Stream, scan};
+use alpes_eventstore::{
+    Commit, EventStore, NewCommit, Projection, StoreError, StoredEvent, Stream, scan,
+};
 use serde::{Deserialize, Serialize};
 
-use super::{AppError, Attribution, decoded, stored};
+use super::{AppError, Attribution};
 use crate::domain::DomainEvent;
 
 /// The stream of a visitor's index, as versions before derived journey ids wrote it.
@@ -77,7 +79,7 @@ impl LegacyVisitorIndex {
     /// The index folded from its stream (empty for a visitor the old versions never saw).
     pub(super) fn of(stream: &Stream) -> Result<Self, AppError> {
         let mut index = Self::default();
-        for event in decoded::<VisitorEvent>(stream)? {
+        for event in stream.read::<VisitorEvent>()? {
             if let VisitorEvent::JourneyOpened { journey_id } = event {
                 index.journeys.push(journey_id);
             }
@@ -176,7 +178,7 @@ impl<S: EventStore> Attribution<S> {
                     .append(NewCommit {
                         stream: LEGACY_VISITORS.to_owned(),
                         expected_version: 0,
-                        events: stored(std::slice::from_ref(&event))?,
+                        events: StoredEvent::all(std::slice::from_ref(&event))?,
                         outbox: Vec::new(),
                         handled: None,
                     })
@@ -204,7 +206,8 @@ impl<S: EventStore> Attribution<S> {
 
     async fn recorded_sweep(&self) -> Result<Option<LegacyVisitors>, AppError> {
         let stream = self.store.load(LEGACY_VISITORS).await?;
-        Ok(decoded::<SweepEvent>(&stream)?
+        Ok(stream
+            .read::<SweepEvent>()?
             .into_iter()
             .next()
             .map(LegacyVisitors::of))
@@ -257,7 +260,7 @@ impl SagaIndex {
     /// The index folded from its stream.
     pub(super) fn of(stream: &Stream) -> Result<Self, AppError> {
         let mut index = Self::default();
-        for event in decoded::<SagaLinkEvent>(stream)? {
+        for event in stream.read::<SagaLinkEvent>()? {
             index.apply(event);
         }
         Ok(index)
@@ -332,7 +335,7 @@ pub(super) fn saga_commit(
     Ok(NewCommit {
         stream: stream.name.clone(),
         expected_version: stream.version(),
-        events: stored(std::slice::from_ref(event))?,
+        events: StoredEvent::all(std::slice::from_ref(event))?,
         outbox,
         handled: Some(handled.to_owned()),
     })

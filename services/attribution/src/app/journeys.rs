@@ -19,7 +19,7 @@ use alpes_eventstore::{EventStore, NewCommit, StoredEvent, Stream};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{AppError, Attribution, outgoing, stored};
+use super::{AppError, Attribution, outgoing};
 use crate::domain::{Aggregate, Journey, JourneyEvent, JourneyStatus};
 
 /// The stored kind of the owner record.
@@ -77,7 +77,7 @@ impl JourneyHistory {
                 if event.kind == OWNER {
                     history.visitor_id = Some(event.decode::<Owner>().map_err(corrupt)?.visitor_id);
                 } else {
-                    let decoded = event.decode::<JourneyEvent>().map_err(corrupt)?;
+                    let decoded = event.read::<JourneyEvent>().map_err(corrupt)?;
                     history.events.push((decoded, commit.outbox.clone()));
                 }
             }
@@ -178,7 +178,7 @@ impl<S: EventStore> Attribution<S> {
                 StoredEvent::new(OWNER, &owner).map_err(|e| AppError::Corrupt(e.to_string()))?,
             );
         }
-        records.extend(stored(events)?);
+        records.extend(StoredEvent::all(events)?);
         Ok(NewCommit {
             stream: journey.stream.name.clone(),
             expected_version: journey.stream.version(),

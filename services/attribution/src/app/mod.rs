@@ -31,10 +31,9 @@ use std::future::Future;
 use std::sync::Arc;
 
 use alpes_bus::Outgoing;
-use alpes_eventstore::{EventStore, StoreError, StoredEvent, Stream};
-use serde::de::DeserializeOwned;
+use alpes_eventstore::{EventStore, StoreError};
 
-use crate::domain::{DomainError, DomainEvent};
+use crate::domain::DomainError;
 
 pub use compensation::Compensated;
 pub use interactions::Tracked;
@@ -106,25 +105,6 @@ where
             outcome => return outcome,
         }
     }
-}
-
-/// The events to store, each under its own kind.
-fn stored<E: DomainEvent>(events: &[E]) -> Result<Vec<StoredEvent>, AppError> {
-    events
-        .iter()
-        .map(|e| StoredEvent::new(e.kind(), e).map_err(|e| AppError::Corrupt(e.to_string())))
-        .collect()
-}
-
-/// Every event of `stream` decoded as `E`.
-fn decoded<E: DeserializeOwned>(stream: &Stream) -> Result<Vec<E>, AppError> {
-    stream
-        .events()
-        .map(|e| {
-            e.decode()
-                .map_err(|err| AppError::Corrupt(format!("{} ({}): {err}", stream.name, e.kind)))
-        })
-        .collect()
 }
 
 /// `event` encoded for the outbox.

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use alpes_bus::Attempt;
 use alpes_contracts::{Event, EventMetadata, Money, codec};
-use alpes_eventstore::{Commit, EventStore, MemoryStore, NewCommit};
+use alpes_eventstore::{Commit, EventStore, MemoryStore, NewCommit, StoredEvent};
 use chrono::{TimeDelta, Utc};
 use tokio::sync::Notify;
 
@@ -711,7 +711,7 @@ impl<S: EventStore> Legacy<'_, S> {
             .append(NewCommit {
                 expected_version: stream.version(),
                 stream: stream.name,
-                events: stored(events).unwrap(),
+                events: StoredEvent::all(events).unwrap(),
                 outbox: Vec::new(),
                 handled: None,
             })

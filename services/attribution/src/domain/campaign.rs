@@ -13,13 +13,12 @@
 use std::fmt;
 
 use alpes_contracts::Timestamp;
-use alpes_contracts::events::attribution::AttributionModel;
 use alpes_contracts::events::marketing::{
     CampaignActivated, CampaignCompleted, CampaignCreated, CampaignPaused,
 };
 use serde::{Deserialize, Serialize};
 
-use super::{Aggregate, DomainError, DomainEvent};
+use super::{Aggregate, DomainError, DomainEvent, Model};
 
 /// Where a campaign is in its life.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -55,7 +54,7 @@ pub struct CampaignSettings {
     /// Where the campaign is in its life.
     pub status: CampaignStatus,
     /// How conversions are credited to touchpoints.
-    pub model: AttributionModel,
+    pub model: Model,
     /// How many days before a purchase a touchpoint still counts.
     pub window_days: u32,
     /// Fraud score at or above which a conversion is rejected, 0..=100.
@@ -72,7 +71,7 @@ pub enum CampaignCommand {
         /// Id of the campaign.
         campaign_id: String,
         /// How conversions are credited.
-        model: AttributionModel,
+        model: Model,
         /// Window in days, as marketing sent it.
         window_days: i32,
         /// Fraud threshold, as marketing sent it.
@@ -105,7 +104,7 @@ pub enum CampaignEvent {
         /// Id of the campaign.
         campaign_id: String,
         /// How conversions are credited.
-        model: AttributionModel,
+        model: Model,
         /// Window in days.
         window_days: u32,
         /// Fraud threshold 0..=100.
@@ -135,7 +134,7 @@ impl DomainEvent for CampaignEvent {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Registration {
     campaign_id: String,
-    model: AttributionModel,
+    model: Model,
     window_days: u32,
     fraud_threshold: u8,
     currency: String,
@@ -246,7 +245,7 @@ impl From<&CampaignCreated> for CampaignCommand {
     fn from(fact: &CampaignCreated) -> Self {
         Self::Register {
             campaign_id: fact.campaign_id.clone(),
-            model: fact.attribution_model,
+            model: fact.attribution_model.into(),
             window_days: fact.attribution_window_days,
             fraud_threshold: fact.fraud_threshold,
             currency: fact.budget.currency.clone(),
@@ -292,7 +291,7 @@ mod tests {
     fn register() -> CampaignCommand {
         CampaignCommand::Register {
             campaign_id: "spring".into(),
-            model: AttributionModel::Linear,
+            model: Model::Linear,
             window_days: 30,
             fraud_threshold: 70,
             currency: "EUR".into(),
@@ -302,7 +301,7 @@ mod tests {
     fn registered() -> CampaignEvent {
         CampaignEvent::Registered {
             campaign_id: "spring".into(),
-            model: AttributionModel::Linear,
+            model: Model::Linear,
             window_days: 30,
             fraud_threshold: 70,
             currency: "EUR".into(),
@@ -326,7 +325,7 @@ mod tests {
             Some(CampaignSettings {
                 campaign_id: "spring".into(),
                 status: CampaignStatus::Draft,
-                model: AttributionModel::Linear,
+                model: Model::Linear,
                 window_days: 30,
                 fraud_threshold: 70,
                 currency: "EUR".into(),
@@ -346,7 +345,7 @@ mod tests {
         given::<Campaign>(&[])
             .when(CampaignCommand::Register {
                 campaign_id: "spring".into(),
-                model: AttributionModel::LastTouch,
+                model: Model::LastTouch,
                 window_days: -1,
                 fraud_threshold: 70,
                 currency: "EUR".into(),
@@ -359,7 +358,7 @@ mod tests {
         given::<Campaign>(&[])
             .when(CampaignCommand::Register {
                 campaign_id: "spring".into(),
-                model: AttributionModel::LastTouch,
+                model: Model::LastTouch,
                 window_days: 30,
                 fraud_threshold: 101,
                 currency: "EUR".into(),

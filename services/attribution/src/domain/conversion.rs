@@ -7,11 +7,13 @@
 //! they meet the contracts, given the ids and metadata only the application knows.
 
 use alpes_contracts::events::attribution::{
-    AttributionModel, AttributionReverted, ConversionAttributed, ConversionRejected,
-    ConversionRejectionReason, Credit as ContractCredit,
+    AttributionReverted, ConversionAttributed, ConversionRejected, ConversionRejectionReason,
+    Credit as ContractCredit,
 };
 use alpes_contracts::{EventMetadata, Money, Timestamp};
 use serde::{Deserialize, Serialize};
+
+use super::Model;
 
 /// The share of a conversion credited to one touchpoint, in the sale's currency.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,7 +44,7 @@ pub struct Attribution {
     /// When the visitor bought.
     pub purchased_at: Timestamp,
     /// The model the credits were computed with.
-    pub model: AttributionModel,
+    pub model: Model,
     /// The credited touchpoints, oldest first; only those with a weight above zero.
     pub credits: Vec<Credit>,
     /// Fraud score 0..=100, below the campaign's threshold.
@@ -59,7 +61,7 @@ impl Attribution {
             order_id: self.order_id.clone(),
             campaign_id: self.campaign_id.clone(),
             amount: self.amount.clone(),
-            model: self.model,
+            model: self.model.into(),
             credits: self
                 .credits
                 .iter()
@@ -181,7 +183,7 @@ mod tests {
             campaign_id: "spring".into(),
             amount: Money::new(100, "EUR"),
             purchased_at: Utc.with_ymd_and_hms(2025, 3, 1, 12, 0, 0).unwrap(),
-            model: AttributionModel::Linear,
+            model: Model::Linear,
             credits: vec![Credit {
                 interaction_id: "t".into(),
                 partner_id: "ada".into(),

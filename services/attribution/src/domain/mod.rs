@@ -29,6 +29,6 @@ pub use conversion::{Attribution, Credit, Rejection, RejectionReason, Reversal};
 pub use error::DomainError;
 pub use fraud::{FraudAssessment, FraudSignal};
 pub use journey::{Journey, JourneyCommand, JourneyEvent, JourneyStatus};
-pub use models::Weights;
+pub use models::{Model, Weights};
 pub use purchase::Purchase;
 pub use touchpoint::{Touchpoint, TouchpointKind};

@@ -15,12 +15,54 @@
 use alpes_contracts::Timestamp;
 use alpes_contracts::events::attribution::AttributionModel;
 use chrono::TimeDelta;
+use serde::{Deserialize, Serialize};
 
 /// The whole credit of a conversion, in parts per million.
 pub const FULL_CREDIT_PPM: u32 = 1_000_000;
 
 /// Time decay halves a touchpoint's credit for every this much time before the purchase.
 pub const TIME_DECAY_HALF_LIFE: TimeDelta = TimeDelta::days(7);
+
+/// How a conversion is credited to its touchpoints, as attribution stores it (the contract's
+/// `AttributionModel` converts both ways).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Model {
+    /// All credit to the last touchpoint.
+    LastTouch,
+    /// All credit to the first touchpoint.
+    FirstTouch,
+    /// Equal credit to every touchpoint.
+    Linear,
+    /// 40 % to the first, 40 % to the last, 20 % shared by those between.
+    PositionBased,
+    /// Credit halving for every [`TIME_DECAY_HALF_LIFE`] before the purchase.
+    TimeDecay,
+}
+
+impl From<AttributionModel> for Model {
+    fn from(model: AttributionModel) -> Self {
+        match model {
+            AttributionModel::LastTouch => Self::LastTouch,
+            AttributionModel::FirstTouch => Self::FirstTouch,
+            AttributionModel::Linear => Self::Linear,
+            AttributionModel::PositionBased => Self::PositionBased,
+            AttributionModel::TimeDecay => Self::TimeDecay,
+        }
+    }
+}
+
+impl From<Model> for AttributionModel {
+    fn from(model: Model) -> Self {
+        match model {
+            Model::LastTouch => Self::LastTouch,
+            Model::FirstTouch => Self::FirstTouch,
+            Model::Linear => Self::Linear,
+            Model::PositionBased => Self::PositionBased,
+            Model::TimeDecay => Self::TimeDecay,
+        }
+    }
+}
 
 /// Weights of touchpoints in parts per million, summing to exactly [`FULL_CREDIT_PPM`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,21 +74,17 @@ impl Weights {
     ///
     /// Touchpoints at the same time keep their given order; callers sort by time and then by
     /// a stable key (the interaction id) so that the order is itself deterministic.
-    pub fn for_model(
-        model: AttributionModel,
-        times: &[Timestamp],
-        purchase_at: Timestamp,
-    ) -> Option<Self> {
+    pub fn for_model(model: Model, times: &[Timestamp], purchase_at: Timestamp) -> Option<Self> {
         let n = times.len();
         if n == 0 {
             return None;
         }
         let raw: Vec<u128> = match model {
-            AttributionModel::LastTouch => (0..n).map(|i| u128::from(i == n - 1)).collect(),
-            AttributionModel::FirstTouch => (0..n).map(|i| u128::from(i == 0)).collect(),
-            AttributionModel::Linear => vec![1; n],
-            AttributionModel::PositionBased => position_based(n),
-            AttributionModel::TimeDecay => time_decay(times, purchase_at),
+            Model::LastTouch => (0..n).map(|i| u128::from(i == n - 1)).collect(),
+            Model::FirstTouch => (0..n).map(|i| u128::from(i == 0)).collect(),
+            Model::Linear => vec![1; n],
+            Model::PositionBased => position_based(n),
+            Model::TimeDecay => time_decay(times, purchase_at),
         };
         let ppm = apportion(u128::from(FULL_CREDIT_PPM), &raw);
         Some(Self(
@@ -146,12 +184,12 @@ mod tests {
 
     use super::*;
 
-    const MODELS: [AttributionModel; 5] = [
-        AttributionModel::LastTouch,
-        AttributionModel::FirstTouch,
-        AttributionModel::Linear,
-        AttributionModel::PositionBased,
-        AttributionModel::TimeDecay,
+    const MODELS: [Model; 5] = [
+        Model::LastTouch,
+        Model::FirstTouch,
+        Model::Linear,
+        Model::PositionBased,
+        Model::TimeDecay,
     ];
 
     fn purchase() -> Timestamp {
@@ -164,7 +202,7 @@ mod tests {
             .collect()
     }
 
-    fn weights(model: AttributionModel, days: &[i64]) -> Vec<u32> {
+    fn weights(model: Model, days: &[i64]) -> Vec<u32> {
         Weights::for_model(model, &days_before(days), purchase())
             .unwrap()
             .ppm()
@@ -173,24 +211,18 @@ mod tests {
 
     #[test]
     fn last_touch_gives_everything_to_the_last_touchpoint() {
-        assert_eq!(
-            weights(AttributionModel::LastTouch, &[9, 5, 1]),
-            [0, 0, 1_000_000]
-        );
+        assert_eq!(weights(Model::LastTouch, &[9, 5, 1]), [0, 0, 1_000_000]);
     }
 
     #[test]
     fn first_touch_gives_everything_to_the_first_touchpoint() {
-        assert_eq!(
-            weights(AttributionModel::FirstTouch, &[9, 5, 1]),
-            [1_000_000, 0, 0]
-        );
+        assert_eq!(weights(Model::FirstTouch, &[9, 5, 1]), [1_000_000, 0, 0]);
     }
 
     #[test]
     fn linear_shares_equally_and_the_odd_unit_goes_to_the_latest() {
         assert_eq!(
-            weights(AttributionModel::Linear, &[9, 5, 1]),
+            weights(Model::Linear, &[9, 5, 1]),
             [333_333, 333_333, 333_334]
         );
     }
@@ -198,49 +230,39 @@ mod tests {
     #[test]
     fn position_based_gives_40_20_40() {
         assert_eq!(
-            weights(AttributionModel::PositionBased, &[9, 7, 5, 1]),
+            weights(Model::PositionBased, &[9, 7, 5, 1]),
             [400_000, 100_000, 100_000, 400_000]
         );
     }
 
     #[test]
     fn position_based_with_one_touchpoint_gives_it_everything() {
-        assert_eq!(weights(AttributionModel::PositionBased, &[3]), [1_000_000]);
+        assert_eq!(weights(Model::PositionBased, &[3]), [1_000_000]);
     }
 
     #[test]
     fn position_based_with_two_touchpoints_shares_equally() {
-        assert_eq!(
-            weights(AttributionModel::PositionBased, &[3, 1]),
-            [500_000, 500_000]
-        );
+        assert_eq!(weights(Model::PositionBased, &[3, 1]), [500_000, 500_000]);
     }
 
     #[test]
     fn time_decay_halves_credit_every_seven_days() {
         // Raw shares 1/4, 1/2, 1 out of 7/4.
         assert_eq!(
-            weights(AttributionModel::TimeDecay, &[14, 7, 0]),
+            weights(Model::TimeDecay, &[14, 7, 0]),
             [142_857, 285_714, 571_429]
         );
     }
 
     #[test]
     fn no_touchpoint_has_no_weights() {
-        assert_eq!(
-            Weights::for_model(AttributionModel::Linear, &[], purchase()),
-            None
-        );
+        assert_eq!(Weights::for_model(Model::Linear, &[], purchase()), None);
     }
 
     #[test]
     fn an_amount_is_split_without_losing_a_cent() {
-        let thirds = Weights::for_model(
-            AttributionModel::Linear,
-            &days_before(&[3, 2, 1]),
-            purchase(),
-        )
-        .unwrap();
+        let thirds =
+            Weights::for_model(Model::Linear, &days_before(&[3, 2, 1]), purchase()).unwrap();
         assert_eq!(thirds.split(100), [33, 33, 34]);
         assert_eq!(thirds.split(0), [0, 0, 0]);
         assert_eq!(thirds.split(-100), [-33, -33, -34]);
@@ -248,12 +270,8 @@ mod tests {
 
     #[test]
     fn the_extremes_of_i64_are_split_exactly() {
-        let w = Weights::for_model(
-            AttributionModel::TimeDecay,
-            &days_before(&[20, 3, 1]),
-            purchase(),
-        )
-        .unwrap();
+        let w =
+            Weights::for_model(Model::TimeDecay, &days_before(&[20, 3, 1]), purchase()).unwrap();
         for amount in [i64::MAX, i64::MIN] {
             assert_eq!(
                 w.split(amount).into_iter().map(i128::from).sum::<i128>(),
@@ -262,7 +280,7 @@ mod tests {
         }
     }
 
-    fn model() -> impl Strategy<Value = AttributionModel> {
+    fn model() -> impl Strategy<Value = Model> {
         prop::sample::select(MODELS.to_vec())
     }
 
@@ -308,13 +326,13 @@ mod tests {
 
         #[test]
         fn time_decay_never_favours_an_older_touchpoint(times in sorted_times()) {
-            let w = Weights::for_model(AttributionModel::TimeDecay, &times, purchase()).unwrap();
+            let w = Weights::for_model(Model::TimeDecay, &times, purchase()).unwrap();
             prop_assert!(w.ppm().windows(2).all(|p| p[0] <= p[1]), "{:?}", w.ppm());
         }
 
         #[test]
         fn position_based_ends_weigh_at_least_the_middle(times in sorted_times()) {
-            let w = Weights::for_model(AttributionModel::PositionBased, &times, purchase()).unwrap();
+            let w = Weights::for_model(Model::PositionBased, &times, purchase()).unwrap();
             let ppm = w.ppm();
             let (first, last) = (ppm[0], ppm[ppm.len() - 1]);
             let middle = &ppm[1..ppm.len().saturating_sub(1).max(1)];

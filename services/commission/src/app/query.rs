@@ -7,7 +7,7 @@
 
 use alpes_contracts::Money;
 use alpes_contracts::events::commission::CommissionRejectionReason;
-use alpes_eventstore::{EventStore, StoreError, StoredEvent};
+use alpes_eventstore::EventStore;
 use serde::Serialize;
 
 use super::{AppError, Commissions, budget_stream, commission_stream};
@@ -74,7 +74,7 @@ impl CommissionView {
                 } => view.budget_remaining = Some(budget_remaining.clone()),
                 CommissionEvent::Rejected { reason, detail, .. } => {
                     view.rejection = Some(Rejection {
-                        reason: *reason,
+                        reason: (*reason).into(),
                         detail: detail.clone(),
                     });
                 }
@@ -135,7 +135,7 @@ impl<S: EventStore> Commissions<S> {
             return Ok(None);
         };
         let stream = self.store.load(&commission_stream(saga_id)).await?;
-        let events = decode_all(&stream.name, stream.events())?;
+        let events = stream.read::<CommissionEvent>()?;
         Ok((!events.is_empty()).then(|| CommissionView::of(saga_id, &events)))
     }
 
@@ -154,15 +154,4 @@ impl<S: EventStore> Commissions<S> {
             remaining: Money::new(budget.remaining_minor(), currency),
         }))
     }
-}
-
-/// The commission events of `stream`.
-fn decode_all<'a>(
-    stream: &str,
-    events: impl Iterator<Item = &'a StoredEvent>,
-) -> Result<Vec<CommissionEvent>, StoreError> {
-    events
-        .map(|e| e.decode())
-        .collect::<Result<_, _>>()
-        .map_err(|e| StoreError::Corrupt(format!("{stream}: {e}")))
 }

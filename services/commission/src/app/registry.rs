@@ -157,7 +157,7 @@ impl<S: EventStore> Commissions<S> {
         self.registries
             .fold(stream, |registry: &mut Registry, event| {
                 let event: RegistryEvent = event
-                    .decode()
+                    .read()
                     .map_err(|e| StoreError::Corrupt(format!("{}: {e}", stream.name)))?;
                 registry.apply(&event);
                 Ok::<_, StoreError>(())
@@ -288,7 +288,7 @@ impl Projection for Legacy {
         if let Some(campaign_id) = commit.stream.strip_prefix(BUDGET_PREFIX) {
             let sagas = self.budgets.entry(campaign_id.to_owned()).or_default();
             for event in &commit.events {
-                if let Ok(event) = event.decode::<BudgetEvent>()
+                if let Ok(event) = event.read::<BudgetEvent>()
                     && let Some(saga_id) = saga_named(event)
                 {
                     sagas.insert(saga_id);
@@ -300,7 +300,7 @@ impl Projection for Legacy {
                 if let Ok(
                     CommissionEvent::Attributed { sale, .. }
                     | CommissionEvent::Rejected { sale, .. },
-                ) = event.decode::<CommissionEvent>()
+                ) = event.read::<CommissionEvent>()
                 {
                     *campaign = Some(sale.campaign_id);
                 }

@@ -37,9 +37,7 @@
 use alpes_bus::Attempt;
 use alpes_contracts::EventMetadata;
 use alpes_contracts::events::attribution::ConversionAttributed;
-use alpes_contracts::events::commission::{
-    CommissionRejected, CommissionRejectionReason, CommissionReserved,
-};
+use alpes_contracts::events::commission::{CommissionRejected, CommissionReserved};
 use alpes_eventstore::{EventStore, NewCommit};
 
 use super::{
@@ -47,7 +45,7 @@ use super::{
 };
 use crate::domain::{
     Aggregate, BudgetCommand, BudgetEntry, Commission, CommissionCommand, CommissionEvent,
-    CommissionStatus, Sale,
+    CommissionStatus, RejectionReason, Sale,
 };
 
 impl<S: EventStore> Commissions<S> {
@@ -88,7 +86,7 @@ impl<S: EventStore> Commissions<S> {
                 command = CommissionCommand::Refuse {
                     saga_id: saga_id.to_owned(),
                     sale: sale.clone(),
-                    reason: CommissionRejectionReason::CampaignUnknown,
+                    reason: RejectionReason::CampaignUnknown,
                     detail: format!("campaign {} is not known", sale.campaign_id),
                 };
             }
@@ -244,7 +242,7 @@ impl<S: EventStore> Commissions<S> {
 fn rejected(
     cause: &EventMetadata,
     sale: &Sale,
-    reason: CommissionRejectionReason,
+    reason: RejectionReason,
     detail: &str,
 ) -> CommissionRejected {
     CommissionRejected {
@@ -252,7 +250,7 @@ fn rejected(
         campaign_id: sale.campaign_id.clone(),
         partner_id: Some(sale.partner_id.clone()),
         order_id: sale.order_id.clone(),
-        reason,
+        reason: reason.into(),
         detail: detail.to_owned(),
     }
 }

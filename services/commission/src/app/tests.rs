@@ -477,7 +477,7 @@ async fn a_compensation_that_overtakes_a_refusal_is_announced_once() {
         &[BudgetEvent::Rejected {
             saga_id: "saga-1".to_owned(),
             commission_id: "commission-saga-1".to_owned(),
-            reason: CommissionRejectionReason::BudgetExhausted,
+            reason: crate::domain::RejectionReason::BudgetExhausted,
             detail: "too much".to_owned(),
         }],
     )

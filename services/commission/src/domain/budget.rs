@@ -22,14 +22,14 @@ mod event;
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
-use alpes_contracts::events::commission::{CommissionRejectionReason, CommissionTerms};
+use alpes_contracts::events::commission::CommissionTerms;
 use alpes_contracts::{Money, Timestamp};
 use serde::{Deserialize, Serialize};
 
 pub use command::BudgetCommand;
 pub use event::BudgetEvent;
 
-use super::{Aggregate, DomainError, Terms};
+use super::{Aggregate, DomainError, RejectionReason, Terms};
 
 /// The campaign's lifecycle as the budget knows it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -69,7 +69,7 @@ pub enum BudgetEntry {
     /// Refused, for this reason.
     Rejected {
         /// Why.
-        reason: CommissionRejectionReason,
+        reason: RejectionReason,
         /// Human-readable detail.
         detail: String,
     },
@@ -227,13 +227,13 @@ impl CampaignBudget {
         };
         let Some(opening) = &self.opening else {
             return reject(
-                CommissionRejectionReason::CampaignUnknown,
+                RejectionReason::CampaignUnknown,
                 "the campaign is not known".to_owned(),
             );
         };
         if self.status != CampaignStatus::Active {
             return reject(
-                CommissionRejectionReason::CampaignInactive,
+                RejectionReason::CampaignInactive,
                 format!("campaign {} is {:?}", opening.campaign_id, self.status),
             );
         }
@@ -242,7 +242,7 @@ impl CampaignBudget {
             // Version 1 of the contract has no reason for it (a new symbol would break its
             // readers): the campaign known here does not pay in the sale's currency.
             return reject(
-                CommissionRejectionReason::CampaignUnknown,
+                RejectionReason::CampaignUnknown,
                 format!(
                     "the sale is in {}, campaign {} pays in {currency}",
                     sale.currency, opening.campaign_id
@@ -253,7 +253,7 @@ impl CampaignBudget {
         let remaining = self.remaining_minor();
         if amount > remaining {
             return reject(
-                CommissionRejectionReason::BudgetExhausted,
+                RejectionReason::BudgetExhausted,
                 format!(
                     "a commission of {amount} minor units of {currency} exceeds the {remaining} \
                      left of campaign {}",

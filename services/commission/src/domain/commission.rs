@@ -26,11 +26,10 @@
 //!
 //! Its id is derived from the saga's ([`Commission::id_for`]), so redeliveries find it again.
 
-use alpes_contracts::events::commission::CommissionRejectionReason;
 use alpes_contracts::{Money, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use super::{Aggregate, DomainError, DomainEvent, Sale};
+use super::{Aggregate, DomainError, DomainEvent, RejectionReason, Sale};
 
 /// Where a commission is in its life.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -78,14 +77,14 @@ pub enum CommissionCommand {
         /// The refused sale.
         sale: Sale,
         /// Why.
-        reason: CommissionRejectionReason,
+        reason: RejectionReason,
         /// Human-readable detail.
         detail: String,
     },
     /// The budget refused the commission.
     RecordRejected {
         /// Why.
-        reason: CommissionRejectionReason,
+        reason: RejectionReason,
         /// Human-readable detail.
         detail: String,
     },
@@ -126,7 +125,7 @@ pub enum CommissionEvent {
         /// The sale it was refused for.
         sale: Sale,
         /// Why.
-        reason: CommissionRejectionReason,
+        reason: RejectionReason,
         /// Human-readable detail.
         detail: String,
     },
@@ -233,7 +232,7 @@ impl Commission {
             }],
             (CommissionStatus::Reverted, None) => vec![CommissionEvent::Rejected {
                 sale,
-                reason: CommissionRejectionReason::SagaCompensated,
+                reason: RejectionReason::SagaCompensated,
                 detail: format!("saga {saga_id} was compensated before its sale was attributed"),
             }],
             _ => vec![],
@@ -262,7 +261,7 @@ impl Commission {
         &self,
         saga_id: &str,
         sale: Sale,
-        reason: CommissionRejectionReason,
+        reason: RejectionReason,
         detail: String,
     ) -> Vec<CommissionEvent> {
         match (self.status, &self.sale) {
@@ -273,7 +272,7 @@ impl Commission {
             }],
             (CommissionStatus::Reverted, None) => vec![CommissionEvent::Rejected {
                 sale,
-                reason: CommissionRejectionReason::SagaCompensated,
+                reason: RejectionReason::SagaCompensated,
                 detail: format!("saga {saga_id} was compensated before its sale was attributed"),
             }],
             _ => vec![],

@@ -34,15 +34,41 @@ mod sale;
 pub mod terms;
 
 pub use alpes_aggregate::{Aggregate, DomainEvent};
-pub use alpes_contracts::events::commission::{
-    CommissionKind, CommissionRejectionReason, CommissionTerms,
-};
+use alpes_contracts::events::commission::CommissionRejectionReason;
+pub use alpes_contracts::events::commission::{CommissionKind, CommissionTerms};
 pub use budget::{
     BudgetCommand, BudgetEntry, BudgetEvent, CampaignBudget, CampaignStatus, Reservation,
 };
 pub use commission::{Commission, CommissionCommand, CommissionEvent, CommissionStatus};
 pub use sale::Sale;
+use serde::{Deserialize, Serialize};
 pub use terms::{Rate, Terms};
+
+/// Why no commission could be reserved, as the domain stores it; the contract's
+/// `CommissionRejectionReason` is what it is announced as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RejectionReason {
+    /// The campaign's budget cannot cover the commission.
+    BudgetExhausted,
+    /// The campaign is not active.
+    CampaignInactive,
+    /// The campaign is not known.
+    CampaignUnknown,
+    /// The saga was compensated first.
+    SagaCompensated,
+}
+
+impl From<RejectionReason> for CommissionRejectionReason {
+    fn from(reason: RejectionReason) -> Self {
+        match reason {
+            RejectionReason::BudgetExhausted => Self::BudgetExhausted,
+            RejectionReason::CampaignInactive => Self::CampaignInactive,
+            RejectionReason::CampaignUnknown => Self::CampaignUnknown,
+            RejectionReason::SagaCompensated => Self::SagaCompensated,
+        }
+    }
+}
 
 /// Why a command is refused: the input breaks a rule, as opposed to a business outcome (a
 /// rejected reservation is an event, not an error).

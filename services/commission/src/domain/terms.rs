@@ -3,7 +3,9 @@
 //! The contract type [`CommissionTerms`] is the wire shape (nullable fields, `i32` basis
 //! points). [`Terms`] is the same thing after validation, so that computing a commission cannot
 //! fail on bad terms: they are checked when the campaign's budget is opened, and a stored
-//! [`Terms`] deserializes through the same check.
+//! [`Terms`] deserializes through the same check. Terms are stored in their own shape (a rate
+//! tagged with its kind), not the contract's: `BudgetOpened` stored them in the contract's shape
+//! until its version 2, and [`upcast_v1`] reads those.
 //!
 //! Rounding: a percentage is rounded **half up** to the minor unit (12.345 → 12.35). Sales are
 //! never negative, so half up is also half away from zero; on a tie the partner gets the cent.
@@ -18,7 +20,8 @@ use super::DomainError;
 pub const WHOLE_BPS: u16 = 10_000;
 
 /// How the raw commission of a sale is computed, before the minimum and maximum apply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Rate {
     /// A share of the sale, in basis points (0..=10 000).
     Percentage {
@@ -34,11 +37,62 @@ pub enum Rate {
 
 /// Validated commission terms: a rate, then a clamp to `[minimum, maximum]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "CommissionTerms", into = "CommissionTerms")]
+#[serde(try_from = "Unchecked")]
 pub struct Terms {
     rate: Rate,
     minimum_minor: i64,
     maximum_minor: Option<i64>,
+}
+
+/// Terms as stored, before the check that makes them [`Terms`].
+#[derive(Deserialize)]
+struct Unchecked {
+    rate: Rate,
+    minimum_minor: i64,
+    maximum_minor: Option<i64>,
+}
+
+impl TryFrom<Unchecked> for Terms {
+    type Error = DomainError;
+
+    fn try_from(terms: Unchecked) -> Result<Self, Self::Error> {
+        Self::new(terms.rate, terms.minimum_minor, terms.maximum_minor)
+    }
+}
+
+/// Terms as version 1 of `BudgetOpened` stored them: the contract's shape of that time, kept
+/// here so that a change of the contract cannot change how they read.
+#[derive(Deserialize)]
+struct TermsV1 {
+    kind: KindV1,
+    percentage_bps: Option<i32>,
+    fixed_minor: Option<i64>,
+    minimum_minor: i64,
+    maximum_minor: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+enum KindV1 {
+    Percentage,
+    Fixed,
+}
+
+/// Stored terms of version 1 in the shape of version 2 (checked on the way).
+pub(super) fn upcast_v1(v1: serde_json::Value) -> Result<serde_json::Value, String> {
+    let v1: TermsV1 = serde_json::from_value(v1).map_err(|e| e.to_string())?;
+    let terms = Terms::try_from(CommissionTerms {
+        kind: match v1.kind {
+            KindV1::Percentage => CommissionKind::Percentage,
+            KindV1::Fixed => CommissionKind::Fixed,
+        },
+        percentage_bps: v1.percentage_bps,
+        fixed_minor: v1.fixed_minor,
+        minimum_minor: v1.minimum_minor,
+        maximum_minor: v1.maximum_minor,
+    })
+    .map_err(|e| e.to_string())?;
+    serde_json::to_value(terms).map_err(|e| e.to_string())
 }
 
 impl Terms {

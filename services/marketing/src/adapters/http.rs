@@ -5,8 +5,6 @@
 //! 400 naming its field.
 
 use alpes_contracts::Money;
-use alpes_contracts::events::attribution::AttributionModel;
-use alpes_contracts::events::commission::{CommissionKind, CommissionTerms};
 use alpes_contracts::limits;
 use alpes_eventstore::EventStore;
 use alpes_runtime::ApiError;
@@ -23,7 +21,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::app::{AppError, Marketing};
-use crate::domain::{Campaign, CampaignDefinition, DomainError, Transition};
+use crate::domain::{
+    Campaign, CampaignDefinition, DomainError, Model, RateKind, Terms, Transition,
+};
 use crate::read_models::ReadError;
 
 /// The body of `POST /campaigns`; everything but name, budget and terms has a default.
@@ -32,9 +32,9 @@ use crate::read_models::ReadError;
 struct CreateCampaign {
     name: String,
     budget: Money,
-    terms: Terms,
+    terms: TermsBody,
     #[serde(default = "default_model")]
-    attribution_model: AttributionModel,
+    attribution_model: Model,
     #[serde(default = "default_window")]
     attribution_window_days: i32,
     #[serde(default = "default_threshold")]
@@ -43,8 +43,8 @@ struct CreateCampaign {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Terms {
-    kind: CommissionKind,
+struct TermsBody {
+    kind: RateKind,
     percentage_bps: Option<i32>,
     fixed_minor: Option<i64>,
     #[serde(default)]
@@ -52,8 +52,8 @@ struct Terms {
     maximum_minor: Option<i64>,
 }
 
-fn default_model() -> AttributionModel {
-    AttributionModel::LastTouch
+fn default_model() -> Model {
+    Model::LastTouch
 }
 
 fn default_window() -> i32 {
@@ -99,7 +99,7 @@ async fn create<S: EventStore>(
     let definition = CampaignDefinition {
         name: body.name,
         budget: body.budget,
-        terms: CommissionTerms {
+        terms: Terms {
             kind: body.terms.kind,
             percentage_bps: body.terms.percentage_bps,
             fixed_minor: body.terms.fixed_minor,

@@ -10,15 +10,75 @@ use alpes_contracts::events::commission::{CommissionKind, CommissionTerms};
 use alpes_contracts::limits;
 use serde::{Deserialize, Serialize};
 
-/// What a campaign is, as created.
+/// What a campaign is, as created. Stored in `CampaignCreated` in marketing's own shape: what
+/// the integration contract announces is made from it in one place ([`Terms`] and [`Model`]
+/// convert), so a change of `schema/v1` cannot change what replay reads.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CampaignDefinition {
     pub name: String,
     pub budget: Money,
-    pub terms: CommissionTerms,
-    pub attribution_model: AttributionModel,
+    pub terms: Terms,
+    pub attribution_model: Model,
     pub attribution_window_days: i32,
     pub fraud_threshold: i32,
+}
+
+/// How partners' commissions are computed, as the campaign was defined.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Terms {
+    pub kind: RateKind,
+    /// For a percentage: basis points of the sale.
+    pub percentage_bps: Option<i32>,
+    /// For a fixed commission: minor units per sale.
+    pub fixed_minor: Option<i64>,
+    pub minimum_minor: i64,
+    pub maximum_minor: Option<i64>,
+}
+
+/// Whether a commission is a share of the sale or a fixed amount.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RateKind {
+    Percentage,
+    Fixed,
+}
+
+/// How attribution credits a sale to the touchpoints before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Model {
+    LastTouch,
+    FirstTouch,
+    Linear,
+    PositionBased,
+    TimeDecay,
+}
+
+impl From<&Terms> for CommissionTerms {
+    fn from(terms: &Terms) -> Self {
+        Self {
+            kind: match terms.kind {
+                RateKind::Percentage => CommissionKind::Percentage,
+                RateKind::Fixed => CommissionKind::Fixed,
+            },
+            percentage_bps: terms.percentage_bps,
+            fixed_minor: terms.fixed_minor,
+            minimum_minor: terms.minimum_minor,
+            maximum_minor: terms.maximum_minor,
+        }
+    }
+}
+
+impl From<Model> for AttributionModel {
+    fn from(model: Model) -> Self {
+        match model {
+            Model::LastTouch => Self::LastTouch,
+            Model::FirstTouch => Self::FirstTouch,
+            Model::Linear => Self::Linear,
+            Model::PositionBased => Self::PositionBased,
+            Model::TimeDecay => Self::TimeDecay,
+        }
+    }
 }
 
 /// Where a campaign is in its life.
@@ -206,7 +266,7 @@ fn validate(d: &CampaignDefinition) -> Result<(), DomainError> {
         }
     }
     match t.kind {
-        CommissionKind::Percentage => match t.percentage_bps {
+        RateKind::Percentage => match t.percentage_bps {
             Some(bps) if (0..=10_000).contains(&bps) => {}
             _ => {
                 return Err(invalid(
@@ -215,13 +275,13 @@ fn validate(d: &CampaignDefinition) -> Result<(), DomainError> {
                 ));
             }
         },
-        CommissionKind::Fixed if t.fixed_minor.is_none() => {
+        RateKind::Fixed if t.fixed_minor.is_none() => {
             return Err(invalid(
                 "terms.fixed_minor",
                 "a FIXED commission needs a non-negative amount",
             ));
         }
-        CommissionKind::Fixed => {}
+        RateKind::Fixed => {}
     }
     if t.maximum_minor.is_some_and(|max| max < t.minimum_minor) {
         return Err(invalid(
@@ -246,14 +306,14 @@ mod tests {
         CampaignDefinition {
             name: "Black Friday".into(),
             budget: Money::new(100_000, "EUR"),
-            terms: CommissionTerms {
-                kind: CommissionKind::Percentage,
+            terms: Terms {
+                kind: RateKind::Percentage,
                 percentage_bps: Some(1_000),
                 fixed_minor: None,
                 minimum_minor: 500,
                 maximum_minor: Some(1_000),
             },
-            attribution_model: AttributionModel::LastTouch,
+            attribution_model: Model::LastTouch,
             attribution_window_days: 30,
             fraud_threshold: 80,
         }
@@ -337,7 +397,7 @@ mod tests {
         d.terms.fixed_minor = Some(-1);
         assert_eq!(field(d), "terms.fixed_minor");
         let mut d = definition();
-        d.terms.kind = CommissionKind::Fixed;
+        d.terms.kind = RateKind::Fixed;
         d.terms.fixed_minor = Some(-1);
         assert_eq!(field(d), "terms.fixed_minor");
         let mut d = definition();
@@ -348,7 +408,7 @@ mod tests {
         d.terms.maximum_minor = Some(-1);
         assert_eq!(field(d), "terms.maximum_minor");
         let mut d = definition();
-        d.terms.kind = CommissionKind::Fixed;
+        d.terms.kind = RateKind::Fixed;
         d.terms.fixed_minor = Some(0);
         assert!(given(&[]).create(d).is_ok(), "zero is not negative");
     }
@@ -391,6 +451,41 @@ mod tests {
         assert_eq!(
             given(&[]).transition(Transition::Activate, None),
             Err(DomainError::Unknown)
+        );
+    }
+
+    #[test]
+    fn a_campaign_as_version_1_stored_it_reads_and_is_written_alike() {
+        // Marketing's own terms and model must keep reading what was stored while they were
+        // the contract's, and write the same shape (no version 2 yet).
+        let stored = serde_json::json!({
+            "type": "Created",
+            "definition": {
+                "name": "Black Friday",
+                "budget": { "amount_minor": 100_000, "currency": "EUR" },
+                "terms": {
+                    "kind": "FIXED", "percentage_bps": null, "fixed_minor": 700,
+                    "minimum_minor": 0, "maximum_minor": null
+                },
+                "attribution_model": "POSITION_BASED",
+                "attribution_window_days": 30,
+                "fraud_threshold": 80
+            }
+        });
+        let event =
+            alpes_aggregate::read::<CampaignEvent>("CampaignCreated", 1, stored.clone()).unwrap();
+        let CampaignEvent::Created { definition } = &event else {
+            panic!("{event:?}");
+        };
+        assert_eq!(definition.terms.kind, RateKind::Fixed);
+        assert_eq!(definition.terms.fixed_minor, Some(700));
+        assert_eq!(definition.attribution_model, Model::PositionBased);
+        assert_eq!(serde_json::to_value(&event).unwrap(), stored);
+        let announced = CommissionTerms::from(&definition.terms);
+        assert_eq!(announced.kind, CommissionKind::Fixed);
+        assert_eq!(
+            AttributionModel::from(definition.attribution_model),
+            AttributionModel::PositionBased
         );
     }
 }

@@ -6,5 +6,5 @@ mod campaign;
 pub use alpes_aggregate::{Aggregate, DomainEvent};
 pub use campaign::{
     Campaign, CampaignCommand, CampaignDefinition, CampaignEvent, CampaignState, CampaignStatus,
-    DomainError, Transition,
+    DomainError, Model, RateKind, Terms, Transition,
 };

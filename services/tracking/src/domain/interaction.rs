@@ -3,9 +3,8 @@
 
 use alpes_aggregate::{Aggregate, DomainEvent};
 use alpes_contracts::Timestamp;
-use alpes_contracts::events::tracking::{
-    InteractionKind, PageContext, Purchase, Target, TrackingParams, Visitor,
-};
+
+use super::parts::{InteractionKind, PageContext, Purchase, Target, TrackingParams, Visitor};
 use serde::{Deserialize, Serialize};
 
 /// What was tracked.
@@ -290,5 +289,48 @@ mod tests {
             .when(discard())
             .then_nothing();
         given::<InteractionState>([]).when(discard()).then_nothing();
+    }
+
+    #[test]
+    fn an_interaction_as_version_1_stored_it_reads_and_is_written_alike() {
+        // Tracking's own types must keep reading what was stored while they were the
+        // contract's, and write the same shape (no version 2 yet).
+        let stored = serde_json::json!({
+            "type": "Registered",
+            "interaction": {
+                "interaction_id": "i-1",
+                "kind": "PURCHASE",
+                "interacted_at": "2026-01-02T03:04:05.123456Z",
+                "visitor": {
+                    "user_id": null, "anonymous_id": "visitor-1",
+                    "ip": "10.0.0.1", "user_agent": "Firefox"
+                },
+                "tracking": {
+                    "source": "blog", "medium": "cpc", "campaign_id": "campaign-1",
+                    "partner_id": "partner-1", "content": null, "term": null
+                },
+                "target": { "url": "https://shop.example/p/1", "element": "buy" },
+                "context": { "page": "/p/1", "referrer": null, "device": "mobile" },
+                "purchase": {
+                    "order_id": "order-1",
+                    "amount": { "amount_minor": 4200, "currency": "EUR" }
+                },
+                "saga_id": "saga-1"
+            }
+        });
+        let event =
+            alpes_aggregate::read::<InteractionEvent>("Registered", 1, stored.clone()).unwrap();
+        let InteractionEvent::Registered { interaction } = &event else {
+            panic!("{event:?}");
+        };
+        assert_eq!(interaction.kind, InteractionKind::Purchase);
+        assert_eq!(interaction.visitor.ip.as_deref(), Some("10.0.0.1"));
+        assert_eq!(
+            interaction.tracking.partner_id.as_deref(),
+            Some("partner-1")
+        );
+        let amount = &interaction.purchase.as_ref().unwrap().amount;
+        assert_eq!(amount, &Money::new(4200, "EUR"));
+        assert_eq!(serde_json::to_value(&event).unwrap(), stored);
     }
 }

@@ -1,11 +1,10 @@
 //! The journey's business rules, given events / when command / then events.
 
-use alpes_contracts::events::attribution::AttributionModel;
 use alpes_contracts::{Money, Timestamp};
 use chrono::{TimeDelta, TimeZone, Utc};
 
 use super::*;
-use crate::domain::TouchpointKind;
+use crate::domain::{Model, TouchpointKind};
 use alpes_aggregate::given;
 
 /// When the visitor buys.
@@ -34,7 +33,7 @@ fn click(id: &str, days: i64, partner: &str) -> JourneyEvent {
     JourneyEvent::TouchpointRecorded(touchpoint(id, days, Some(partner), TouchpointKind::Click))
 }
 
-fn spring(model: AttributionModel, status: CampaignStatus) -> Option<CampaignSettings> {
+fn spring(model: Model, status: CampaignStatus) -> Option<CampaignSettings> {
     Some(CampaignSettings {
         campaign_id: "spring".into(),
         status,
@@ -45,7 +44,7 @@ fn spring(model: AttributionModel, status: CampaignStatus) -> Option<CampaignSet
     })
 }
 
-fn active(model: AttributionModel) -> Option<CampaignSettings> {
+fn active(model: Model) -> Option<CampaignSettings> {
     spring(model, CampaignStatus::Active)
 }
 
@@ -81,7 +80,7 @@ fn credit(id: &str, partner: &str, weight_ppm: u32, amount_minor: i64) -> Credit
     }
 }
 
-fn attributed(model: AttributionModel, credits: Vec<Credit>) -> JourneyEvent {
+fn attributed(model: Model, credits: Vec<Credit>) -> JourneyEvent {
     JourneyEvent::Attributed(Attribution {
         purchase_interaction_id: "buy".into(),
         order_id: "order-of-buy".into(),
@@ -118,7 +117,7 @@ fn converted() -> Vec<JourneyEvent> {
         click("a", 10, "ada"),
         click("b", 2, "bob"),
         attributed(
-            AttributionModel::LastTouch,
+            Model::LastTouch,
             vec![credit("b", "bob", 1_000_000, 10_000)],
         ),
     ]
@@ -188,12 +187,9 @@ fn a_touchpoint_redelivered_after_the_conversion_changes_nothing() {
 #[test]
 fn last_touch_credits_the_last_partner() {
     let state = given::<Journey>(&[click("a", 10, "ada"), click("b", 2, "bob")])
-        .when(convert(
-            purchase("buy"),
-            active(AttributionModel::LastTouch),
-        ))
+        .when(convert(purchase("buy"), active(Model::LastTouch)))
         .then(&[attributed(
-            AttributionModel::LastTouch,
+            Model::LastTouch,
             vec![credit("b", "bob", 1_000_000, 10_000)],
         )]);
     assert_eq!(state.status(), JourneyStatus::Converted);
@@ -203,12 +199,9 @@ fn last_touch_credits_the_last_partner() {
 #[test]
 fn last_touch_goes_by_time_not_by_arrival() {
     given::<Journey>(&[click("b", 2, "bob"), click("a", 10, "ada")])
-        .when(convert(
-            purchase("buy"),
-            active(AttributionModel::LastTouch),
-        ))
+        .when(convert(purchase("buy"), active(Model::LastTouch)))
         .then(&[attributed(
-            AttributionModel::LastTouch,
+            Model::LastTouch,
             vec![credit("b", "bob", 1_000_000, 10_000)],
         )]);
 }
@@ -216,12 +209,9 @@ fn last_touch_goes_by_time_not_by_arrival() {
 #[test]
 fn first_touch_credits_the_first_partner() {
     given::<Journey>(&[click("a", 10, "ada"), click("b", 2, "bob")])
-        .when(convert(
-            purchase("buy"),
-            active(AttributionModel::FirstTouch),
-        ))
+        .when(convert(purchase("buy"), active(Model::FirstTouch)))
         .then(&[attributed(
-            AttributionModel::FirstTouch,
+            Model::FirstTouch,
             vec![credit("a", "ada", 1_000_000, 10_000)],
         )]);
 }
@@ -233,9 +223,9 @@ fn linear_shares_the_sale_without_losing_a_cent() {
         click("b", 5, "bob"),
         click("c", 1, "cyd"),
     ])
-    .when(convert(purchase("buy"), active(AttributionModel::Linear)))
+    .when(convert(purchase("buy"), active(Model::Linear)))
     .then(&[attributed(
-        AttributionModel::Linear,
+        Model::Linear,
         vec![
             credit("a", "ada", 333_333, 3_333),
             credit("b", "bob", 333_333, 3_333),
@@ -251,10 +241,7 @@ fn position_based_gives_the_ends_40_percent_each() {
         click("b", 5, "bob"),
         click("c", 1, "cyd"),
     ])
-    .when(convert(
-        purchase("buy"),
-        active(AttributionModel::PositionBased),
-    ))
+    .when(convert(purchase("buy"), active(Model::PositionBased)))
     .then_events();
     let weights: Vec<u32> = attribution(events)
         .credits
@@ -269,12 +256,9 @@ fn position_based_gives_the_ends_40_percent_each() {
 #[test]
 fn the_window_excludes_old_touchpoints() {
     given::<Journey>(&[click("old", 31, "ada"), click("b", 5, "bob")])
-        .when(convert(
-            purchase("buy"),
-            active(AttributionModel::FirstTouch),
-        ))
+        .when(convert(purchase("buy"), active(Model::FirstTouch)))
         .then(&[attributed(
-            AttributionModel::FirstTouch,
+            Model::FirstTouch,
             vec![credit("b", "bob", 1_000_000, 10_000)],
         )]);
 }
@@ -282,12 +266,9 @@ fn the_window_excludes_old_touchpoints() {
 #[test]
 fn a_touchpoint_on_the_window_edge_still_counts() {
     given::<Journey>(&[click("edge", 30, "ada"), click("b", 5, "bob")])
-        .when(convert(
-            purchase("buy"),
-            active(AttributionModel::FirstTouch),
-        ))
+        .when(convert(purchase("buy"), active(Model::FirstTouch)))
         .then(&[attributed(
-            AttributionModel::FirstTouch,
+            Model::FirstTouch,
             vec![credit("edge", "ada", 1_000_000, 10_000)],
         )]);
 }
@@ -295,12 +276,9 @@ fn a_touchpoint_on_the_window_edge_still_counts() {
 #[test]
 fn a_touchpoint_after_the_purchase_does_not_count() {
     given::<Journey>(&[click("a", 5, "ada"), click("later", -1, "bob")])
-        .when(convert(
-            purchase("buy"),
-            active(AttributionModel::LastTouch),
-        ))
+        .when(convert(purchase("buy"), active(Model::LastTouch)))
         .then(&[attributed(
-            AttributionModel::LastTouch,
+            Model::LastTouch,
             vec![credit("a", "ada", 1_000_000, 10_000)],
         )]);
 }
@@ -309,12 +287,9 @@ fn a_touchpoint_after_the_purchase_does_not_count() {
 fn a_view_only_journey_is_credited_when_it_names_a_partner() {
     let view = touchpoint("v", 3, Some("ada"), TouchpointKind::View);
     given::<Journey>(&[JourneyEvent::TouchpointRecorded(view)])
-        .when(convert(
-            purchase("buy"),
-            active(AttributionModel::LastTouch),
-        ))
+        .when(convert(purchase("buy"), active(Model::LastTouch)))
         .then(&[attributed(
-            AttributionModel::LastTouch,
+            Model::LastTouch,
             vec![credit("v", "ada", 1_000_000, 10_000)],
         )]);
 }
@@ -328,12 +303,9 @@ fn touchpoints_without_partner_are_never_credited() {
         JourneyEvent::TouchpointRecorded(organic),
         JourneyEvent::TouchpointRecorded(blank),
     ])
-    .when(convert(
-        purchase("buy"),
-        active(AttributionModel::LastTouch),
-    ))
+    .when(convert(purchase("buy"), active(Model::LastTouch)))
     .then(&[attributed(
-        AttributionModel::LastTouch,
+        Model::LastTouch,
         vec![credit("a", "ada", 1_000_000, 10_000)],
     )]);
 }
@@ -342,10 +314,7 @@ fn touchpoints_without_partner_are_never_credited() {
 fn no_partner_means_no_eligible_touchpoint() {
     let organic = touchpoint("o", 1, None, TouchpointKind::Click);
     let (events, state) = given::<Journey>(&[JourneyEvent::TouchpointRecorded(organic)])
-        .when(convert(
-            purchase("buy"),
-            active(AttributionModel::LastTouch),
-        ))
+        .when(convert(purchase("buy"), active(Model::LastTouch)))
         .then_events();
     let rejection = rejection(events);
     assert_eq!(rejection.reason, RejectionReason::NoEligibleTouchpoint);
@@ -395,7 +364,7 @@ fn a_purchase_without_campaign_takes_that_of_its_latest_partner_touchpoint() {
     let journey = Journey::from_events(&[click("a", 10, "ada"), click("b", 2, "bob")]);
     assert_eq!(journey.campaign_for(&bare).as_deref(), Some("spring"));
     let (events, _) = given::<Journey>(&[click("a", 10, "ada"), click("b", 2, "bob")])
-        .when(convert(bare, active(AttributionModel::LastTouch)))
+        .when(convert(bare, active(Model::LastTouch)))
         .then_events();
     let attribution = attribution(events);
     assert_eq!(attribution.campaign_id, "spring");
@@ -410,7 +379,7 @@ fn a_paused_campaign_rejects_the_purchase_as_inactive() {
     let (events, _) = given::<Journey>(&[click("a", 1, "ada")])
         .when(convert(
             purchase("buy"),
-            spring(AttributionModel::LastTouch, CampaignStatus::Paused),
+            spring(Model::LastTouch, CampaignStatus::Paused),
         ))
         .then_events();
     let rejection = rejection(events);
@@ -422,10 +391,7 @@ fn a_paused_campaign_rejects_the_purchase_as_inactive() {
 fn draft_and_completed_campaigns_are_inactive_too() {
     for status in [CampaignStatus::Draft, CampaignStatus::Completed] {
         let (events, _) = given::<Journey>(&[click("a", 1, "ada")])
-            .when(convert(
-                purchase("buy"),
-                spring(AttributionModel::LastTouch, status),
-            ))
+            .when(convert(purchase("buy"), spring(Model::LastTouch, status)))
             .then_events();
         assert_eq!(rejection(events).reason, RejectionReason::CampaignInactive);
     }
@@ -433,7 +399,7 @@ fn draft_and_completed_campaigns_are_inactive_too() {
 
 #[test]
 fn settings_of_another_campaign_are_refused() {
-    let mut other = active(AttributionModel::LastTouch).unwrap();
+    let mut other = active(Model::LastTouch).unwrap();
     other.campaign_id = "autumn".into();
     given::<Journey>(&[click("a", 1, "ada")])
         .when(convert(purchase("buy"), Some(other)))
@@ -453,7 +419,7 @@ fn a_fraud_score_at_the_threshold_rejects_the_purchase() {
         ..purchase("buy")
     };
     let (events, _) = given::<Journey>(&[click("a", 1, "ada")])
-        .when(convert(bot, active(AttributionModel::LastTouch)))
+        .when(convert(bot, active(Model::LastTouch)))
         .then_events();
     let rejection = rejection(events);
     assert_eq!(rejection.reason, RejectionReason::FraudSuspected);
@@ -471,7 +437,7 @@ fn a_fraud_score_below_the_threshold_is_attributed_with_its_score() {
         ..purchase("buy")
     };
     let (events, _) = given::<Journey>(&[click("a", 1, "ada")])
-        .when(convert(crawled, active(AttributionModel::LastTouch)))
+        .when(convert(crawled, active(Model::LastTouch)))
         .then_events();
     assert_eq!(attribution(events).fraud_score, 50);
 }
@@ -485,7 +451,7 @@ fn a_negative_amount_is_refused() {
         ..purchase("buy")
     };
     given::<Journey>(&[click("a", 1, "ada")])
-        .when(convert(refund, active(AttributionModel::LastTouch)))
+        .when(convert(refund, active(Model::LastTouch)))
         .then_error(DomainError::NegativeAmount { amount_minor: -1 });
 }
 
@@ -496,7 +462,7 @@ fn a_purchase_in_another_currency_than_its_campaign_is_rejected_with_the_reason(
         ..purchase("buy")
     };
     let (events, journey) = given::<Journey>(&[click("a", 1, "ada")])
-        .when(convert(dollars, active(AttributionModel::LastTouch)))
+        .when(convert(dollars, active(Model::LastTouch)))
         .then_events();
     let rejection = rejection(events);
     assert_eq!(rejection.reason, RejectionReason::CurrencyMismatch);
@@ -515,7 +481,7 @@ fn a_free_order_is_attributed_with_zero_amounts() {
         ..purchase("buy")
     };
     let (events, _) = given::<Journey>(&[click("a", 1, "ada")])
-        .when(convert(free, active(AttributionModel::LastTouch)))
+        .when(convert(free, active(Model::LastTouch)))
         .then_events();
     assert_eq!(attribution(events).credits[0].amount_minor, 0);
 }
@@ -525,20 +491,14 @@ fn a_free_order_is_attributed_with_zero_amounts() {
 #[test]
 fn converting_twice_with_the_same_purchase_changes_nothing() {
     given::<Journey>(&converted())
-        .when(convert(
-            purchase("buy"),
-            active(AttributionModel::LastTouch),
-        ))
+        .when(convert(purchase("buy"), active(Model::LastTouch)))
         .then(&[]);
 }
 
 #[test]
 fn another_purchase_on_a_converted_journey_belongs_to_a_new_journey() {
     given::<Journey>(&converted())
-        .when(convert(
-            purchase("buy-again"),
-            active(AttributionModel::LastTouch),
-        ))
+        .when(convert(purchase("buy-again"), active(Model::LastTouch)))
         .then_error(DomainError::JourneyClosed {
             status: JourneyStatus::Converted,
         });
@@ -566,10 +526,7 @@ fn reverting_a_reverted_journey_changes_nothing() {
     }));
     given::<Journey>(&history).when(revert()).then(&[]);
     given::<Journey>(&history)
-        .when(convert(
-            purchase("buy"),
-            active(AttributionModel::LastTouch),
-        ))
+        .when(convert(purchase("buy"), active(Model::LastTouch)))
         .then(&[]);
 }
 
@@ -577,10 +534,7 @@ fn reverting_a_reverted_journey_changes_nothing() {
 fn a_rejected_conversion_can_be_reverted_too() {
     let organic = touchpoint("o", 1, None, TouchpointKind::Click);
     let (events, _) = given::<Journey>(&[JourneyEvent::TouchpointRecorded(organic.clone())])
-        .when(convert(
-            purchase("buy"),
-            active(AttributionModel::LastTouch),
-        ))
+        .when(convert(purchase("buy"), active(Model::LastTouch)))
         .then_events();
     let mut history = vec![JourneyEvent::TouchpointRecorded(organic)];
     history.extend(events);

@@ -211,7 +211,7 @@ async fn a_status_filter_lists_exactly_the_commissions_in_that_status() {
         &[BudgetEvent::Rejected {
             saga_id: "saga-5".to_owned(),
             commission_id: "commission-saga-5".to_owned(),
-            reason: CommissionRejectionReason::BudgetExhausted,
+            reason: crate::domain::RejectionReason::BudgetExhausted,
             detail: "too much".to_owned(),
         }],
     )

@@ -3,11 +3,11 @@
 //! Each event carries what the app needs to publish the integration event it feeds, so nothing
 //! has to be looked up again after a crash between storing and publishing.
 
-use alpes_contracts::events::commission::CommissionRejectionReason;
 use alpes_contracts::{Money, Timestamp};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
-use crate::domain::{DomainEvent, Terms};
+use crate::domain::{DomainEvent, RejectionReason, Terms, terms};
 
 /// What happened to a campaign's budget.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,7 +57,7 @@ pub enum BudgetEvent {
         /// The commission.
         commission_id: String,
         /// Why.
-        reason: CommissionRejectionReason,
+        reason: RejectionReason,
         /// Human-readable detail.
         detail: String,
     },
@@ -87,6 +87,24 @@ pub enum BudgetEvent {
 }
 
 impl DomainEvent for BudgetEvent {
+    /// 2: `BudgetOpened` stores its terms in their own shape, not the contract's.
+    const VERSION: u32 = 2;
+
+    fn upcast(kind: &str, version: u32, mut data: Value) -> Result<Value, String> {
+        match (kind, version) {
+            ("BudgetOpened", 1) => {
+                let terms = data
+                    .get_mut("terms")
+                    .map(Value::take)
+                    .ok_or("BudgetOpened without terms")?;
+                data["terms"] = terms::upcast_v1(terms)?;
+                Ok(data)
+            }
+            (_, 1) => Ok(data),
+            _ => Err(format!("{kind} has no version {version}")),
+        }
+    }
+
     fn kind(&self) -> &'static str {
         match self {
             Self::Opened { .. } => "BudgetOpened",

@@ -58,7 +58,7 @@ fn reserved(saga: &str, sale_minor: i64, amount: i64, remaining: i64) -> BudgetE
     }
 }
 
-fn rejected(saga: &str, reason: CommissionRejectionReason, detail: &str) -> BudgetEvent {
+fn rejected(saga: &str, reason: RejectionReason, detail: &str) -> BudgetEvent {
     BudgetEvent::Rejected {
         saga_id: saga.to_owned(),
         commission_id: format!("commission-{saga}"),
@@ -159,7 +159,7 @@ fn a_commission_beyond_what_remains_is_rejected_budget_exhausted() {
     .when(reserve("saga-2", 120_00))
     .then([rejected(
         "saga-2",
-        CommissionRejectionReason::BudgetExhausted,
+        RejectionReason::BudgetExhausted,
         "a commission of 1000 minor units of EUR exceeds the 500 left of campaign spring-sale",
     )]);
 
@@ -183,7 +183,7 @@ fn a_paused_campaign_rejects_campaign_inactive() {
     .when(reserve("saga-1", 120_00))
     .then([rejected(
         "saga-1",
-        CommissionRejectionReason::CampaignInactive,
+        RejectionReason::CampaignInactive,
         "campaign spring-sale is Paused",
     )]);
 }
@@ -194,7 +194,7 @@ fn a_campaign_never_activated_rejects_campaign_inactive() {
         .when(reserve("saga-1", 120_00))
         .then([rejected(
             "saga-1",
-            CommissionRejectionReason::CampaignInactive,
+            RejectionReason::CampaignInactive,
             "campaign spring-sale is Created",
         )]);
 }
@@ -205,7 +205,7 @@ fn an_unknown_campaign_rejects_campaign_unknown() {
         .when(reserve("saga-1", 120_00))
         .then([rejected(
             "saga-1",
-            CommissionRejectionReason::CampaignUnknown,
+            RejectionReason::CampaignUnknown,
             "the campaign is not known",
         )]);
 }
@@ -225,7 +225,7 @@ fn a_second_reserve_for_the_same_saga_decides_nothing() {
 fn a_saga_once_rejected_stays_rejected() {
     given::<CampaignBudget>([
         opened(100_00),
-        rejected("saga-1", CommissionRejectionReason::CampaignInactive, "x"),
+        rejected("saga-1", RejectionReason::CampaignInactive, "x"),
         activated(),
     ])
     .when(reserve("saga-1", 120_00))
@@ -243,7 +243,7 @@ fn a_sale_in_another_currency_is_rejected_with_the_reason() {
         .then([BudgetEvent::Rejected {
             saga_id: "saga-1".to_owned(),
             commission_id: "commission-saga-1".to_owned(),
-            reason: CommissionRejectionReason::CampaignUnknown,
+            reason: RejectionReason::CampaignUnknown,
             detail: "the sale is in USD, campaign spring-sale pays in EUR".to_owned(),
         }]);
     assert_eq!(budget.reserved_minor(), 0);
@@ -302,7 +302,7 @@ fn releasing_a_saga_that_holds_nothing_closes_it_so_it_never_reserves() {
 fn releasing_a_rejected_saga_decides_nothing() {
     given::<CampaignBudget>([
         opened(100_00),
-        rejected("saga-1", CommissionRejectionReason::CampaignInactive, "x"),
+        rejected("saga-1", RejectionReason::CampaignInactive, "x"),
     ])
     .when(release("saga-1"))
     .then_nothing();
@@ -394,7 +394,7 @@ fn budget_events_read_back_from_json() {
         opened(100_00),
         activated(),
         reserved("saga-1", 120_00, 10_00, 90_00),
-        rejected("saga-2", CommissionRejectionReason::BudgetExhausted, "x"),
+        rejected("saga-2", RejectionReason::BudgetExhausted, "x"),
         BudgetEvent::Closed {
             saga_id: "saga-3".to_owned(),
         },
@@ -404,4 +404,68 @@ fn budget_events_read_back_from_json() {
         assert_eq!(json["type"], event.kind().trim_start_matches("Budget"));
         assert_eq!(serde_json::from_value::<BudgetEvent>(json).unwrap(), event);
     }
+}
+
+/// How version 1 stored `BudgetOpened`: the terms in the contract's shape of that time.
+fn opened_v1(terms: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({
+        "type": "Opened",
+        "campaign_id": CAMPAIGN,
+        "budget": { "amount_minor": 1_000_00, "currency": "EUR" },
+        "terms": terms,
+    })
+}
+
+#[test]
+fn a_budget_opened_by_version_1_replays_as_the_same_budget() {
+    let v1 = opened_v1(serde_json::json!({
+        "kind": "PERCENTAGE",
+        "percentage_bps": 1_000,
+        "fixed_minor": null,
+        "minimum_minor": 5_00,
+        "maximum_minor": 10_00,
+    }));
+    let read = alpes_aggregate::read::<BudgetEvent>("BudgetOpened", 1, v1).unwrap();
+    assert_eq!(read, opened(1_000_00));
+    // The events version 1 stored around it read unchanged, and the budget folds the same.
+    let v1_reserved = serde_json::to_value(reserved("saga-1", 120_00, 10_00, 990_00)).unwrap();
+    let reserved_read = alpes_aggregate::read::<BudgetEvent>("BudgetReserved", 1, v1_reserved);
+    let replayed = CampaignBudget::from_events(&[read, reserved_read.unwrap()]);
+    let today =
+        CampaignBudget::from_events(&[opened(1_000_00), reserved("saga-1", 120_00, 10_00, 990_00)]);
+    assert_eq!(replayed, today);
+    assert_eq!(replayed.remaining_minor(), 990_00);
+
+    // Today's shape is the domain's own: a rate tagged with its kind.
+    let stored = serde_json::to_value(opened(1_000_00)).unwrap();
+    assert_eq!(
+        stored["terms"]["rate"],
+        serde_json::json!({ "kind": "PERCENTAGE", "bps": 1_000 })
+    );
+    assert_eq!(BudgetEvent::VERSION, 2);
+}
+
+#[test]
+fn fixed_terms_of_version_1_read_too_and_broken_ones_are_an_error() {
+    let fixed = opened_v1(serde_json::json!({
+        "kind": "FIXED", "percentage_bps": null, "fixed_minor": 7_00,
+        "minimum_minor": 0, "maximum_minor": null,
+    }));
+    let BudgetEvent::Opened { terms, .. } =
+        alpes_aggregate::read::<BudgetEvent>("BudgetOpened", 1, fixed).unwrap()
+    else {
+        panic!("not an opening");
+    };
+    assert_eq!(
+        terms.rate(),
+        crate::domain::Rate::Fixed { amount_minor: 7_00 }
+    );
+
+    let without_rate = opened_v1(serde_json::json!({
+        "kind": "FIXED", "percentage_bps": null, "fixed_minor": null,
+        "minimum_minor": 0, "maximum_minor": null,
+    }));
+    assert!(alpes_aggregate::read::<BudgetEvent>("BudgetOpened", 1, without_rate).is_err());
+    let from_the_future = serde_json::to_value(opened(1_000_00)).unwrap();
+    assert!(alpes_aggregate::read::<BudgetEvent>("BudgetOpened", 3, from_the_future).is_err());
 }

@@ -47,7 +47,7 @@ fn reserved() -> CommissionEvent {
     }
 }
 
-fn rejected(reason: CommissionRejectionReason, detail: &str) -> CommissionEvent {
+fn rejected(reason: RejectionReason, detail: &str) -> CommissionEvent {
     CommissionEvent::Rejected {
         sale: sale(),
         reason,
@@ -114,13 +114,10 @@ fn the_budget_reservation_is_recorded() {
 fn the_budget_rejection_is_recorded() {
     let commission = given::<Commission>([attributed()])
         .when(CommissionCommand::RecordRejected {
-            reason: CommissionRejectionReason::BudgetExhausted,
+            reason: RejectionReason::BudgetExhausted,
             detail: "no money left".to_owned(),
         })
-        .then([rejected(
-            CommissionRejectionReason::BudgetExhausted,
-            "no money left",
-        )]);
+        .then([rejected(RejectionReason::BudgetExhausted, "no money left")]);
 
     assert_eq!(commission.status(), CommissionStatus::Rejected);
 }
@@ -158,7 +155,7 @@ fn fraud_before_reservation_then_a_late_attribution_is_rejected_saga_compensated
     let commission = given::<Commission>([reverted(None)])
         .when(attribute())
         .then([rejected(
-            CommissionRejectionReason::SagaCompensated,
+            RejectionReason::SagaCompensated,
             "saga saga-1 was compensated before its sale was attributed",
         )]);
     assert_eq!(commission.status(), CommissionStatus::Reverted);
@@ -166,7 +163,7 @@ fn fraud_before_reservation_then_a_late_attribution_is_rejected_saga_compensated
 
     given::<Commission>([
         reverted(None),
-        rejected(CommissionRejectionReason::SagaCompensated, "x"),
+        rejected(RejectionReason::SagaCompensated, "x"),
     ])
     .when(attribute())
     .then_nothing();
@@ -202,7 +199,7 @@ fn compensating_a_pending_commission_asks_its_campaign_to_release_whatever_it_ho
 fn compensating_a_rejected_commission_reverts_with_nothing_released() {
     given::<Commission>([
         attributed(),
-        rejected(CommissionRejectionReason::CampaignInactive, "paused"),
+        rejected(RejectionReason::CampaignInactive, "paused"),
     ])
     .when(compensate())
     .then([reverted(None)]);
@@ -262,7 +259,7 @@ fn commission_events_read_back_from_json() {
     let events = [
         attributed(),
         reserved(),
-        rejected(CommissionRejectionReason::SagaCompensated, "late"),
+        rejected(RejectionReason::SagaCompensated, "late"),
         CommissionEvent::Confirmed { amount: eur(10_00) },
         reverted(Some("spring-sale")),
     ];
@@ -285,7 +282,7 @@ fn any_command() -> impl Strategy<Value = CommissionCommand> {
             at: at(10),
         }),
         Just(CommissionCommand::RecordRejected {
-            reason: CommissionRejectionReason::BudgetExhausted,
+            reason: RejectionReason::BudgetExhausted,
             detail: "no money left".to_owned(),
         }),
         Just(CommissionCommand::Confirm),
@@ -378,16 +375,16 @@ fn a_sale_of_an_unknown_campaign_is_refused_once_and_a_compensated_saga_stays_so
     let refuse = CommissionCommand::Refuse {
         saga_id: SAGA.to_owned(),
         sale: sale(),
-        reason: CommissionRejectionReason::CampaignUnknown,
+        reason: RejectionReason::CampaignUnknown,
         detail: "campaign spring-sale is not known".to_owned(),
     };
     let commission = given::<Commission>([]).when(refuse.clone()).then([rejected(
-        CommissionRejectionReason::CampaignUnknown,
+        RejectionReason::CampaignUnknown,
         "campaign spring-sale is not known",
     )]);
     assert_eq!(commission.status(), CommissionStatus::Rejected);
     let refused = rejected(
-        CommissionRejectionReason::CampaignUnknown,
+        RejectionReason::CampaignUnknown,
         "campaign spring-sale is not known",
     );
     given::<Commission>([refused])
@@ -396,7 +393,7 @@ fn a_sale_of_an_unknown_campaign_is_refused_once_and_a_compensated_saga_stays_so
     let commission = given::<Commission>([reverted(None)])
         .when(refuse)
         .then([rejected(
-            CommissionRejectionReason::SagaCompensated,
+            RejectionReason::SagaCompensated,
             "saga saga-1 was compensated before its sale was attributed",
         )]);
     assert_eq!(commission.status(), CommissionStatus::Reverted);

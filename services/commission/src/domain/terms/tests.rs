@@ -119,13 +119,24 @@ fn terms_outside_their_rules_are_refused() {
 fn stored_terms_read_back_through_the_same_checks() {
     let stored = serde_json::to_value(terms(percentage(1_000, 5_00, Some(10_00)))).unwrap();
 
-    assert_eq!(stored["kind"], "PERCENTAGE");
+    assert_eq!(
+        stored["rate"],
+        serde_json::json!({ "kind": "PERCENTAGE", "bps": 1_000 })
+    );
     assert_eq!(
         serde_json::from_value::<Terms>(stored).unwrap(),
         terms(percentage(1_000, 5_00, Some(10_00)))
     );
-    let invalid = serde_json::to_value(percentage(20_000, 0, None)).unwrap();
-    assert!(serde_json::from_value::<Terms>(invalid).is_err());
+    let invalid = |rate, minimum_minor, maximum_minor| {
+        let stored = serde_json::json!({
+            "rate": rate, "minimum_minor": minimum_minor, "maximum_minor": maximum_minor,
+        });
+        serde_json::from_value::<Terms>(stored).is_err()
+    };
+    let percent = |bps: u32| serde_json::json!({ "kind": "PERCENTAGE", "bps": bps });
+    assert!(invalid(percent(20_000), 0, None));
+    assert!(invalid(percent(1_000), 10_00, Some(5_00)));
+    assert!(!invalid(percent(1_000), 5_00, Some(10_00)));
 }
 
 fn valid_terms() -> impl Strategy<Value = Terms> {
