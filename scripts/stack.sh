@@ -304,6 +304,9 @@ pulsar_ready() {
   lookup="$(pulsar_curl -sf --max-time 5 \
     "http://$HOST:$PULSAR_ADMIN_PORT/lookup/v2/topic/persistent/public/default/stack-healthcheck" 2>/dev/null)" || return 1
   [[ "$lookup" == *"pulsar://"* ]] || return 1
+  # Writes and reads the broker's heartbeat topic: the bookie stores again (after a kill -9 its
+  # old registration must lapse first, and until then no new topic or subscription can be made).
+  [[ "$(pulsar_curl -sf --max-time 10 "http://$HOST:$PULSAR_ADMIN_PORT/admin/v2/brokers/health" 2>/dev/null)" == "ok" ]] || return 1
   tcp_open "$HOST" "$PULSAR_PORT"
 }
 

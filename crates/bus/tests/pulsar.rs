@@ -11,9 +11,6 @@ use alpes_contracts::codec;
 use alpes_contracts::events::marketing::FraudDetected;
 use alpes_contracts::{Event, EventMetadata};
 use common::*;
-use futures::StreamExt;
-use pulsar::consumer::InitialPosition;
-use pulsar::{ConsumerOptions, SubType};
 use tokio::sync::mpsc;
 
 #[tokio::test]
@@ -431,31 +428,6 @@ async fn a_handler_that_panics_does_not_end_the_subscription_and_its_message_com
         !health.is_up(),
         "a subscription whose loop has ended never reads as up"
     );
-}
-
-/// Reads everything that arrives on `topic` for a subscription of its own from the start.
-async fn dead_letters(topic: &str, want: usize) -> Vec<pulsar::consumer::Message<Vec<u8>>> {
-    let client = raw_client().await;
-    let mut consumer: pulsar::Consumer<Vec<u8>, _> = client
-        .consumer()
-        .with_topic(topic)
-        .with_subscription(unique("inspect"))
-        .with_subscription_type(SubType::Exclusive)
-        .with_options(ConsumerOptions::default().with_initial_position(InitialPosition::Earliest))
-        .build()
-        .await
-        .unwrap();
-    let mut messages = Vec::new();
-    while messages.len() < want {
-        let message = tokio::time::timeout(Duration::from_secs(20), consumer.next())
-            .await
-            .expect("dead letter did not arrive")
-            .unwrap()
-            .unwrap();
-        consumer.ack(&message).await.unwrap();
-        messages.push(message);
-    }
-    messages
 }
 
 fn property_of(message: &pulsar::consumer::Message<Vec<u8>>, name: &str) -> Option<String> {

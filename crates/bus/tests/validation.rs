@@ -8,41 +8,23 @@ use std::time::Duration;
 
 use alpes_bus::{Shutdown, property};
 use common::*;
-use futures::StreamExt;
-use pulsar::consumer::InitialPosition;
-use pulsar::{ConsumerOptions, SubType};
 use tokio::sync::mpsc;
 
 /// The reasons of the first `want` messages on `topic`, read from its start.
 async fn dead_letter_reasons(topic: &str, want: usize) -> Vec<String> {
-    let client = raw_client().await;
-    let mut consumer: pulsar::Consumer<Vec<u8>, _> = client
-        .consumer()
-        .with_topic(topic)
-        .with_subscription(unique("inspect"))
-        .with_subscription_type(SubType::Exclusive)
-        .with_options(ConsumerOptions::default().with_initial_position(InitialPosition::Earliest))
-        .build()
+    dead_letters(topic, want)
         .await
-        .unwrap();
-    let mut reasons = Vec::new();
-    while reasons.len() < want {
-        let message = tokio::time::timeout(Duration::from_secs(20), consumer.next())
-            .await
-            .expect("dead letter did not arrive")
-            .unwrap()
-            .unwrap();
-        consumer.ack(&message).await.unwrap();
-        let reason = message
-            .metadata()
-            .properties
-            .iter()
-            .find(|kv| kv.key == property::DEAD_LETTER_REASON)
-            .map(|kv| kv.value.clone())
-            .expect("a dead letter says why");
-        reasons.push(reason);
-    }
-    reasons
+        .iter()
+        .map(|message| {
+            message
+                .metadata()
+                .properties
+                .iter()
+                .find(|kv| kv.key == property::DEAD_LETTER_REASON)
+                .map(|kv| kv.value.clone())
+                .expect("a dead letter says why")
+        })
+        .collect()
 }
 
 #[tokio::test]

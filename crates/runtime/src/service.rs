@@ -54,6 +54,8 @@ pub enum RuntimeError {
 /// A service's connections and background tasks.
 pub struct ServiceRuntime {
     service: &'static str,
+    /// The settings it started with.
+    common: CommonArgs,
     admin: Admin,
     bus: Bus,
     store: MongoStore,
@@ -124,6 +126,7 @@ impl ServiceRuntime {
         let relay_stop = Shutdown::new();
         let relay = Relay::new(store.clone(), bus.publisher().clone()).run(relay_stop.clone());
         Ok(Self {
+            common: common.clone(),
             service,
             admin,
             bus,
@@ -209,11 +212,29 @@ impl ServiceRuntime {
         });
     }
 
+    /// The configuration of subscription `name` as the service's settings make it
+    /// ([`CommonArgs::subscription`]), for a service that tunes it before
+    /// [`ServiceRuntime::consume_with`].
+    pub fn subscription(&self, name: &str) -> SubscriptionConfig {
+        self.common.subscription(name)
+    }
+
+    /// Subscribes to `E` as `subscription` (the name every replica shares) and hands each
+    /// message to `handler` until shutdown ([`ServiceRuntime::consume_with`]).
+    pub async fn consume<E: Event>(
+        &mut self,
+        subscription: &str,
+        handler: impl Handler<E>,
+    ) -> Result<(), RuntimeError> {
+        let config = self.subscription(subscription);
+        self.consume_with(config, handler).await
+    }
+
     /// Subscribes to `E` and hands each message to `handler` until shutdown, counting the
     /// outcomes ([`alpes_bus::settle`]). If the subscription cannot be made, everything started
     /// so far is stopped. Once made, it subscribes again by itself after losing the broker, and
     /// `/readyz` says not ready meanwhile.
-    pub async fn consume<E: Event>(
+    pub async fn consume_with<E: Event>(
         &mut self,
         config: SubscriptionConfig,
         handler: impl Handler<E>,

@@ -10,129 +10,68 @@
 //! for the id of the event it announced (`GET /attributions/{saga}`), follow that id on the
 //! bus, and count what the instance queued by reading its own outbox in its own database.
 
-use std::net::SocketAddr;
+use std::ops::Deref;
 use std::time::Duration;
 
 use alpes_attribution::app::{Attribution, Compensated, Tracked};
 use alpes_attribution::domain::CampaignCommand;
 use alpes_attribution::service::{self, Config};
-use alpes_bus::{Attempt, Bus, Delivery, Outcome, Shutdown, StartAt, SubscriptionConfig, property};
+use alpes_bus::{Attempt, Bus, property};
 use alpes_contracts::events::attribution::{
     AttributionModel, AttributionReverted, ConversionAttributed, ConversionRejected,
     ConversionRejectionReason,
 };
-use alpes_contracts::events::commission::{CommissionKind, CommissionReverted, CommissionTerms};
+use alpes_contracts::events::commission::CommissionReverted;
 use alpes_contracts::events::marketing::{CampaignActivated, CampaignCreated};
-use alpes_contracts::events::tracking::{
-    InteractionKind, InteractionTracked, PageContext, Purchase, Target, TrackingParams, Visitor,
-};
+use alpes_contracts::events::tracking::{InteractionKind, InteractionTracked};
 use alpes_contracts::{Event, EventMetadata, Money, codec};
 use alpes_eventstore::{EventStore, MongoStore};
-use alpes_runtime::auth::testing;
-use alpes_runtime::config::CommonArgs;
-use chrono::{TimeDelta, Utc};
+use alpes_testkit::fixtures::{
+    campaign_activated, campaign_created, interaction, percentage, purchase,
+};
+use alpes_testkit::{Observer, Service, TRACEPARENT, bus, database, env, unique};
 use serde_json::Value;
-use tokio::sync::mpsc;
 
-const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-
-fn env(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.to_owned())
-}
-
-fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
-}
-
-/// The test suites' own Pulsar namespace, installed for this process: a platform left running
-/// (`scripts/demo.sh`, in `alpes/events`) and these tests never consume each other's events.
-fn test_namespace() -> alpes_contracts::Namespace {
-    let namespace = alpes_contracts::Namespace::parse("alpes/test").unwrap();
-    namespace.clone().install().unwrap();
-    namespace
-}
-
+/// The service, where it keeps its state, and that state, to read what it queued.
 struct App {
+    service: Service,
     database: String,
     subscription: String,
-    base: String,
-    http: reqwest::Client,
-    /// The instance's own database, to read what it queued.
     store: MongoStore,
-    shutdown: Shutdown,
-    running: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Deref for App {
+    type Target = Service;
+
+    fn deref(&self) -> &Service {
+        &self.service
+    }
 }
 
 /// Starts the service with a database and subscription of its own; returns once it is ready.
 async fn spawn_app() -> App {
-    let database = unique("attribution_test").replace('-', "_");
-    spawn_app_on(&database, &unique("attribution-test")).await
+    spawn_app_on(&database("attribution_test"), &unique("attribution-test")).await
 }
 
 /// Starts the service on `database` and `subscription` (another instance's after it stopped:
 /// a restart, with nothing in the process's memory).
 async fn spawn_app_on(database: &str, subscription: &str) -> App {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr: SocketAddr = listener.local_addr().unwrap();
+    let config = |common| Config {
+        common,
+        database: database.to_owned(),
+        subscription: subscription.to_owned(),
+    };
+    let service = Service::spawn(config, service::run).await;
     let mongo_url = env("ALPES_MONGO_URL", "mongodb://127.0.0.1:27017");
-    let (database, subscription) = (database.to_owned(), subscription.to_owned());
-    let config = Config {
-        common: CommonArgs {
-            pulsar_namespace: test_namespace(),
-            mongo_url: mongo_url.clone(),
-            ..CommonArgs::for_tests(addr)
-        },
-        database: database.clone(),
-        subscription: subscription.clone(),
-    };
-    let shutdown = Shutdown::new();
-    let running = tokio::spawn(service::run(config, listener, shutdown.clone()));
-    let app = App {
-        store: MongoStore::connect(&mongo_url, &database).await.unwrap(),
-        database,
-        subscription,
-        base: format!("http://{addr}"),
-        http: testing::client(),
-        shutdown,
-        running,
-    };
-    for _ in 0..100 {
-        let ready = app.http.get(format!("{}/readyz", app.base)).send().await;
-        if ready.is_ok_and(|r| r.status() == 200) {
-            return app;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    App {
+        service,
+        database: database.to_owned(),
+        subscription: subscription.to_owned(),
+        store: MongoStore::connect(&mongo_url, database).await.unwrap(),
     }
-    panic!("attribution never became ready: is the stack up? (scripts/stack.sh up)");
 }
 
 impl App {
-    async fn get(&self, path: &str) -> (u16, Value) {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .unwrap();
-        (response.status().as_u16(), response.json().await.unwrap())
-    }
-
-    /// GETs `path` until `done` accepts the body, within 30 s.
-    async fn wait_for(&self, path: &str, done: impl Fn(&Value) -> bool) -> Value {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            let (status, body) = self.get(path).await;
-            if status == 200 && done(&body) {
-                return body;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{path} did not get there within 30 s: {status} {body}"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
     /// The events of type `E` of saga `saga` this instance queued in its outbox.
     async fn queued<E: Event>(&self, saga: &str) -> Vec<E> {
         let mut queued = Vec::new();
@@ -156,8 +95,7 @@ impl App {
     }
 
     async fn stop(self) {
-        self.shutdown.cancel();
-        self.running.await.unwrap().unwrap();
+        self.service.stop().await;
     }
 
     /// Stops this instance and starts another on its database and subscription.
@@ -169,71 +107,23 @@ impl App {
 }
 
 async fn observer() -> Bus {
-    test_namespace();
-    Bus::connect_with(
-        &env("ALPES_PULSAR_URL", "pulsar://127.0.0.1:6650"),
-        &env("ALPES_PULSAR_ADMIN_URL", "http://127.0.0.1:8080"),
-        "attribution-tests",
-        alpes_bus::PulsarToken::from_env().unwrap(),
-    )
-    .await
-    .unwrap()
+    bus("attribution-tests").await
 }
 
-async fn listen<E: Event>(bus: &Bus) -> (mpsc::UnboundedReceiver<E>, Shutdown) {
-    let mut config = SubscriptionConfig::new(unique("observer"));
-    config.start_at = StartAt::Latest;
-    let subscription = bus.subscribe::<E>(config).await.unwrap();
-    let (tx, rx) = mpsc::unbounded_channel();
-    let stop = Shutdown::new();
-    tokio::spawn(subscription.run(
-        move |d: Delivery<E>| {
-            let _ = tx.send(d.event);
-            std::future::ready(Outcome::Done)
-        },
-        stop.clone(),
-    ));
-    (rx, stop)
-}
-
-/// The event with id `event_id` on `rx`, within 20 s.
-async fn published<E: Event>(rx: &mut mpsc::UnboundedReceiver<E>, event_id: &str) -> E {
-    tokio::time::timeout(Duration::from_secs(20), async {
-        loop {
-            let event = rx.recv().await.expect("observer stopped");
-            if event.metadata().event_id == event_id {
-                return event;
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("event {event_id} was not published within 20 s"))
+/// The event with id `event_id` the observer sees.
+async fn published<E: Event>(observer: &mut Observer<E>, event_id: &str) -> E {
+    observer
+        .next_where(|e| e.metadata().event_id == event_id)
+        .await
 }
 
 /// The facts of a LAST_TOUCH campaign in EUR, 10 % commission: created, then activated.
 fn campaign_facts(campaign_id: &str) -> (CampaignCreated, CampaignActivated) {
-    let created = CampaignCreated {
-        metadata: EventMetadata::new::<CampaignCreated>(),
-        campaign_id: campaign_id.to_owned(),
-        name: "Spring sale".into(),
-        budget: Money::new(10_000_000, "EUR"),
-        terms: CommissionTerms {
-            kind: CommissionKind::Percentage,
-            percentage_bps: Some(1_000),
-            fixed_minor: None,
-            minimum_minor: 0,
-            maximum_minor: None,
-        },
-        attribution_model: AttributionModel::LastTouch,
-        attribution_window_days: 30,
-        fraud_threshold: 70,
-    };
-    let activated = CampaignActivated {
-        metadata: EventMetadata::new::<CampaignActivated>(),
-        campaign_id: campaign_id.to_owned(),
-        reason: None,
-    };
-    (created, activated)
+    let terms = percentage(1_000, 0, None);
+    (
+        campaign_created(campaign_id, 10_000_000, terms),
+        campaign_activated(campaign_id),
+    )
 }
 
 /// Publishes an active LAST_TOUCH campaign in EUR and waits until `app` knows it.
@@ -247,51 +137,6 @@ async fn active_campaign(bus: &Bus, app: &App) -> String {
     })
     .await;
     campaign_id
-}
-
-fn interaction(
-    visitor: &str,
-    kind: InteractionKind,
-    campaign: &str,
-    partner: Option<&str>,
-) -> InteractionTracked {
-    InteractionTracked {
-        metadata: EventMetadata::new::<InteractionTracked>(),
-        interaction_id: uuid::Uuid::now_v7().to_string(),
-        kind,
-        interacted_at: Utc::now() - TimeDelta::minutes(5),
-        visitor: Visitor {
-            user_id: None,
-            anonymous_id: visitor.to_owned(),
-            ip: None,
-            user_agent: Some("Mozilla/5.0 Firefox/128.0".into()),
-        },
-        tracking: TrackingParams {
-            campaign_id: Some(campaign.to_owned()),
-            partner_id: partner.map(str::to_owned),
-            medium: Some("affiliate".into()),
-            ..TrackingParams::default()
-        },
-        target: Target {
-            url: "https://shop.example/".into(),
-            element: None,
-        },
-        context: PageContext::default(),
-        purchase: None,
-    }
-}
-
-/// A PURCHASE of 120.00 EUR opening saga `saga`, with a trace.
-fn purchase(visitor: &str, campaign: &str, saga: &str) -> InteractionTracked {
-    let mut tracked = interaction(visitor, InteractionKind::Purchase, campaign, None);
-    tracked.metadata = EventMetadata::new::<InteractionTracked>().in_saga(saga);
-    tracked.metadata.traceparent = Some(TRACEPARENT.into());
-    tracked.interacted_at = Utc::now();
-    tracked.purchase = Some(Purchase {
-        order_id: unique("order"),
-        amount: Money::new(12_000, "EUR"),
-    });
-    tracked
 }
 
 fn commission_reverted(saga: &str) -> CommissionReverted {
@@ -317,7 +162,7 @@ async fn sale(bus: &Bus, campaign: &str) -> Sale {
     let partner = unique("partner");
     let saga = unique("saga");
     let click = interaction(&visitor, InteractionKind::Click, campaign, Some(&partner));
-    let purchase = purchase(&visitor, campaign, &saga);
+    let purchase = purchase(&visitor, campaign, &saga, 12_000);
     bus.publisher().publish(&click).await.unwrap();
     bus.publisher().publish(&purchase).await.unwrap();
     Sale {
@@ -338,7 +183,7 @@ fn text(value: &Value) -> &str {
 async fn a_purchase_is_attributed_to_the_partner_who_brought_it_once_however_often_it_arrives() {
     let app = spawn_app().await;
     let bus = observer().await;
-    let (mut attributed, stop) = listen::<ConversionAttributed>(&bus).await;
+    let mut attributed = Observer::<ConversionAttributed>::listen(&bus).await;
     let campaign = active_campaign(&bus, &app).await;
 
     let sale = sale(&bus, &campaign).await;
@@ -389,8 +234,6 @@ async fn a_purchase_is_attributed_to_the_partner_who_brought_it_once_however_oft
         "ConversionAttributed queued twice: {queued:?}"
     );
     assert_eq!(queued[0].metadata.event_id, event.metadata.event_id);
-
-    stop.cancel();
     app.stop().await;
 }
 
@@ -398,14 +241,14 @@ async fn a_purchase_is_attributed_to_the_partner_who_brought_it_once_however_oft
 async fn a_purchase_without_a_partner_touchpoint_is_rejected() {
     let app = spawn_app().await;
     let bus = observer().await;
-    let (mut rejected, stop) = listen::<ConversionRejected>(&bus).await;
+    let mut rejected = Observer::<ConversionRejected>::listen(&bus).await;
     let campaign = active_campaign(&bus, &app).await;
     let visitor = unique("visitor");
     let saga = unique("saga");
     let view = interaction(&visitor, InteractionKind::View, &campaign, None);
     bus.publisher().publish(&view).await.unwrap();
     bus.publisher()
-        .publish(&purchase(&visitor, &campaign, &saga))
+        .publish(&purchase(&visitor, &campaign, &saga, 12_000))
         .await
         .unwrap();
 
@@ -423,8 +266,6 @@ async fn a_purchase_without_a_partner_touchpoint_is_rejected() {
     );
     assert_eq!(event.metadata.saga_id.as_deref(), Some(saga.as_str()));
     assert_eq!(event.campaign_id.as_deref(), Some(campaign.as_str()));
-
-    stop.cancel();
     app.stop().await;
 }
 
@@ -432,7 +273,7 @@ async fn a_purchase_without_a_partner_touchpoint_is_rejected() {
 async fn a_compensated_sale_is_reverted_once_with_every_interaction_of_its_journey() {
     let app = spawn_app().await;
     let bus = observer().await;
-    let (mut reverted, stop) = listen::<AttributionReverted>(&bus).await;
+    let mut reverted = Observer::<AttributionReverted>::listen(&bus).await;
     let campaign = active_campaign(&bus, &app).await;
     let sale = sale(&bus, &campaign).await;
     app.wait_for(&format!("/attributions/{}", sale.saga), |v| {
@@ -480,8 +321,6 @@ async fn a_compensated_sale_is_reverted_once_with_every_interaction_of_its_journ
         1,
         "AttributionReverted queued twice: {queued:?}"
     );
-
-    stop.cancel();
     app.stop().await;
 }
 
@@ -500,8 +339,8 @@ async fn a_compensation_before_its_purchase_and_a_restart_reverts_the_purchase_w
 async fn compensation_before_purchase(restart_in_between: bool) {
     let mut app = spawn_app().await;
     let bus = observer().await;
-    let (mut attributed, stop_attributed) = listen::<ConversionAttributed>(&bus).await;
-    let (mut reverted, stop_reverted) = listen::<AttributionReverted>(&bus).await;
+    let mut attributed = Observer::<ConversionAttributed>::listen(&bus).await;
+    let mut reverted = Observer::<AttributionReverted>::listen(&bus).await;
     let campaign = active_campaign(&bus, &app).await;
     let visitor = unique("visitor");
     let saga = unique("saga");
@@ -524,7 +363,7 @@ async fn compensation_before_purchase(restart_in_between: bool) {
         &campaign,
         Some("partner-1"),
     );
-    let late = purchase(&visitor, &campaign, &saga);
+    let late = purchase(&visitor, &campaign, &saga, 12_000);
     bus.publisher().publish(&click).await.unwrap();
     bus.publisher().publish(&late).await.unwrap();
 
@@ -553,9 +392,6 @@ async fn compensation_before_purchase(restart_in_between: bool) {
     named.sort_unstable();
     assert_eq!(named, [0, 2], "{reverts:?}");
     assert_eq!(app.queued::<ConversionAttributed>(&saga).await.len(), 1);
-
-    stop_attributed.cancel();
-    stop_reverted.cancel();
     app.stop().await;
 }
 
@@ -641,7 +477,10 @@ async fn two_replicas_route_a_visitors_interactions_as_one_process_would() {
         .unwrap();
     let saga = unique("saga");
     let bought = b
-        .track(&purchase(&visitor, &campaign, &saga), Attempt::Retryable)
+        .track(
+            &purchase(&visitor, &campaign, &saga, 12_000),
+            Attempt::Retryable,
+        )
         .await
         .expect("the click A took is found: nothing to wait for");
     assert!(
@@ -695,7 +534,10 @@ async fn two_replicas_route_a_visitors_interactions_as_one_process_would() {
     // A second sale, on A, credits the last click, not one of the converted journey's.
     let second = unique("saga");
     let bought_again = a
-        .track(&purchase(&visitor, &campaign, &second), Attempt::Last)
+        .track(
+            &purchase(&visitor, &campaign, &second, 12_000),
+            Attempt::Last,
+        )
         .await
         .unwrap();
     assert_eq!(journey(&bought_again), journey(&next));
@@ -713,7 +555,7 @@ async fn a_compensation_reverts_the_journey_another_replica_converted_a_moment_a
         .await
         .unwrap();
     let bought = a
-        .track(&purchase(&visitor, &campaign, &saga), Attempt::Last)
+        .track(&purchase(&visitor, &campaign, &saga, 12_000), Attempt::Last)
         .await
         .unwrap();
     assert!(matches!(

@@ -2,17 +2,15 @@
 //! the HTTP server, and the order things stop in. `main` runs it; the tests run it in-process
 //! against the real stack.
 
-use alpes_bus::{Handler, Shutdown};
-use alpes_contracts::Event;
+use alpes_bus::Shutdown;
 use alpes_contracts::events::attribution::ConversionAttributed;
 use alpes_contracts::events::marketing::{
     CampaignActivated, CampaignCompleted, CampaignCreated, CampaignPaused, FraudDetected,
     SagaTimedOut,
 };
-use alpes_eventstore::MongoStore;
 use alpes_runtime::config::CommonArgs;
 use alpes_runtime::http;
-use alpes_runtime::service::{RuntimeError, ServiceRuntime};
+use alpes_runtime::service::ServiceRuntime;
 use tokio::net::TcpListener;
 
 use crate::adapters;
@@ -55,28 +53,29 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
         let listing = listing.clone();
         async move { listing.prepare_listing().await }
     });
-    consume::<CampaignCreated>(&mut runtime, &app, &config).await?;
-    consume::<CampaignActivated>(&mut runtime, &app, &config).await?;
-    consume::<CampaignPaused>(&mut runtime, &app, &config).await?;
-    consume::<CampaignCompleted>(&mut runtime, &app, &config).await?;
-    consume::<ConversionAttributed>(&mut runtime, &app, &config).await?;
-    consume::<FraudDetected>(&mut runtime, &app, &config).await?;
-    consume::<SagaTimedOut>(&mut runtime, &app, &config).await?;
+    runtime
+        .consume::<CampaignCreated>(&config.subscription, app.clone())
+        .await?;
+    runtime
+        .consume::<CampaignActivated>(&config.subscription, app.clone())
+        .await?;
+    runtime
+        .consume::<CampaignPaused>(&config.subscription, app.clone())
+        .await?;
+    runtime
+        .consume::<CampaignCompleted>(&config.subscription, app.clone())
+        .await?;
+    runtime
+        .consume::<ConversionAttributed>(&config.subscription, app.clone())
+        .await?;
+    runtime
+        .consume::<FraudDetected>(&config.subscription, app.clone())
+        .await?;
+    runtime
+        .consume::<SagaTimedOut>(&config.subscription, app.clone())
+        .await?;
     let api = adapters::http::routes(app, runtime.access())
         .merge(http::openapi(include_str!("../openapi.json")));
     runtime.serve(listener, api, shutdown).await?;
     Ok(())
-}
-
-/// Subscribes to `E` and hands each message to the use cases.
-async fn consume<E: Event>(
-    runtime: &mut ServiceRuntime,
-    app: &Commissions<MongoStore>,
-    config: &Config,
-) -> Result<(), RuntimeError>
-where
-    Commissions<MongoStore>: Handler<E>,
-{
-    let subscription = config.common.subscription(&config.subscription);
-    runtime.consume::<E>(subscription, app.clone()).await
 }

@@ -12,216 +12,74 @@
 // Money is written as units_cents (`120_00` is 120.00 EUR), which this lint calls inconsistent.
 #![allow(clippy::inconsistent_digit_grouping)]
 
-use std::net::SocketAddr;
-use std::time::Duration;
+use std::ops::Deref;
 
-use alpes_bus::{Bus, Delivery, Outcome, Shutdown, StartAt, SubscriptionConfig};
+use alpes_bus::Bus;
 use alpes_commission::domain::{CommissionEvent, DomainEvent, Sale};
 use alpes_commission::service::{self, Config};
 use alpes_contracts::events::attribution::{AttributionModel, ConversionAttributed, Credit};
 use alpes_contracts::events::commission::{
-    CommissionConfirmed, CommissionKind, CommissionRejected, CommissionRejectionReason,
-    CommissionReserved, CommissionReverted, CommissionTerms,
+    CommissionConfirmed, CommissionRejected, CommissionRejectionReason, CommissionReserved,
+    CommissionReverted,
 };
-use alpes_contracts::events::marketing::{
-    CampaignActivated, CampaignCreated, FraudDetected, SagaTimedOut,
-};
-use alpes_contracts::{Event, EventMetadata, Money};
+use alpes_contracts::events::marketing::{FraudDetected, SagaTimedOut};
+use alpes_contracts::{EventMetadata, Money};
 use alpes_eventstore::{EventStore, MongoStore, NewCommit, StoredEvent};
-use alpes_runtime::auth::testing;
-use alpes_runtime::config::CommonArgs;
+use alpes_testkit::fixtures::{campaign_activated, campaign_created, percentage};
+use alpes_testkit::{Observer, Service, TRACEPARENT, bus, database, env, unique};
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
-
-const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-
-fn env(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.to_owned())
-}
-
-fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
-}
-
-/// The test suites' own Pulsar namespace, installed for this process: a platform left running
-/// (`scripts/demo.sh`, in `alpes/events`) and these tests never consume each other's events.
-fn test_namespace() -> alpes_contracts::Namespace {
-    let namespace = alpes_contracts::Namespace::parse("alpes/test").unwrap();
-    namespace.clone().install().unwrap();
-    namespace
-}
 
 fn eur(amount_minor: i64) -> Money {
     Money::new(amount_minor, "EUR")
 }
 
+/// The service, and the MongoDB database it keeps its streams in.
 struct App {
-    base: String,
-    /// The app's MongoDB database.
+    service: Service,
     database: String,
-    http: reqwest::Client,
-    shutdown: Shutdown,
-    running: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Deref for App {
+    type Target = Service;
+
+    fn deref(&self) -> &Service {
+        &self.service
+    }
+}
+
+impl App {
+    async fn stop(self) {
+        self.service.stop().await;
+    }
 }
 
 /// Starts the service with a database and subscription of its own; returns once it is ready.
 async fn spawn_app() -> App {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr: SocketAddr = listener.local_addr().unwrap();
-    let config = Config {
-        common: CommonArgs {
-            pulsar_namespace: test_namespace(),
-            ..CommonArgs::for_tests(addr)
-        },
-        database: unique("commission_test").replace('-', "_"),
+    let database = database("commission_test");
+    let config = |common| Config {
+        common,
+        database: database.clone(),
         subscription: unique("commission-test"),
     };
-    let shutdown = Shutdown::new();
-    let database = config.database.clone();
-    let running = tokio::spawn(service::run(config, listener, shutdown.clone()));
-    let app = App {
-        base: format!("http://{addr}"),
-        database,
-        http: testing::client(),
-        shutdown,
-        running,
-    };
-    for _ in 0..150 {
-        let ready = app.http.get(format!("{}/readyz", app.base)).send().await;
-        if ready.is_ok_and(|r| r.status() == 200) {
-            return app;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("commission never became ready: is the stack up? (scripts/stack.sh up)");
-}
-
-impl App {
-    async fn get(&self, path: &str) -> (u16, Value) {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .unwrap();
-        (response.status().as_u16(), response.json().await.unwrap())
-    }
-
-    async fn post(&self, path: &str) -> (u16, Value) {
-        let response = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header("traceparent", TRACEPARENT)
-            .send()
-            .await
-            .unwrap();
-        (response.status().as_u16(), response.json().await.unwrap())
-    }
-
-    /// GETs `path` until `wanted` accepts the answer, within 30 s.
-    async fn wait_for(&self, path: &str, wanted: impl Fn(&Value) -> bool) -> Value {
-        let mut last = Value::Null;
-        for _ in 0..300 {
-            let (status, body) = self.get(path).await;
-            if status == 200 && wanted(&body) {
-                return body;
-            }
-            last = body;
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("GET {path} never answered as expected; last: {last}");
-    }
-
-    async fn stop(self) {
-        self.shutdown.cancel();
-        self.running.await.unwrap().unwrap();
-    }
+    let service = Service::spawn(config, service::run).await;
+    App { service, database }
 }
 
 async fn observer() -> Bus {
-    test_namespace();
-    Bus::connect_with(
-        &env("ALPES_PULSAR_URL", "pulsar://127.0.0.1:6650"),
-        &env("ALPES_PULSAR_ADMIN_URL", "http://127.0.0.1:8080"),
-        "commission-tests",
-        alpes_bus::PulsarToken::from_env().unwrap(),
-    )
-    .await
-    .unwrap()
-}
-
-/// The `E`s published from now on.
-async fn listen<E: Event>(bus: &Bus) -> (mpsc::UnboundedReceiver<E>, Shutdown) {
-    let mut config = SubscriptionConfig::new(unique("observer"));
-    config.start_at = StartAt::Latest;
-    let subscription = bus.subscribe::<E>(config).await.unwrap();
-    let (tx, rx) = mpsc::unbounded_channel();
-    let stop = Shutdown::new();
-    tokio::spawn(subscription.run(
-        move |d: Delivery<E>| {
-            let _ = tx.send(d.event);
-            std::future::ready(Outcome::Done)
-        },
-        stop.clone(),
-    ));
-    (rx, stop)
-}
-
-/// The next event of saga `saga` on `rx`, within 30 s.
-async fn next_of_saga<E: Event>(rx: &mut mpsc::UnboundedReceiver<E>, saga: &str) -> E {
-    next_matching(rx, saga, |_| true).await
-}
-
-/// The next event of saga `saga` on `rx` that `wanted` accepts, within 30 s.
-async fn next_matching<E: Event>(
-    rx: &mut mpsc::UnboundedReceiver<E>,
-    saga: &str,
-    wanted: impl Fn(&E) -> bool,
-) -> E {
-    tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            let event = rx.recv().await.expect("observer stopped");
-            if event.metadata().saga_id.as_deref() == Some(saga) && wanted(&event) {
-                return event;
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| {
-        panic!(
-            "no such {} of saga {saga} within 30 s",
-            E::event_type().name
-        )
-    })
+    bus("commission-tests").await
 }
 
 /// Publishes a new active campaign (10 % of each sale, at least 1.00, at most 50.00) and waits
 /// until the app's budget shows it active.
 async fn active_campaign(app: &App, bus: &Bus, budget_minor: i64) -> String {
     let campaign = unique("campaign");
-    let created = CampaignCreated {
-        metadata: EventMetadata::new::<CampaignCreated>(),
-        campaign_id: campaign.clone(),
-        name: "Spring sale".to_owned(),
-        budget: eur(budget_minor),
-        terms: CommissionTerms {
-            kind: CommissionKind::Percentage,
-            percentage_bps: Some(1_000),
-            fixed_minor: None,
-            minimum_minor: 1_00,
-            maximum_minor: Some(50_00),
-        },
-        attribution_model: AttributionModel::LastTouch,
-        attribution_window_days: 30,
-        fraud_threshold: 80,
-    };
-    let activated = CampaignActivated {
-        metadata: EventMetadata::new::<CampaignActivated>(),
-        campaign_id: campaign.clone(),
-        reason: None,
-    };
+    let terms = percentage(1_000, 1_00, Some(50_00));
+    let created = campaign_created(&campaign, budget_minor, terms);
     bus.publisher().publish(&created).await.unwrap();
-    bus.publisher().publish(&activated).await.unwrap();
+    bus.publisher()
+        .publish(&campaign_activated(&campaign))
+        .await
+        .unwrap();
     app.wait_for(&format!("/budgets/{campaign}"), |b| b["status"] == "ACTIVE")
         .await;
     campaign
@@ -267,8 +125,8 @@ async fn an_attributed_sale_reserves_its_commission_once_however_often_it_arrive
     let app = spawn_app().await;
     let bus = observer().await;
     let campaign = active_campaign(&app, &bus, 1_000_00).await;
-    let (mut reserved, stop_reserved) = listen::<CommissionReserved>(&bus).await;
-    let (mut confirmed, stop_confirmed) = listen::<CommissionConfirmed>(&bus).await;
+    let mut reserved = Observer::<CommissionReserved>::listen(&bus).await;
+    let mut confirmed = Observer::<CommissionConfirmed>::listen(&bus).await;
     let (small, large) = (unique("saga"), unique("saga"));
     let sale = attributed(&small, &campaign, 120_00);
 
@@ -277,7 +135,7 @@ async fn an_attributed_sale_reserves_its_commission_once_however_often_it_arrive
         bus.publisher().publish(event).await.unwrap();
     }
 
-    let announced = next_of_saga(&mut reserved, &small).await;
+    let announced = reserved.next_of_saga(&small).await;
     assert_eq!(announced.campaign_id, campaign);
     assert_eq!(announced.partner_id, "partner-7");
     assert_eq!(announced.sale_amount, eur(120_00));
@@ -309,18 +167,18 @@ async fn an_attributed_sale_reserves_its_commission_once_however_often_it_arrive
     assert_eq!(money(&body["amount"]), eur(12_00));
 
     let (status, body) = app
-        .post(&format!("/commissions/{commission}/confirm"))
+        .post(&format!("/commissions/{commission}/confirm"), None)
         .await;
     assert_eq!(
         (status, &body["status"]),
         (200, &json!("CONFIRMED")),
         "{body}"
     );
-    let owed = next_of_saga(&mut confirmed, &small).await;
+    let owed = confirmed.next_of_saga(&small).await;
     assert_eq!(owed.amount, eur(12_00));
     assert_eq!(owed.metadata.traceparent.as_deref(), Some(TRACEPARENT));
     let (status, _) = app
-        .post(&format!("/commissions/{commission}/confirm"))
+        .post(&format!("/commissions/{commission}/confirm"), None)
         .await;
     assert_eq!(status, 200, "confirming again changes nothing");
 
@@ -346,9 +204,6 @@ async fn an_attributed_sale_reserves_its_commission_once_however_often_it_arrive
     assert_eq!(second["items"].as_array().unwrap().len(), 1, "{second}");
     assert_ne!(first["items"][0], second["items"][0]);
     assert!(second["next_cursor"].is_null());
-
-    stop_reserved.cancel();
-    stop_confirmed.cancel();
     app.stop().await;
 }
 
@@ -357,7 +212,7 @@ async fn a_sale_beyond_the_budget_is_rejected_budget_exhausted() {
     let app = spawn_app().await;
     let bus = observer().await;
     let campaign = active_campaign(&app, &bus, 20_00).await;
-    let (mut rejected, stop) = listen::<CommissionRejected>(&bus).await;
+    let mut rejected = Observer::<CommissionRejected>::listen(&bus).await;
     let (first, second) = (unique("saga"), unique("saga"));
 
     // One after the other: handled concurrently, either sale could take the budget first.
@@ -376,10 +231,11 @@ async fn a_sale_beyond_the_budget_is_rejected_budget_exhausted() {
 
     // An instance that heard of the campaign's creation but not its activation would say
     // CAMPAIGN_INACTIVE: look for the answer of one that heard of both.
-    let refused = next_matching(&mut rejected, &second, |r| {
-        r.reason == CommissionRejectionReason::BudgetExhausted
-    })
-    .await;
+    let refused = rejected
+        .next_of_saga_where(&second, |r| {
+            r.reason == CommissionRejectionReason::BudgetExhausted
+        })
+        .await;
     assert_eq!(refused.campaign_id, campaign);
     assert_eq!(refused.partner_id.as_deref(), Some("partner-7"));
     let body = app
@@ -393,15 +249,13 @@ async fn a_sale_beyond_the_budget_is_rejected_budget_exhausted() {
     assert_eq!(money(&budget["remaining"]), eur(8_00), "{budget}");
 
     let (status, error) = app
-        .post(&format!("/commissions/commission-{second}/confirm"))
+        .post(&format!("/commissions/commission-{second}/confirm"), None)
         .await;
     assert_eq!(
         (status, error["code"].as_str()),
         (409, Some("conflict")),
         "{error}"
     );
-
-    stop.cancel();
     app.stop().await;
 }
 
@@ -410,7 +264,7 @@ async fn fraud_on_a_reserved_sale_gives_its_commission_back_to_the_budget() {
     let app = spawn_app().await;
     let bus = observer().await;
     let campaign = active_campaign(&app, &bus, 1_000_00).await;
-    let (mut reverted, stop) = listen::<CommissionReverted>(&bus).await;
+    let mut reverted = Observer::<CommissionReverted>::listen(&bus).await;
     let saga = unique("saga");
     let path = format!("/commissions/commission-{saga}");
     bus.publisher()
@@ -426,7 +280,9 @@ async fn fraud_on_a_reserved_sale_gives_its_commission_back_to_the_budget() {
 
     // Instances started after this campaign was created never heard of it, so never reserved
     // and announce that nothing was released: look for the announcement of one that did.
-    let announced = next_matching(&mut reverted, &saga, |r| r.released.is_some()).await;
+    let announced = reverted
+        .next_of_saga_where(&saga, |r| r.released.is_some())
+        .await;
     assert_eq!(announced.released, Some(eur(12_00)));
     assert_eq!(announced.campaign_id.as_deref(), Some(campaign.as_str()));
     assert_eq!(announced.commission_id, Some(format!("commission-{saga}")));
@@ -468,8 +324,6 @@ async fn fraud_on_a_reserved_sale_gives_its_commission_back_to_the_budget() {
     assert_eq!(after, body, "a second compensation changes nothing");
     let (_, budget) = app.get(&format!("/budgets/{campaign}")).await;
     assert_eq!(money(&budget["remaining"]), eur(1_000_00), "{budget}");
-
-    stop.cancel();
     app.stop().await;
 }
 
@@ -478,23 +332,24 @@ async fn fraud_before_the_attribution_rejects_the_late_sale_and_leaves_the_budge
     let app = spawn_app().await;
     let bus = observer().await;
     let campaign = active_campaign(&app, &bus, 1_000_00).await;
-    let (mut reverted, stop_reverted) = listen::<CommissionReverted>(&bus).await;
-    let (mut rejected, stop_rejected) = listen::<CommissionRejected>(&bus).await;
+    let mut reverted = Observer::<CommissionReverted>::listen(&bus).await;
+    let mut rejected = Observer::<CommissionRejected>::listen(&bus).await;
     let saga = unique("saga");
     let path = format!("/commissions/commission-{saga}");
 
     bus.publisher().publish(&fraud(&saga)).await.unwrap();
-    let announced = next_of_saga(&mut reverted, &saga).await;
+    let announced = reverted.next_of_saga(&saga).await;
     assert_eq!(announced.released, None, "nothing was reserved");
     assert_eq!(announced.commission_id, None);
     app.wait_for(&path, |c| c["status"] == "REVERTED").await;
 
     let late = attributed(&saga, &campaign, 120_00);
     bus.publisher().publish(&late).await.unwrap();
-    let refused = next_matching(&mut rejected, &saga, |r| {
-        r.reason == CommissionRejectionReason::SagaCompensated
-    })
-    .await;
+    let refused = rejected
+        .next_of_saga_where(&saga, |r| {
+            r.reason == CommissionRejectionReason::SagaCompensated
+        })
+        .await;
     assert_eq!(
         refused.metadata.causation_id.as_deref(),
         Some(late.metadata.event_id.as_str())
@@ -508,9 +363,6 @@ async fn fraud_before_the_attribution_rejects_the_late_sale_and_leaves_the_budge
     );
     let (_, budget) = app.get(&format!("/budgets/{campaign}")).await;
     assert_eq!(money(&budget["reserved"]), eur(0), "{budget}");
-
-    stop_reverted.cancel();
-    stop_rejected.cancel();
     app.stop().await;
 }
 
@@ -548,7 +400,7 @@ async fn the_api_answers_bad_requests_with_json_naming_what_is_wrong() {
             "{path}"
         );
     }
-    let (status, error) = app.post("/commissions/commission-nope/confirm").await;
+    let (status, error) = app.post("/commissions/commission-nope/confirm", None).await;
     assert_eq!((status, error["code"].as_str()), (404, Some("not_found")));
     app.stop().await;
 }

@@ -1,12 +1,10 @@
 //! Helpers shared by the end-to-end tests and the latency bench: speaking to the services over
-//! HTTP the way a user does, and watching the bus for a saga's events.
+//! HTTP the way a user does (watching the bus is `alpes_testkit::Observer`'s).
 
 use std::time::Duration;
 
-use alpes_bus::{Bus, Delivery, Outcome, Shutdown, StartAt, SubscriptionConfig};
-use alpes_contracts::Event;
+use alpes_bus::Bus;
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
 
 /// Where the running platform is, as flags or the environment variables the services use.
 #[derive(clap::Args, Debug, Clone)]
@@ -198,6 +196,50 @@ impl PlatformClient {
         Ok(id)
     }
 
+    /// A partner's click, then the same visitor's purchase of `amount_minor` EUR, through
+    /// tracking's API: the saga id and the purchase's interaction id.
+    pub async fn sale(
+        &self,
+        campaign: &str,
+        amount_minor: i64,
+    ) -> anyhow::Result<(String, String)> {
+        let visitor = format!("visitor-{}", uuid::Uuid::new_v4().simple());
+        let partner = Some("partner-1");
+        self.track("CLICK", &visitor, campaign, partner, None)
+            .await?;
+        let purchase = self
+            .track("PURCHASE", &visitor, campaign, partner, Some(amount_minor))
+            .await?;
+        let id = |field: &str| purchase[field].as_str().map(str::to_owned);
+        match (id("saga_id"), id("interaction_id")) {
+            (Some(saga), Some(interaction)) => Ok((saga, interaction)),
+            _ => anyhow::bail!("a purchase answered without its ids: {purchase}"),
+        }
+    }
+
+    /// What campaign `campaign`'s budget holds reserved, in minor units.
+    pub async fn reserved_minor(&self, campaign: &str) -> anyhow::Result<i64> {
+        let (status, budget) = self
+            .get(format!("{}/budgets/{campaign}", self.commission))
+            .await?;
+        anyhow::ensure!(status == 200, "the budget answered {status}: {budget}");
+        budget["reserved"]["amount_minor"]
+            .as_i64()
+            .ok_or_else(|| anyhow::anyhow!("a budget without its reserved amount: {budget}"))
+    }
+
+    /// The status of saga `saga`'s commission, `None` when commission knows none.
+    pub async fn commission_status(&self, saga: &str) -> anyhow::Result<Option<String>> {
+        let (status, body) = self
+            .get(format!("{}/commissions/commission-{saga}", self.commission))
+            .await?;
+        match status {
+            404 => Ok(None),
+            200 => Ok(body["status"].as_str().map(str::to_owned)),
+            _ => anyhow::bail!("the commission answered {status}: {body}"),
+        }
+    }
+
     /// Tracks an interaction; returns the response body (`interaction_id`, `saga_id`).
     pub async fn track(
         &self,
@@ -227,46 +269,14 @@ impl PlatformClient {
     }
 }
 
-/// Every event of type `E` published after this call, for the caller to filter.
-pub async fn watch<E: Event>(bus: &Bus) -> anyhow::Result<mpsc::UnboundedReceiver<E>> {
-    let mut config = SubscriptionConfig::new(format!("watch-{}", uuid::Uuid::new_v4().simple()));
-    config.start_at = StartAt::Latest;
-    let subscription = bus.subscribe::<E>(config).await?;
-    let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(subscription.run(
-        move |d: Delivery<E>| {
-            let _ = tx.send(d.event);
-            std::future::ready(Outcome::Done)
-        },
-        Shutdown::new(),
-    ));
-    Ok(rx)
-}
-
-/// The next event of `saga` on `rx`, within `timeout`.
-pub async fn next_of_saga<E: Event>(
-    rx: &mut mpsc::UnboundedReceiver<E>,
-    saga: &str,
-    timeout: Duration,
-) -> anyhow::Result<E> {
-    tokio::time::timeout(timeout, async {
-        loop {
-            let event = rx
-                .recv()
-                .await
-                .ok_or_else(|| anyhow::anyhow!("watcher stopped"))?;
-            if event.metadata().saga_id.as_deref() == Some(saga) {
-                return Ok(event);
-            }
-        }
-    })
-    .await
-    .map_err(|_| {
-        anyhow::anyhow!(
-            "no {} for saga {saga} within {timeout:?}",
-            E::event_type().name
-        )
-    })?
+/// The event types of a saga's steps, as the saga log serves them, in its order.
+pub fn timeline(saga: &Value) -> Vec<String> {
+    saga["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["event_type"].as_str().map(str::to_owned))
+        .collect()
 }
 
 /// Prints `what: p50 … p90 … p99 … worst …` of `latencies` (sorted in place; not empty).

@@ -40,26 +40,6 @@ fn stack_script() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/stack.sh"))
 }
 
-/// A partner click then a purchase; returns the saga id.
-async fn sale(platform: &PlatformClient, campaign: &str) -> String {
-    let visitor = format!("visitor-{}", uuid::Uuid::new_v4().simple());
-    platform
-        .track("CLICK", &visitor, campaign, Some("partner-1"), None)
-        .await
-        .unwrap();
-    let purchase = platform
-        .track(
-            "PURCHASE",
-            &visitor,
-            campaign,
-            Some("partner-1"),
-            Some(AMOUNT_MINOR),
-        )
-        .await
-        .unwrap();
-    purchase["saga_id"].as_str().unwrap().to_owned()
-}
-
 /// The saga log's status of each of `sagas` (`-` when the log does not know it).
 async fn statuses(platform: &PlatformClient, sagas: &[String]) -> BTreeMap<String, String> {
     let mut found = BTreeMap::new();
@@ -98,15 +78,6 @@ async fn readiness(platform: &PlatformClient, base: &str) -> Option<(u16, Value)
     platform.get(format!("{base}/readyz")).await.ok()
 }
 
-async fn reserved_minor(platform: &PlatformClient, campaign: &str) -> i64 {
-    let (status, budget) = platform
-        .get(format!("{}/budgets/{campaign}", platform.commission))
-        .await
-        .unwrap();
-    assert_eq!(status, 200, "{budget}");
-    budget["reserved"]["amount_minor"].as_i64().unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_saga_ends_although_the_broker_was_killed_in_their_middle() {
     // The services' own logs (each loss and return of the broker), when asked for.
@@ -121,7 +92,7 @@ async fn every_saga_ends_although_the_broker_was_killed_in_their_middle() {
     // Sagas in flight when the broker dies.
     let mut sagas = Vec::new();
     for _ in 0..10 {
-        sagas.push(sale(&platform, &campaign).await);
+        sagas.push(platform.sale(&campaign, AMOUNT_MINOR).await.unwrap().0);
     }
     let script = stack_script();
     let mut restart = std::process::Command::new(&script)
@@ -145,7 +116,7 @@ async fn every_saga_ends_although_the_broker_was_killed_in_their_middle() {
             script.display()
         );
         if started_while_away < 5 && began.elapsed() > Duration::from_secs(3) {
-            sagas.push(sale(&platform, &campaign).await);
+            sagas.push(platform.sale(&campaign, AMOUNT_MINOR).await.unwrap().0);
             started_while_away += 1;
         }
         if let Some((503, body)) = readiness(&platform, &platform.commission).await {
@@ -167,7 +138,7 @@ async fn every_saga_ends_although_the_broker_was_killed_in_their_middle() {
     // Every saga completes, each paid once.
     all_reach(&platform, &sagas, "COMPLETED", SETTLE).await;
     assert_eq!(
-        reserved_minor(&platform, &campaign).await,
+        platform.reserved_minor(&campaign).await.unwrap(),
         COMMISSION_MINOR * sagas.len() as i64,
         "one commission per saga, none twice"
     );
@@ -200,7 +171,7 @@ async fn every_saga_ends_although_the_broker_was_killed_in_their_middle() {
     }
     all_reach(&platform, &frauds, "COMPENSATED", SETTLE).await;
     assert_eq!(
-        reserved_minor(&platform, &campaign).await,
+        platform.reserved_minor(&campaign).await.unwrap(),
         COMMISSION_MINOR * (sagas.len() - frauds.len()) as i64,
     );
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use alpes_contracts::EventMetadata;
 use alpes_contracts::events::marketing::FraudDetected;
-use alpes_e2e::PlatformClient;
+use alpes_e2e::{PlatformClient, timeline};
 use serde_json::Value;
 
 mod common;
@@ -27,67 +27,13 @@ const COMPENSATED_TIMELINE: [&str; 7] = [
     "InteractionsDiscarded",
 ];
 
-/// The event types of a saga's timeline, in order.
-fn timeline(saga: &Value) -> Vec<String> {
-    saga["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["event_type"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 fn count(saga: &Value, event_type: &str) -> usize {
     timeline(saga).iter().filter(|t| *t == event_type).count()
 }
 
-/// A partner click then a purchase of `amount_minor`; returns (saga id, purchase interaction).
-async fn sale(platform: &PlatformClient, campaign: &str, amount_minor: i64) -> (String, String) {
-    let visitor = format!("visitor-{}", uuid::Uuid::new_v4().simple());
-    platform
-        .track("CLICK", &visitor, campaign, Some("partner-1"), None)
-        .await
-        .unwrap();
-    let purchase = platform
-        .track(
-            "PURCHASE",
-            &visitor,
-            campaign,
-            Some("partner-1"),
-            Some(amount_minor),
-        )
-        .await
-        .unwrap();
-    (
-        purchase["saga_id"].as_str().unwrap().to_owned(),
-        purchase["interaction_id"].as_str().unwrap().to_owned(),
-    )
-}
-
-async fn reserved_minor(platform: &PlatformClient, campaign: &str) -> i64 {
-    let (status, budget) = platform
-        .get(format!("{}/budgets/{campaign}", platform.commission))
-        .await
-        .unwrap();
-    assert_eq!(status, 200, "{budget}");
-    budget["reserved"]["amount_minor"].as_i64().unwrap()
-}
-
-/// The saga's commission as commission serves it (404 → `None`).
-async fn commission_status(platform: &PlatformClient, saga: &str) -> Option<String> {
-    let (status, body) = platform
-        .get(format!(
-            "{}/commissions/commission-{saga}",
-            platform.commission
-        ))
-        .await
-        .unwrap();
-    (status == 200).then(|| body["status"].as_str().unwrap().to_owned())
-}
-
 /// Checks through each service's own API that nothing of `saga` is live any more.
 async fn assert_undone(platform: &PlatformClient, saga: &str, purchase: &str) {
-    let commission = commission_status(platform, saga).await;
+    let commission = platform.commission_status(saga).await.unwrap();
     assert!(
         !matches!(commission.as_deref(), Some("RESERVED") | Some("CONFIRMED")),
         "saga {saga} still holds a commission: {commission:?}"
@@ -142,12 +88,12 @@ async fn fraud_and_deadlines_compensate_every_saga_in_reverse_order() {
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     // 1. Fraud after completion: undone in reverse order, budget released.
-    let (saga, purchase) = sale(&platform, &campaign, 12_000).await;
+    let (saga, purchase) = platform.sale(&campaign, 12_000).await.unwrap();
     platform
         .saga_reaching(&saga, "COMPLETED", WAIT)
         .await
         .unwrap();
-    assert_eq!(reserved_minor(&platform, &campaign).await, 1_200);
+    assert_eq!(platform.reserved_minor(&campaign).await.unwrap(), 1_200);
     let report = platform.report_fraud(&saga, "chargeback").await.unwrap();
     assert_eq!(report["saga_id"], saga.as_str());
     let compensated = platform
@@ -178,11 +124,11 @@ async fn fraud_and_deadlines_compensate_every_saga_in_reverse_order() {
         ]
     );
     assert_eq!(
-        commission_status(&platform, &saga).await.as_deref(),
+        platform.commission_status(&saga).await.unwrap().as_deref(),
         Some("REVERTED")
     );
     assert_eq!(
-        reserved_minor(&platform, &campaign).await,
+        platform.reserved_minor(&campaign).await.unwrap(),
         0,
         "budget released"
     );
@@ -209,7 +155,7 @@ async fn fraud_and_deadlines_compensate_every_saga_in_reverse_order() {
     }
 
     // 3. Fraud racing the forward path: published right after the purchase.
-    let (raced, raced_purchase) = sale(&platform, &campaign, 20_000).await;
+    let (raced, raced_purchase) = platform.sale(&campaign, 20_000).await.unwrap();
     publish_fraud(&services, &raced).await;
     let raced_log = platform
         .saga_reaching(&raced, "COMPENSATED", WAIT)
@@ -218,7 +164,7 @@ async fn fraud_and_deadlines_compensate_every_saga_in_reverse_order() {
     assert_eq!(count(&raced_log, "InteractionsDiscarded"), 1, "{raced_log}");
     assert_undone(&platform, &raced, &raced_purchase).await;
     assert_eq!(
-        reserved_minor(&platform, &campaign).await,
+        platform.reserved_minor(&campaign).await.unwrap(),
         0,
         "no live commission"
     );
@@ -253,7 +199,7 @@ async fn fraud_and_deadlines_compensate_every_saga_in_reverse_order() {
     // 6. A stuck saga: commission is down, the deadline passes, compensation runs once
     //    commission is back.
     services.stop("commission").await;
-    let (stuck, stuck_purchase) = sale(&platform, &campaign, 30_000).await;
+    let (stuck, stuck_purchase) = platform.sale(&campaign, 30_000).await.unwrap();
     platform
         .saga_reaching(&stuck, "ATTRIBUTED", WAIT)
         .await
@@ -274,11 +220,11 @@ async fn fraud_and_deadlines_compensate_every_saga_in_reverse_order() {
         "timed out once: {recovered}"
     );
     assert_undone(&platform, &stuck, &stuck_purchase).await;
-    assert_eq!(reserved_minor(&platform, &campaign).await, 0);
+    assert_eq!(platform.reserved_minor(&campaign).await.unwrap(), 0);
 
     // 7. Marketing restarts in the middle of a saga and of its compensation: every step is
     //    logged, once.
-    let (restarted, _) = sale(&platform, &campaign, 15_000).await;
+    let (restarted, _) = platform.sale(&campaign, 15_000).await.unwrap();
     services.stop("marketing").await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     publish_fraud(&services, &restarted).await;

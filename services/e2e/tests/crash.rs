@@ -31,10 +31,12 @@ use std::time::Duration;
 use alpes_contracts::Event;
 use alpes_contracts::events::attribution::ConversionAttributed;
 use alpes_contracts::events::commission::{CommissionRejected, CommissionReserved};
+use alpes_contracts::events::tracking::InteractionKind;
 use alpes_contracts::events::tracking::InteractionTracked;
-use alpes_e2e::{PlatformClient, next_of_saga, watch};
+use alpes_e2e::{PlatformClient, timeline};
+use alpes_testkit::Observer;
+use alpes_testkit::fixtures::{interaction, purchase};
 use serde_json::Value;
-use tokio::sync::mpsc;
 
 mod common;
 #[path = "common/process.rs"]
@@ -153,8 +155,12 @@ async fn killed_between_storing_and_publishing() {
     let mut tracking = ServiceProcess::start("tracking", &name, &name, Some(&fault)).await;
     let mut platform = services.platform.clone();
     platform.tracking = tracking.url.clone();
-    let mut tracked = watch::<InteractionTracked>(&services.bus).await.unwrap();
-    let mut reserved = watch::<CommissionReserved>(&services.bus).await.unwrap();
+    let mut tracked = Observer::<InteractionTracked>::try_listen(&services.bus)
+        .await
+        .unwrap();
+    let mut reserved = Observer::<CommissionReserved>::try_listen(&services.bus)
+        .await
+        .unwrap();
     let campaign = known_campaign(&platform, &platform.commission).await;
 
     platform
@@ -192,11 +198,11 @@ async fn killed_between_storing_and_publishing() {
         .await
         .unwrap();
     assert_eq!(timeline(&completed), STEPS, "each step once: {completed}");
-    let commission = next_of_saga(&mut reserved, &saga, WAIT).await.unwrap();
+    let commission = reserved.next_of_saga_within(&saga, WAIT).await.unwrap();
     assert_eq!(commission.commission.amount_minor, COMMISSION_MINOR);
     only_once(&mut reserved, &saga, &commission.metadata.event_id).await;
     assert_eq!(
-        reserved_minor(&platform, &campaign).await,
+        platform.reserved_minor(&campaign).await.unwrap(),
         COMMISSION_MINOR,
         "the budget is reduced once"
     );
@@ -234,29 +240,37 @@ async fn killed_between_publishing_and_acknowledging() {
     let mut commission = ServiceProcess::start("commission", &name, &name, Some(&fault)).await;
     let mut platform = services.platform.clone();
     platform.commission = commission.url.clone();
-    let mut reserved = watch::<CommissionReserved>(&services.bus).await.unwrap();
-    let mut refused = watch::<CommissionRejected>(&services.bus).await.unwrap();
+    let mut reserved = Observer::<CommissionReserved>::try_listen(&services.bus)
+        .await
+        .unwrap();
+    let mut refused = Observer::<CommissionRejected>::try_listen(&services.bus)
+        .await
+        .unwrap();
     let campaign = known_campaign(&platform, &commission.url).await;
 
     let visitor = format!("visitor-{run}");
     let publisher = services.bus.publisher();
     publisher
-        .publish(&common::interaction(&visitor, &campaign, None))
+        .publish(&interaction(
+            &visitor,
+            InteractionKind::Click,
+            &campaign,
+            Some("partner-1"),
+        ))
         .await
         .unwrap();
     publisher
-        .publish(&common::interaction(
-            &visitor,
-            &campaign,
-            Some((&saga, AMOUNT_MINOR)),
-        ))
+        .publish(&purchase(&visitor, &campaign, &saga, AMOUNT_MINOR))
         .await
         .unwrap();
     // Handled, its effect durable, not acknowledged; and the outcome is out.
     commission.line_with("ALPES_FAULT held before-ack").await;
-    let outcome = next_of_saga(&mut reserved, &saga, WAIT).await.unwrap();
+    let outcome = reserved.next_of_saga_within(&saga, WAIT).await.unwrap();
     assert_eq!(outcome.commission.amount_minor, COMMISSION_MINOR);
-    assert_eq!(reserved_minor(&platform, &campaign).await, COMMISSION_MINOR);
+    assert_eq!(
+        platform.reserved_minor(&campaign).await.unwrap(),
+        COMMISSION_MINOR
+    );
     let topic = ConversionAttributed::event_type().topic();
     assert!(
         backlog(&topic, &name).await >= 1,
@@ -279,11 +293,11 @@ async fn killed_between_publishing_and_acknowledging() {
     assert_eq!(timeline(&completed), STEPS, "each step once: {completed}");
     only_once(&mut reserved, &saga, &outcome.metadata.event_id).await;
     assert_eq!(
-        reserved_minor(&platform, &campaign).await,
+        platform.reserved_minor(&campaign).await.unwrap(),
         COMMISSION_MINOR,
         "the budget is reduced once"
     );
-    while let Ok(rejected) = refused.try_recv() {
+    while let Some(rejected) = refused.try_next() {
         assert_ne!(
             rejected.metadata.saga_id.as_deref(),
             Some(&*saga),
@@ -323,23 +337,23 @@ async fn known_campaign(platform: &PlatformClient, commission: &str) -> String {
 /// `visitor`'s interactions seen on `rx` (event id → saga), until `count` different ones came
 /// (within [`WAIT`]), then those arriving within [`SETTLE`].
 async fn interactions_of(
-    rx: &mut mpsc::UnboundedReceiver<InteractionTracked>,
+    rx: &mut Observer<InteractionTracked>,
     visitor: &str,
     count: usize,
 ) -> BTreeMap<String, Option<String>> {
     let mut seen = BTreeMap::new();
     let wait = tokio::time::Instant::now() + WAIT;
     while seen.len() < count {
-        let event = tokio::time::timeout_at(wait, rx.recv())
+        let event = rx
+            .next_before(wait)
             .await
-            .unwrap_or_else(|_| panic!("only {seen:?} of {visitor} published within {WAIT:?}"))
-            .expect("watcher stopped");
+            .unwrap_or_else(|| panic!("only {seen:?} of {visitor} published within {WAIT:?}"));
         if event.visitor.anonymous_id == visitor {
             seen.insert(event.metadata.event_id, event.metadata.saga_id);
         }
     }
     let settle = tokio::time::Instant::now() + SETTLE;
-    while let Ok(Some(event)) = tokio::time::timeout_at(settle, rx.recv()).await {
+    while let Some(event) = rx.next_before(settle).await {
         if event.visitor.anonymous_id == visitor {
             seen.insert(event.metadata.event_id, event.metadata.saga_id);
         }
@@ -348,13 +362,9 @@ async fn interactions_of(
 }
 
 /// Whatever else of `saga` arrives on `rx` within [`SETTLE`] is a copy of event `event_id`.
-async fn only_once<E: Event + std::fmt::Debug>(
-    rx: &mut mpsc::UnboundedReceiver<E>,
-    saga: &str,
-    event_id: &str,
-) {
+async fn only_once<E: Event + std::fmt::Debug>(rx: &mut Observer<E>, saga: &str, event_id: &str) {
     let settle = tokio::time::Instant::now() + SETTLE;
-    while let Ok(Some(event)) = tokio::time::timeout_at(settle, rx.recv()).await {
+    while let Some(event) = rx.next_before(settle).await {
         if event.metadata().saga_id.as_deref() == Some(saga) {
             assert_eq!(
                 event.metadata().event_id,
@@ -365,28 +375,10 @@ async fn only_once<E: Event + std::fmt::Debug>(
     }
 }
 
-fn timeline(saga: &Value) -> Vec<String> {
-    saga["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["event_type"].as_str().unwrap().to_owned())
-        .collect()
-}
-
-async fn reserved_minor(platform: &PlatformClient, campaign: &str) -> i64 {
-    let (status, budget) = platform
-        .get(format!("{}/budgets/{campaign}", platform.commission))
-        .await
-        .unwrap();
-    assert_eq!(status, 200, "{budget}");
-    budget["reserved"]["amount_minor"].as_i64().unwrap()
-}
-
 /// Messages of `topic` that `subscription` has not acknowledged, as the broker counts them.
 async fn backlog(topic: &str, subscription: &str) -> u64 {
     let admin = alpes_bus::admin::Admin::authenticated(
-        &common::env("ALPES_PULSAR_ADMIN_URL", "http://127.0.0.1:8080"),
+        &alpes_testkit::env("ALPES_PULSAR_ADMIN_URL", "http://127.0.0.1:8080"),
         alpes_bus::PulsarToken::from_env().unwrap(),
     );
     let path = topic.trim_start_matches("persistent://");

@@ -8,8 +8,10 @@
 use std::time::Duration;
 
 use alpes_contracts::events::marketing::SagaTimedOut;
+use alpes_contracts::events::tracking::InteractionKind;
 use alpes_contracts::{EventMetadata, Timestamp};
-use alpes_e2e::PlatformClient;
+use alpes_e2e::timeline;
+use alpes_testkit::fixtures::{interaction, purchase};
 use serde_json::{Value, json};
 
 mod common;
@@ -18,15 +20,6 @@ mod common;
 const DEADLINE: Duration = Duration::from_secs(60);
 const WAIT: Duration = Duration::from_secs(45);
 
-fn timeline(saga: &Value) -> Vec<String> {
-    saga["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["event_type"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 fn step<'a>(saga: &'a Value, event_type: &str) -> &'a Value {
     saga["steps"]
         .as_array()
@@ -34,47 +27,6 @@ fn step<'a>(saga: &'a Value, event_type: &str) -> &'a Value {
         .iter()
         .find(|s| s["event_type"] == event_type)
         .unwrap_or_else(|| panic!("no {event_type} in {saga}"))
-}
-
-/// A partner click then a purchase through tracking's API; returns the saga id.
-async fn sale(platform: &PlatformClient, campaign: &str, amount_minor: i64) -> String {
-    let visitor = format!("visitor-{}", uuid::Uuid::new_v4().simple());
-    platform
-        .track("CLICK", &visitor, campaign, Some("partner-1"), None)
-        .await
-        .unwrap();
-    let purchase = platform
-        .track(
-            "PURCHASE",
-            &visitor,
-            campaign,
-            Some("partner-1"),
-            Some(amount_minor),
-        )
-        .await
-        .unwrap();
-    purchase["saga_id"].as_str().unwrap().to_owned()
-}
-
-async fn reserved_minor(platform: &PlatformClient, campaign: &str) -> i64 {
-    let (status, budget) = platform
-        .get(format!("{}/budgets/{campaign}", platform.commission))
-        .await
-        .unwrap();
-    assert_eq!(status, 200, "{budget}");
-    budget["reserved"]["amount_minor"].as_i64().unwrap()
-}
-
-async fn commission_status(platform: &PlatformClient, saga: &str) -> String {
-    let (status, body) = platform
-        .get(format!(
-            "{}/commissions/commission-{saga}",
-            platform.commission
-        ))
-        .await
-        .unwrap();
-    assert_eq!(status, 200, "{body}");
-    body["status"].as_str().unwrap().to_owned()
 }
 
 /// A `SagaTimedOut` for `saga` with `deadline`, published by hand (a fresh event id).
@@ -107,15 +59,16 @@ async fn every_saga_ends_whatever_each_hop_has_to_undo() {
     let visitor = format!("visitor-{}", uuid::Uuid::new_v4().simple());
     let publisher = services.bus.publisher();
     publisher
-        .publish(&common::interaction(&visitor, &campaign, None))
+        .publish(&interaction(
+            &visitor,
+            InteractionKind::Click,
+            &campaign,
+            Some("partner-1"),
+        ))
         .await
         .unwrap();
     publisher
-        .publish(&common::interaction(
-            &visitor,
-            &campaign,
-            Some((&saga, 12_000)),
-        ))
+        .publish(&purchase(&visitor, &campaign, &saga, 12_000))
         .await
         .unwrap();
     platform
@@ -133,8 +86,11 @@ async fn every_saga_ends_whatever_each_hop_has_to_undo() {
         json!([]),
         "tracking discarded nothing and answered all the same: {compensated}"
     );
-    assert_eq!(commission_status(&platform, &saga).await, "REVERTED");
-    assert_eq!(reserved_minor(&platform, &campaign).await, 0);
+    assert_eq!(
+        platform.commission_status(&saga).await.unwrap().as_deref(),
+        Some("REVERTED")
+    );
+    assert_eq!(platform.reserved_minor(&campaign).await.unwrap(), 0);
 
     // 2. A purchase in USD on an EUR campaign is rejected with the reason, not dead-lettered.
     let visitor = format!("visitor-{}", uuid::Uuid::new_v4().simple());
@@ -181,13 +137,13 @@ async fn every_saga_ends_whatever_each_hop_has_to_undo() {
     // 3. A timeout announced after the saga completed, with a deadline at or after the
     //    reservation (the sweeper raced the completion, or a hand published it): void. The
     //    sale stays paid and the saga COMPLETED.
-    let paid = sale(&platform, &campaign, 20_000).await;
+    let paid = platform.sale(&campaign, 20_000).await.unwrap().0;
     let completed = platform
         .saga_reaching(&paid, "COMPLETED", WAIT)
         .await
         .unwrap();
     let reserved_at = time_of(step(&completed, "CommissionReserved"));
-    let before = reserved_minor(&platform, &campaign).await;
+    let before = platform.reserved_minor(&campaign).await.unwrap();
     assert_eq!(before, 2_000);
     publish_timeout(&services, &paid, reserved_at).await;
     publish_timeout(&services, &paid, chrono::Utc::now()).await;
@@ -216,12 +172,15 @@ async fn every_saga_ends_whatever_each_hop_has_to_undo() {
         !timeline(&after).contains(&"CommissionReverted".to_owned()),
         "nothing reverted: {after}"
     );
-    assert_eq!(commission_status(&platform, &paid).await, "RESERVED");
-    assert_eq!(reserved_minor(&platform, &campaign).await, before);
+    assert_eq!(
+        platform.commission_status(&paid).await.unwrap().as_deref(),
+        Some("RESERVED")
+    );
+    assert_eq!(platform.reserved_minor(&campaign).await.unwrap(), before);
 
     //    A timeout whose deadline came before the reservation stands: the saga is
     //    compensated to the end and the budget released.
-    let late = sale(&platform, &campaign, 30_000).await;
+    let late = platform.sale(&campaign, 30_000).await.unwrap().0;
     let completed = platform
         .saga_reaching(&late, "COMPLETED", WAIT)
         .await
@@ -237,8 +196,11 @@ async fn every_saga_ends_whatever_each_hop_has_to_undo() {
         .saga_reaching(&late, "COMPENSATED", WAIT)
         .await
         .unwrap();
-    assert_eq!(commission_status(&platform, &late).await, "REVERTED");
-    assert_eq!(reserved_minor(&platform, &campaign).await, before);
+    assert_eq!(
+        platform.commission_status(&late).await.unwrap().as_deref(),
+        Some("REVERTED")
+    );
+    assert_eq!(platform.reserved_minor(&campaign).await.unwrap(), before);
 
     services.shutdown().await;
 }

@@ -11,7 +11,7 @@ use alpes_contracts::events::attribution::{ConversionAttributed, ConversionRejec
 use alpes_contracts::events::commission::CommissionRejectionReason;
 use alpes_contracts::events::commission::{CommissionRejected, CommissionReserved};
 use alpes_contracts::events::tracking::InteractionTracked;
-use alpes_e2e::{next_of_saga, watch};
+use alpes_testkit::Observer;
 
 mod common;
 
@@ -22,11 +22,21 @@ async fn the_forward_saga_reserves_commissions_and_rejects_what_it_must() {
     let services = common::InProcess::start(Duration::from_secs(60)).await;
     let (platform, bus) = (&services.platform, &services.bus);
     let run_id = uuid::Uuid::new_v4().simple().to_string();
-    let mut tracked = watch::<InteractionTracked>(bus).await.unwrap();
-    let mut attributed = watch::<ConversionAttributed>(bus).await.unwrap();
-    let mut conversion_rejected = watch::<ConversionRejected>(bus).await.unwrap();
-    let mut reserved = watch::<CommissionReserved>(bus).await.unwrap();
-    let mut commission_rejected = watch::<CommissionRejected>(bus).await.unwrap();
+    let mut tracked = Observer::<InteractionTracked>::try_listen(bus)
+        .await
+        .unwrap();
+    let mut attributed = Observer::<ConversionAttributed>::try_listen(bus)
+        .await
+        .unwrap();
+    let mut conversion_rejected = Observer::<ConversionRejected>::try_listen(bus)
+        .await
+        .unwrap();
+    let mut reserved = Observer::<CommissionReserved>::try_listen(bus)
+        .await
+        .unwrap();
+    let mut commission_rejected = Observer::<CommissionRejected>::try_listen(bus)
+        .await
+        .unwrap();
 
     // A campaign paying 10 % (min 5.00, max 50.00) from a 60.00 EUR budget.
     let campaign = platform.active_campaign(6_000, 1_000).await.unwrap();
@@ -53,18 +63,20 @@ async fn the_forward_saga_reserves_commissions_and_rejects_what_it_must() {
         .await
         .unwrap();
     let saga = purchase["saga_id"].as_str().unwrap().to_owned();
-    let credited = next_of_saga(&mut attributed, &saga, WAIT).await.unwrap();
+    let credited = attributed.next_of_saga_within(&saga, WAIT).await.unwrap();
     assert_eq!(credited.credits.len(), 1);
     assert_eq!(credited.credits[0].partner_id, "partner-7");
-    let commission = next_of_saga(&mut reserved, &saga, WAIT).await.unwrap();
+    let commission = reserved.next_of_saga_within(&saga, WAIT).await.unwrap();
     assert_eq!(commission.commission.amount_minor, 1_200);
     assert_eq!(commission.partner_id, "partner-7");
     assert_eq!(commission.budget_remaining.amount_minor, 4_800);
 
     // 2. The same InteractionTracked delivered twice reserves one commission, not two.
-    let purchase_event = next_of_saga(&mut tracked, &saga, WAIT).await.unwrap();
+    let purchase_event = tracked.next_of_saga_within(&saga, WAIT).await.unwrap();
     bus.publisher().publish(&purchase_event).await.unwrap();
-    let again = next_of_saga(&mut reserved, &saga, Duration::from_secs(5)).await;
+    let again = reserved
+        .next_of_saga_within(&saga, Duration::from_secs(5))
+        .await;
     assert!(
         again.is_err(),
         "a duplicate purchase reserved again: {again:?}"
@@ -82,7 +94,8 @@ async fn the_forward_saga_reserves_commissions_and_rejects_what_it_must() {
         .await
         .unwrap();
     let lone_saga = lone["saga_id"].as_str().unwrap().to_owned();
-    let rejected = next_of_saga(&mut conversion_rejected, &lone_saga, WAIT)
+    let rejected = conversion_rejected
+        .next_of_saga_within(&lone_saga, WAIT)
         .await
         .unwrap();
     assert_eq!(
@@ -107,7 +120,8 @@ async fn the_forward_saga_reserves_commissions_and_rejects_what_it_must() {
         .await
         .unwrap();
     let big_saga = big["saga_id"].as_str().unwrap().to_owned();
-    let refused = next_of_saga(&mut commission_rejected, &big_saga, WAIT)
+    let refused = commission_rejected
+        .next_of_saga_within(&big_saga, WAIT)
         .await
         .unwrap();
     assert_eq!(refused.reason, CommissionRejectionReason::BudgetExhausted);

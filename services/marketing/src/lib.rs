@@ -5,7 +5,7 @@
 //! - `app`: the use cases (create, activate, pause, complete, read).
 //! - `read_models`: the campaign list and statistics, kept up to date in the saga log's
 //!   Postgres as things happen.
-//! - `sagas`: the saga coordinator: records every saga event in the saga log (`alpes-sagalog`),
+//! - `coordinator`: the saga coordinator: records every saga event in the saga log (`alpes-sagalog`),
 //!   times out sagas that stop moving, publishes fraud reports.
 //! - `adapters`: the HTTP APIs (campaigns; sagas, fraud reports, HTML view, OpenAPI) and the
 //!   consumers.
@@ -13,7 +13,7 @@
 
 pub mod adapters;
 pub mod app;
+pub mod coordinator;
 pub mod domain;
 pub mod read_models;
-pub mod sagas;
 pub mod service;

@@ -28,8 +28,8 @@ use tokio::net::TcpListener;
 use crate::adapters;
 use crate::adapters::consumer::{Announcement, SUBSCRIPTION};
 use crate::app::{AppError, Marketing};
+use crate::coordinator::SagaCoordinator;
 use crate::read_models::{ReadError, ReadModels};
-use crate::sagas::Sagas;
 
 /// Messages each saga-log subscription handles at once, at least.
 const SAGA_LOG_CONCURRENCY: usize = 64;
@@ -98,7 +98,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
     // Ends once the consumers, the API and the deadline sweep, which hand it steps, are done.
     let (recorder, writer) = Recorder::new(log.clone());
     runtime.spawn("saga log writer", |_| writer);
-    let sagas = Sagas::new(log.clone(), recorder, runtime.publisher().clone());
+    let sagas = SagaCoordinator::new(log.clone(), recorder, runtime.publisher().clone());
     let follow = Follow {
         sagas: &sagas,
         config: &config,
@@ -131,7 +131,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
 
     let access = runtime.access().clone();
     let api = adapters::http::routes(app, &access)
-        .merge(adapters::sagas::routes(sagas, &access))
+        .merge(adapters::saga_api::routes(sagas, &access))
         .merge(http::openapi(adapters::openapi::DOCUMENT));
     runtime.serve(listener, api, shutdown).await?;
     Ok(())
@@ -197,7 +197,7 @@ async fn import_legacy(app: Marketing<MongoStore>, source: String) -> Result<(),
 
 /// What marketing does with each saga topic it follows.
 struct Follow<'a> {
-    sagas: &'a Sagas,
+    sagas: &'a SagaCoordinator,
     config: &'a Config,
 }
 
@@ -209,11 +209,8 @@ impl Follow<'_> {
         app: &Marketing<MongoStore>,
         runtime: &mut ServiceRuntime,
     ) -> Result<(), RuntimeError> {
-        let subscription = self
-            .config
-            .common
-            .subscription(&format!("{}-campaigns", self.config.subscription));
-        runtime.consume::<E>(subscription, app.clone()).await
+        let subscription = format!("{}-campaigns", self.config.subscription);
+        runtime.consume::<E>(&subscription, app.clone()).await
     }
 
     /// Consumes `E` once for both of marketing's uses, the saga log and the campaign
@@ -221,14 +218,14 @@ impl Follow<'_> {
     /// for about half an hour.
     async fn topic<E: SagaEvent>(&self, runtime: &mut ServiceRuntime) -> Result<(), RuntimeError> {
         // The saga log's subscription name, kept so that existing subscriptions resume.
-        let mut subscription = self
-            .config
-            .common
-            .subscription(&format!("{}-sagalog", self.config.subscription));
+        let mut subscription =
+            runtime.subscription(&format!("{}-sagalog", self.config.subscription));
         subscription.max_attempts = 30;
         // Each message waits for the saga log's group commit (up to its linger), so the
         // subscription keeps more in flight than the default to fill a commit.
         subscription.concurrency = subscription.concurrency.max(SAGA_LOG_CONCURRENCY);
-        runtime.consume::<E>(subscription, self.sagas.clone()).await
+        runtime
+            .consume_with::<E>(subscription, self.sagas.clone())
+            .await
     }
 }

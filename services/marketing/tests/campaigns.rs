@@ -2,115 +2,41 @@
 
 use std::time::Duration;
 
-use alpes_bus::{Bus, Delivery, Outcome, Shutdown, StartAt, SubscriptionConfig};
 use alpes_contracts::events::marketing::{CampaignActivated, CampaignCreated, SagaTimedOut};
 use alpes_marketing::service::{self, Config, SagaLogArgs};
 use alpes_runtime::auth::{Scope, testing};
 use alpes_runtime::config::CommonArgs;
+use alpes_testkit::{Observer, Service, bus, database, env, namespace, postgres, unique};
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
 
-fn env(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.to_owned())
-}
-
-fn unique(prefix: &str) -> String {
-    format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
-}
-
-/// The test suites' own Pulsar namespace, installed for this process: a platform left running
-/// (`scripts/demo.sh`, in `alpes/events`) and these tests never consume each other's events.
-fn test_namespace() -> alpes_contracts::Namespace {
-    let namespace = alpes_contracts::Namespace::parse("alpes/test").unwrap();
-    namespace.clone().install().unwrap();
-    namespace
-}
-
-async fn spawn_app() -> (
-    String,
-    Shutdown,
-    tokio::task::JoinHandle<anyhow::Result<()>>,
-) {
-    spawn_app_on(&unique("marketing_test")).await
+async fn spawn_app() -> Service {
+    spawn_app_on(&database("marketing_test")).await
 }
 
 /// The service over event store database `database`.
-async fn spawn_app_on(
-    database: &str,
-) -> (
-    String,
-    Shutdown,
-    tokio::task::JoinHandle<anyhow::Result<()>>,
-) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let config = Config {
+async fn spawn_app_on(database: &str) -> Service {
+    // A log of its own: sagas other tests leave open must not time out here.
+    let postgres_url = postgres("alpes_marketing_test").await;
+    let config = |common| Config {
         common: CommonArgs {
-            pulsar_namespace: test_namespace(),
             // Besides the test token, one token per scope and one per scope missing.
             api_tokens: Some(testing::tokens()),
-            ..CommonArgs::for_tests(addr)
+            ..common
         },
         database: database.to_owned(),
-        subscription: unique("marketing_test"),
+        subscription: unique("marketing-test"),
         saga_log: SagaLogArgs {
-            // A log of its own: sagas other tests leave open must not time out here.
-            postgres_url: alpes_sagalog::ensure_database(
-                &env(
-                    "ALPES_POSTGRES_URL",
-                    "postgres://alpes@127.0.0.1:5433/alpes",
-                ),
-                "alpes_marketing_test",
-            )
-            .await
-            .unwrap(),
+            postgres_url,
             saga_deadline: Duration::from_secs(30),
         },
     };
-    let shutdown = Shutdown::new();
-    let running = tokio::spawn(service::run(config, listener, shutdown.clone()));
-    let base = format!("http://{addr}");
-    for _ in 0..100 {
-        let ready = reqwest::get(format!("{base}/readyz")).await;
-        if ready.is_ok_and(|r| r.status() == 200) {
-            return (base, shutdown, running);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("marketing never became ready: is the stack up? (scripts/stack.sh up)");
-}
-
-async fn listen<E: alpes_contracts::Event>(bus: &Bus) -> mpsc::UnboundedReceiver<E> {
-    let mut config = SubscriptionConfig::new(unique("observer"));
-    config.start_at = StartAt::Latest;
-    let subscription = bus.subscribe::<E>(config).await.unwrap();
-    let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(subscription.run(
-        move |d: Delivery<E>| {
-            let _ = tx.send(d.event);
-            std::future::ready(Outcome::Done)
-        },
-        Shutdown::new(),
-    ));
-    rx
-}
-
-async fn next_for<E>(rx: &mut mpsc::UnboundedReceiver<E>, wanted: impl Fn(&E) -> bool) -> E {
-    tokio::time::timeout(Duration::from_secs(20), async {
-        loop {
-            let e = rx.recv().await.expect("observer stopped");
-            if wanted(&e) {
-                return e;
-            }
-        }
-    })
-    .await
-    .expect("the announcement did not arrive")
+    Service::spawn(config, service::run).await
 }
 
 #[tokio::test]
 async fn every_endpoint_but_the_probes_needs_a_token_with_its_scope() {
-    let (base, shutdown, running) = spawn_app().await;
+    let app = spawn_app().await;
+    let base = app.base.clone();
     for (method, path, scope) in [
         ("GET", "/campaigns", Scope::Read),
         ("POST", "/campaigns", Scope::Operate),
@@ -154,23 +80,16 @@ async fn every_endpoint_but_the_probes_needs_a_token_with_its_scope() {
         .unwrap();
     assert_eq!(wrong.status(), 401);
 
-    shutdown.cancel();
-    running.await.unwrap().unwrap();
+    app.stop().await;
 }
 
 #[tokio::test]
 async fn a_campaign_is_created_activated_and_announced() {
-    let (base, shutdown, running) = spawn_app().await;
-    let bus = Bus::connect_with(
-        &env("ALPES_PULSAR_URL", "pulsar://127.0.0.1:6650"),
-        &env("ALPES_PULSAR_ADMIN_URL", "http://127.0.0.1:8080"),
-        "marketing-tests",
-        alpes_bus::PulsarToken::from_env().unwrap(),
-    )
-    .await
-    .unwrap();
-    let mut created = listen::<CampaignCreated>(&bus).await;
-    let mut activated = listen::<CampaignActivated>(&bus).await;
+    let app = spawn_app().await;
+    let base = app.base.clone();
+    let bus = bus("marketing-tests").await;
+    let mut created = Observer::<CampaignCreated>::listen(&bus).await;
+    let mut activated = Observer::<CampaignActivated>::listen(&bus).await;
     let http = testing::client();
 
     let response = http
@@ -190,14 +109,14 @@ async fn a_campaign_is_created_activated_and_announced() {
     assert_eq!(body["status"], "DRAFT");
     assert_eq!(body["attribution_window_days"], 30, "defaults apply");
 
-    let announced = next_for(&mut created, |e| e.campaign_id == id).await;
+    let announced = created.next_where(|e| e.campaign_id == id).await;
     assert_eq!(announced.budget.amount_minor, 100_000);
     assert_eq!(announced.terms.percentage_bps, Some(1000));
 
     let step = |s: &str| http.post(format!("{base}/campaigns/{id}/{s}")).send();
     let active: Value = step("activate").await.unwrap().json().await.unwrap();
     assert_eq!(active["status"], "ACTIVE");
-    next_for(&mut activated, |e| e.campaign_id == id).await;
+    activated.next_where(|e| e.campaign_id == id).await;
     assert_eq!(
         step("activate").await.unwrap().status(),
         200,
@@ -262,8 +181,7 @@ async fn a_campaign_is_created_activated_and_announced() {
         "budget.amount_minor"
     );
 
-    shutdown.cancel();
-    running.await.unwrap().unwrap();
+    app.stop().await;
 }
 
 /// The sweeper writes each timeout into the log before it publishes it, so no service's answer
@@ -271,19 +189,10 @@ async fn a_campaign_is_created_activated_and_announced() {
 /// e.g. COMPENSATED for a saga that was rejected in time, until the timeout caught up).
 #[tokio::test]
 async fn the_log_holds_a_timeout_before_any_service_can_answer_it() {
-    use alpes_marketing::sagas::Sagas;
+    use alpes_marketing::coordinator::SagaCoordinator;
     use alpes_sagalog::{Direction, Facts, Recorder, SagaLog, Status, Step};
 
-    test_namespace();
-    let url = alpes_sagalog::ensure_database(
-        &env(
-            "ALPES_POSTGRES_URL",
-            "postgres://alpes@127.0.0.1:5433/alpes",
-        ),
-        "alpes_marketing_sweeper_test",
-    )
-    .await
-    .unwrap();
+    let url = postgres("alpes_marketing_sweeper_test").await;
     // Every saga of this database is due at once: none is meant to stay open.
     let log = SagaLog::connect(&url, Duration::from_millis(1))
         .await
@@ -304,26 +213,20 @@ async fn the_log_holds_a_timeout_before_any_service_can_answer_it() {
     .unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
 
+    namespace();
     let admin_url = env("ALPES_PULSAR_ADMIN_URL", "http://127.0.0.1:8080");
     alpes_bus::admin::Admin::authenticated(&admin_url, alpes_bus::PulsarToken::from_env().unwrap())
         .bootstrap()
         .await
         .unwrap();
-    let bus = Bus::connect_with(
-        &env("ALPES_PULSAR_URL", "pulsar://127.0.0.1:6650"),
-        &admin_url,
-        "marketing",
-        alpes_bus::PulsarToken::from_env().unwrap(),
-    )
-    .await
-    .unwrap();
-    let mut timeouts = listen::<SagaTimedOut>(&bus).await;
+    let bus = bus("marketing").await;
+    let mut timeouts = Observer::<SagaTimedOut>::listen(&bus).await;
     let (recorder, _writer) = Recorder::spawn(log.clone());
-    let sagas = Sagas::new(log.clone(), recorder, bus.publisher().clone());
+    let sagas = SagaCoordinator::new(log.clone(), recorder, bus.publisher().clone());
     let timed_out = sagas.time_out_overdue(chrono::Utc::now()).await.unwrap();
     assert!(timed_out >= 1);
     let ours = |e: &SagaTimedOut| e.metadata.saga_id.as_deref() == Some(saga.as_str());
-    let published = next_for(&mut timeouts, ours).await;
+    let published = timeouts.next_where(ours).await;
 
     // No consumer of SagaTimedOut runs here: the step can only be the sweeper's own.
     let summary = log.saga(&saga).await.unwrap().unwrap().summary;
@@ -351,7 +254,7 @@ async fn the_log_holds_a_timeout_before_any_service_can_answer_it() {
     .await
     .unwrap();
     assert!(sagas.time_out_overdue(chrono::Utc::now()).await.unwrap() >= 1);
-    let again = next_for(&mut timeouts, ours).await;
+    let again = timeouts.next_where(ours).await;
     assert_eq!(again.metadata.event_id, published.metadata.event_id);
     assert_eq!(again.deadline, published.deadline);
     let steps = log.saga(&saga).await.unwrap().unwrap().steps;
@@ -371,7 +274,7 @@ async fn what_earlier_versions_kept_is_imported_once_and_served_from_the_read_mo
     use alpes_eventstore::{EventStore, MongoStore, NewCommit, StoredEvent};
     use alpes_sagalog::{Count, Counted, Observation, SagaLog};
 
-    test_namespace();
+    namespace();
     let database = unique("marketing_test");
     // A campaign an earlier version created and activated: its stream, and nothing listed.
     let legacy_campaign = uuid::Uuid::now_v7().to_string();
@@ -426,15 +329,7 @@ async fn what_earlier_versions_kept_is_imported_once_and_served_from_the_read_mo
             .unwrap();
     }
     drop(store);
-    let log_url = alpes_sagalog::ensure_database(
-        &env(
-            "ALPES_POSTGRES_URL",
-            "postgres://alpes@127.0.0.1:5433/alpes",
-        ),
-        "alpes_marketing_test",
-    )
-    .await
-    .unwrap();
+    let log_url = postgres("alpes_marketing_test").await;
     let log = SagaLog::connect(&log_url, Duration::from_secs(30))
         .await
         .unwrap();
@@ -443,7 +338,8 @@ async fn what_earlier_versions_kept_is_imported_once_and_served_from_the_read_mo
     // Started twice: the first start imports, the second finds the import noted (were it
     // imported again, nothing would count twice either: by event id).
     for _ in 0..2 {
-        let (base, shutdown, running) = spawn_app_on(&database).await;
+        let app = spawn_app_on(&database).await;
+        let base = app.base.clone();
         let stats_url = format!("{base}/campaigns/{legacy_campaign}/stats");
         let mut served = Value::Null;
         for _ in 0..200 {
@@ -519,8 +415,7 @@ async fn what_earlier_versions_kept_is_imported_once_and_served_from_the_read_mo
             .await
             .unwrap();
         assert_eq!(unknown.status(), 404, "statistics of no campaign here");
-        shutdown.cancel();
-        running.await.unwrap().unwrap();
+        app.stop().await;
     }
     let stats = log.campaign_stats(&legacy_campaign).await.unwrap();
     assert_eq!((stats.views, stats.clicks), (2, 2), "{stats:?}");

@@ -40,10 +40,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
         ServiceRuntime::start(&config.common, "tracking", &config.database, &shutdown).await?;
     let app = Tracking::new(runtime.store().clone());
     runtime
-        .consume::<AttributionReverted>(
-            config.common.subscription(&config.subscription),
-            app.clone(),
-        )
+        .consume::<AttributionReverted>(&config.subscription, app.clone())
         .await?;
     let api = adapters::http::routes(app, runtime.access())
         .merge(http::openapi(include_str!("../openapi.json")));

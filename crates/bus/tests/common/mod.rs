@@ -10,6 +10,9 @@ use alpes_bus::admin::Admin;
 use alpes_bus::{Bus, Delivery, Outcome, StartAt, SubscriptionConfig};
 use alpes_contracts::EventMetadata;
 use alpes_contracts::events::marketing::FraudDetected;
+use futures::StreamExt;
+use pulsar::consumer::InitialPosition;
+use pulsar::{ConsumerOptions, SubType};
 use tokio::sync::{OnceCell, mpsc};
 
 pub fn pulsar_url() -> String {
@@ -116,4 +119,29 @@ pub fn forward(
         }
         std::future::ready(Outcome::Done)
     }
+}
+
+/// Reads everything that arrives on `topic` for a subscription of its own from the start.
+pub async fn dead_letters(topic: &str, want: usize) -> Vec<pulsar::consumer::Message<Vec<u8>>> {
+    let client = raw_client().await;
+    let mut consumer: pulsar::Consumer<Vec<u8>, _> = client
+        .consumer()
+        .with_topic(topic)
+        .with_subscription(unique("inspect"))
+        .with_subscription_type(SubType::Exclusive)
+        .with_options(ConsumerOptions::default().with_initial_position(InitialPosition::Earliest))
+        .build()
+        .await
+        .unwrap();
+    let mut messages = Vec::new();
+    while messages.len() < want {
+        let message = tokio::time::timeout(Duration::from_secs(20), consumer.next())
+            .await
+            .expect("dead letter did not arrive")
+            .unwrap()
+            .unwrap();
+        consumer.ack(&message).await.unwrap();
+        messages.push(message);
+    }
+    messages
 }

@@ -9,12 +9,13 @@
 //! every saga settle; then [`report`] judges the outcomes.
 
 pub(crate) mod audit;
+mod drive;
 pub(crate) mod plan;
 pub(crate) mod platform;
+pub(crate) mod progress;
 pub(crate) mod report;
+mod watch;
 
-use std::collections::HashSet;
-use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -24,16 +25,16 @@ use alpes_contracts::events::marketing::FraudDetected;
 use alpes_contracts::{EventMetadata, Money};
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use futures::StreamExt;
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 use tokio::sync::{Mutex, mpsc};
 
 use crate::PulsarArgs;
-use crate::api::RequestError;
-use plan::{PlanConfig, VisitorPlan};
-use platform::{PlatformApi, ServiceArgs, Step, interaction};
-use report::{Outcome, Run};
+use drive::drive_all;
+use plan::PlanConfig;
+use platform::{PlatformApi, ServiceArgs};
+pub(crate) use progress::Bars;
+use report::Run;
+use watch::watch;
 
 /// Who a simulation's fraud reports say they come from.
 pub const REPORTER: &str = "alpes simulate";
@@ -325,295 +326,4 @@ fn random_seed() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
     plan::Rng::new(nanos ^ u64::from(std::process::id())).next_u64() >> 16
-}
-
-/// Plays every visitor, `concurrency` at a time, handing each saga started to the watcher.
-async fn drive_all(
-    context: &Simulation,
-    plan: Vec<VisitorPlan>,
-    started: mpsc::UnboundedSender<Started>,
-    bars: &Bars,
-) {
-    let start = tokio::time::Instant::now();
-    futures::stream::iter(plan.into_iter().enumerate())
-        .map(|(n, visitor)| async move {
-            if let Some(rate) = context.rate {
-                tokio::time::sleep_until(start + Duration::from_secs_f64(n as f64 / rate)).await;
-            }
-            drive(context, visitor).await
-        })
-        .buffer_unordered(context.concurrency)
-        .for_each(|result| {
-            bars.visitors.inc(1);
-            let started = &started;
-            async move {
-                match result {
-                    Ok(Some(saga)) => {
-                        let _ = started.send(saga);
-                    }
-                    Ok(None) => {}
-                    Err(error) => context.error(error).await,
-                }
-            }
-        })
-        .await;
-}
-
-/// One visitor's script: view, click, and maybe purchase (and report it at once).
-async fn drive(context: &Simulation, visitor: VisitorPlan) -> Result<Option<Started>, String> {
-    let body = |step| {
-        interaction(
-            step,
-            &context.run_id,
-            &visitor,
-            &context.campaign,
-            &context.currency,
-        )
-    };
-    let visitor_error = |e: RequestError| format!("visitor {}: {e}", visitor.index);
-    let key = |step| format!("simulate-{}-{}-{step:?}", context.run_id, visitor.index);
-    for step in [Step::View, Step::Click] {
-        context
-            .platform
-            .track(&key(step), &body(step))
-            .await
-            .map_err(visitor_error)?;
-    }
-    let Some(purchase) = visitor.purchase else {
-        return Ok(None);
-    };
-    let purchased = Instant::now();
-    let saga_id = context
-        .platform
-        .track(&key(Step::Purchase), &body(Step::Purchase))
-        .await
-        .map_err(visitor_error)?
-        .ok_or_else(|| {
-            format!(
-                "visitor {}: tracking accepted the purchase without a saga_id",
-                visitor.index
-            )
-        })?;
-    let mut started = Started {
-        saga_id,
-        fraud: purchase.fraud,
-        reported: false,
-        purchased,
-    };
-    if started.fraud && context.fraud_when == FraudWhen::AtOnce {
-        match context.report_fraud(&started.saga_id).await {
-            Ok(()) => started.reported = true,
-            Err(error) => {
-                // Not reported: the sale is expected to complete after all.
-                context.error(error).await;
-                started.fraud = false;
-            }
-        }
-    }
-    Ok(Some(started))
-}
-
-/// What the watcher saw.
-struct Watched {
-    outcomes: Vec<Outcome>,
-    reported: usize,
-    /// From the first purchase to the last saga settling.
-    elapsed: Duration,
-}
-
-/// A saga being watched.
-struct Watching {
-    started: Started,
-    last_status: Option<String>,
-    log_ms: Option<i64>,
-}
-
-/// Polls the saga log for every saga started until each settles, or until `timeout` after the
-/// drivers finished. A 401 or 403 stops the run: no poll will ever succeed.
-async fn watch(
-    context: &Simulation,
-    mut incoming: mpsc::UnboundedReceiver<Started>,
-    timeout: Duration,
-    bars: &Bars,
-) -> anyhow::Result<Watched> {
-    let mut pending: Vec<Watching> = Vec::new();
-    let mut outcomes = Vec::new();
-    let mut reported = 0;
-    let mut first_purchase: Option<Instant> = None;
-    let mut last_settled: Option<Instant> = None;
-    let mut deadline: Option<Instant> = None;
-    let mut poll_failures = 0usize;
-    let mut last_poll_error = None;
-    loop {
-        loop {
-            match incoming.try_recv() {
-                Ok(started) => {
-                    reported += usize::from(started.reported);
-                    first_purchase.get_or_insert(started.purchased);
-                    pending.push(Watching {
-                        started,
-                        last_status: None,
-                        log_ms: None,
-                    });
-                }
-                Err(mpsc::error::TryRecvError::Empty) => break,
-                Err(mpsc::error::TryRecvError::Disconnected) => {
-                    deadline.get_or_insert_with(|| Instant::now() + timeout);
-                    break;
-                }
-            }
-        }
-        if pending.is_empty() {
-            if deadline.is_some() {
-                break;
-            }
-            tokio::time::sleep(POLL_INTERVAL).await;
-            continue;
-        }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            break;
-        }
-
-        let polls: Vec<_> = futures::stream::iter(pending.iter().enumerate())
-            .map(|(i, w)| async move { (i, context.platform.saga(&w.started.saga_id).await) })
-            .buffer_unordered(context.concurrency)
-            .collect()
-            .await;
-        let seen_at = Instant::now();
-        let mut to_report = Vec::new();
-        let mut settled = HashSet::new();
-        for (i, poll) in polls {
-            let w = &mut pending[i];
-            let saga = match poll {
-                Ok(Some(saga)) => saga,
-                Ok(None) => continue,
-                Err(e) if matches!(e.status(), Some(401 | 403)) => {
-                    return Err(e).context("asking the saga log how the sagas are doing");
-                }
-                Err(e) => {
-                    poll_failures += 1;
-                    last_poll_error = Some(e.to_string());
-                    continue;
-                }
-            };
-            w.last_status = Some(saga.status.clone());
-            w.log_ms = saga.duration_ms;
-            let fraud = w.started.fraud;
-            if fraud && !w.started.reported && saga.status == "COMPLETED" {
-                to_report.push(i);
-            } else if report::settles(fraud, &saga.status) {
-                settled.insert(i);
-                outcomes.push(Outcome {
-                    saga_id: w.started.saga_id.clone(),
-                    fraud,
-                    status: Some(saga.status.clone()),
-                    settled: true,
-                    log_ms: saga.duration_ms,
-                    observed_ms: Some(
-                        seen_at.duration_since(w.started.purchased).as_millis() as i64
-                    ),
-                });
-                last_settled = Some(seen_at);
-                bars.sagas.inc(1);
-            }
-        }
-        let reports: Vec<_> = futures::stream::iter(to_report)
-            .map(|i| {
-                let saga_id = pending[i].started.saga_id.clone();
-                async move { (i, context.report_fraud(&saga_id).await) }
-            })
-            .buffer_unordered(context.concurrency)
-            .collect()
-            .await;
-        for (i, result) in reports {
-            let w = &mut pending[i];
-            match result {
-                Ok(()) => {
-                    w.started.reported = true;
-                    reported += 1;
-                    bars.sagas
-                        .set_message(format!("{reported} reported as fraud"));
-                }
-                Err(error) => {
-                    context.error(error).await;
-                    // Not reported: COMPLETED is its final status after all.
-                    w.started.fraud = false;
-                }
-            }
-        }
-        let mut i = 0;
-        pending.retain(|_| {
-            i += 1;
-            !settled.contains(&(i - 1))
-        });
-        tokio::time::sleep(POLL_INTERVAL).await;
-    }
-
-    for w in pending {
-        outcomes.push(Outcome {
-            saga_id: w.started.saga_id,
-            fraud: w.started.fraud,
-            status: w.last_status,
-            settled: false,
-            log_ms: w.log_ms,
-            observed_ms: None,
-        });
-    }
-    if poll_failures > 0 {
-        context
-            .error(format!(
-                "{poll_failures} saga log poll(s) failed; the last: {}",
-                last_poll_error.unwrap_or_default()
-            ))
-            .await;
-    }
-    let elapsed = match (first_purchase, last_settled) {
-        (Some(first), Some(last)) => last.duration_since(first),
-        _ => Duration::ZERO,
-    };
-    Ok(Watched {
-        outcomes,
-        reported,
-        elapsed,
-    })
-}
-
-/// Progress on standard error: visitors driven and sagas settled; hidden when it is not a
-/// terminal, so logs and pipes stay clean.
-pub(crate) struct Bars {
-    _multi: MultiProgress,
-    pub(crate) visitors: ProgressBar,
-    pub(crate) sagas: ProgressBar,
-}
-
-impl Bars {
-    pub(crate) fn new(visitors: u32, sagas: usize) -> Self {
-        let target = if std::io::stderr().is_terminal() {
-            ProgressDrawTarget::stderr()
-        } else {
-            ProgressDrawTarget::hidden()
-        };
-        let multi = MultiProgress::with_draw_target(target);
-        let style = ProgressStyle::with_template(
-            "{prefix:>8} [{bar:40}] {pos:>6}/{len:<6} {elapsed:>4} {msg}",
-        )
-        .expect("the template is valid")
-        .progress_chars("=> ");
-        let bar = |len: u64, prefix: &'static str| {
-            let bar = multi.add(ProgressBar::new(len));
-            bar.set_style(style.clone());
-            bar.set_prefix(prefix);
-            bar
-        };
-        Self {
-            visitors: bar(u64::from(visitors), "visitors"),
-            sagas: bar(sagas as u64, "sagas"),
-            _multi: multi,
-        }
-    }
-
-    pub(crate) fn finish(&self) {
-        self.visitors.finish();
-        self.sagas.finish();
-    }
 }

@@ -8,7 +8,8 @@
 use std::time::{Duration, Instant};
 
 use alpes_contracts::events::commission::CommissionReserved;
-use alpes_e2e::{Endpoints, next_of_saga, print_percentiles, watch};
+use alpes_e2e::{Endpoints, print_percentiles};
+use alpes_testkit::Observer;
 use clap::Parser;
 
 #[derive(Parser)]
@@ -25,7 +26,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let platform = args.endpoints.platform();
     let bus = args.endpoints.bus("forward-latency").await?;
-    let mut reserved = watch::<CommissionReserved>(&bus).await?;
+    let mut reserved = Observer::<CommissionReserved>::try_listen(&bus).await?;
     let campaign = platform.active_campaign(1_000_000_000, 1_000).await?;
     tokio::time::sleep(Duration::from_secs(1)).await; // the campaign reaches attribution and commission
 
@@ -47,7 +48,9 @@ async fn main() -> anyhow::Result<()> {
             )
             .await?;
         let saga = purchase["saga_id"].as_str().unwrap_or_default().to_owned();
-        next_of_saga(&mut reserved, &saga, Duration::from_secs(30)).await?;
+        reserved
+            .next_of_saga_within(&saga, Duration::from_secs(30))
+            .await?;
         latencies.push(t0.elapsed());
     }
     let total = started.elapsed();

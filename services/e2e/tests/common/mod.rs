@@ -15,37 +15,14 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use alpes_bus::{Bus, Shutdown};
-use alpes_contracts::events::tracking::{
-    InteractionKind, InteractionTracked, PageContext, Purchase, Target, TrackingParams, Visitor,
-};
-use alpes_contracts::{EventMetadata, Money};
+use alpes_bus::Bus;
 use alpes_e2e::PlatformClient;
 use alpes_runtime::config::CommonArgs;
+use alpes_testkit::{Service, bus, postgres};
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 
 /// The API token of the services a test starts ([`CommonArgs::for_tests`]).
 pub const TOKEN: &str = alpes_runtime::config::TEST_API_TOKEN;
-
-/// The Pulsar namespace of the test suites.
-pub const NAMESPACE: &str = "alpes/test";
-
-/// [`NAMESPACE`], installed for this process before any topic is named.
-pub fn namespace() -> alpes_contracts::Namespace {
-    let namespace = alpes_contracts::Namespace::parse(NAMESPACE).unwrap();
-    namespace.clone().install().unwrap();
-    namespace
-}
-
-pub fn env(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.to_owned())
-}
-
-struct Running {
-    stop: Shutdown,
-    task: JoinHandle<anyhow::Result<()>>,
-}
 
 /// The four services of one test run.
 pub struct InProcess {
@@ -55,31 +32,15 @@ pub struct InProcess {
     postgres_url: String,
     deadline: Duration,
     addrs: BTreeMap<&'static str, SocketAddr>,
-    running: BTreeMap<&'static str, Running>,
+    running: BTreeMap<&'static str, Service>,
 }
 
 impl InProcess {
     /// Starts the four services; sagas time out `deadline` after they start.
     pub async fn start(deadline: Duration) -> Self {
         let run_id = uuid::Uuid::new_v4().simple().to_string();
-        let postgres_url = alpes_sagalog::ensure_database(
-            &env(
-                "ALPES_POSTGRES_URL",
-                "postgres://alpes@127.0.0.1:5433/alpes",
-            ),
-            &format!("alpes_e2e_{}", &run_id[..12]),
-        )
-        .await
-        .expect("Postgres of the local stack (scripts/stack.sh up)");
-        namespace();
-        let bus = Bus::connect_with(
-            &env("ALPES_PULSAR_URL", "pulsar://127.0.0.1:6650"),
-            &env("ALPES_PULSAR_ADMIN_URL", "http://127.0.0.1:8080"),
-            "e2e",
-            alpes_bus::PulsarToken::from_env().unwrap(),
-        )
-        .await
-        .expect("Pulsar of the local stack (scripts/stack.sh up)");
+        let postgres_url = postgres(&format!("alpes_e2e_{}", &run_id[..12])).await;
+        let bus = bus("e2e").await;
         let mut this = Self {
             platform: PlatformClient {
                 tracking: String::new(),
@@ -114,9 +75,7 @@ impl InProcess {
 
     /// Stops `service` the way SIGTERM does, and waits until it has.
     pub async fn stop(&mut self, service: &'static str) {
-        let running = self.running.remove(service).expect("running");
-        running.stop.cancel();
-        running.task.await.unwrap().unwrap();
+        self.running.remove(service).expect("running").stop().await;
     }
 
     /// Starts `service` again, on its port, with its state.
@@ -134,124 +93,51 @@ impl InProcess {
     }
 
     async fn launch(&mut self, service: &'static str, listener: TcpListener) {
-        let addr = listener.local_addr().unwrap();
         // Retries four times faster than a deployment's: a purchase with no touchpoint is
         // refused on its last attempt, about 4 s in (15 s by default), within the sagas' deadline.
-        let common = CommonArgs {
-            pulsar_namespace: namespace(),
+        let common = |common: CommonArgs| CommonArgs {
             retry_backoff: Duration::from_millis(250),
-            ..CommonArgs::for_tests(addr)
+            ..common
         };
         let name = format!("e2e_{service}_{}", self.run_id);
-        let stop = Shutdown::new();
-        let task = match service {
+        let running = match service {
             "tracking" => {
-                let config = alpes_tracking::service::Config {
-                    common,
+                let config = |c| alpes_tracking::service::Config {
+                    common: common(c),
                     database: name.clone(),
-                    subscription: name,
+                    subscription: name.clone(),
                 };
-                tokio::spawn(alpes_tracking::service::run(config, listener, stop.clone()))
+                Service::spawn_on(listener, config, alpes_tracking::service::run).await
             }
             "attribution" => {
-                let config = alpes_attribution::service::Config {
-                    common,
+                let config = |c| alpes_attribution::service::Config {
+                    common: common(c),
                     database: name.clone(),
-                    subscription: name,
+                    subscription: name.clone(),
                 };
-                tokio::spawn(alpes_attribution::service::run(
-                    config,
-                    listener,
-                    stop.clone(),
-                ))
+                Service::spawn_on(listener, config, alpes_attribution::service::run).await
             }
             "commission" => {
-                let config = alpes_commission::service::Config {
-                    common,
+                let config = |c| alpes_commission::service::Config {
+                    common: common(c),
                     database: name.clone(),
-                    subscription: name,
+                    subscription: name.clone(),
                 };
-                tokio::spawn(alpes_commission::service::run(
-                    config,
-                    listener,
-                    stop.clone(),
-                ))
+                Service::spawn_on(listener, config, alpes_commission::service::run).await
             }
             _ => {
-                let config = alpes_marketing::service::Config {
-                    common,
+                let config = |c| alpes_marketing::service::Config {
+                    common: common(c),
                     database: name.clone(),
-                    subscription: name,
+                    subscription: name.clone(),
                     saga_log: alpes_marketing::service::SagaLogArgs {
                         postgres_url: self.postgres_url.clone(),
                         saga_deadline: self.deadline,
                     },
                 };
-                tokio::spawn(alpes_marketing::service::run(
-                    config,
-                    listener,
-                    stop.clone(),
-                ))
+                Service::spawn_on(listener, config, alpes_marketing::service::run).await
             }
         };
-        let base = format!("http://{addr}");
-        for _ in 0..300 {
-            let ready = reqwest::get(format!("{base}/readyz")).await;
-            if ready.is_ok_and(|r| r.status() == 200) {
-                self.running.insert(service, Running { stop, task });
-                return;
-            }
-            assert!(
-                !task.is_finished(),
-                "{service} stopped during start-up: {:?}",
-                task.await
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("{service} at {base} never became ready: is the stack up? (scripts/stack.sh up)");
-    }
-}
-
-/// A partner click, or a purchase in a saga for an amount, as tracking would publish it (and as
-/// `alpes publish InteractionTracked` sends it: straight to the topic, keyed by the visitor).
-pub fn interaction(
-    visitor: &str,
-    campaign: &str,
-    purchase: Option<(&str, i64)>,
-) -> InteractionTracked {
-    let mut metadata = EventMetadata::new::<InteractionTracked>().produced_by("e2e");
-    if let Some((saga, _)) = purchase {
-        metadata = metadata.in_saga(saga);
-    }
-    InteractionTracked {
-        metadata,
-        interaction_id: uuid::Uuid::now_v7().to_string(),
-        kind: if purchase.is_some() {
-            InteractionKind::Purchase
-        } else {
-            InteractionKind::Click
-        },
-        interacted_at: chrono::Utc::now(),
-        visitor: Visitor {
-            user_id: None,
-            anonymous_id: visitor.to_owned(),
-            ip: None,
-            user_agent: Some("Mozilla/5.0".to_owned()),
-        },
-        tracking: TrackingParams {
-            campaign_id: Some(campaign.to_owned()),
-            partner_id: Some("partner-1".to_owned()),
-            medium: Some("affiliate".to_owned()),
-            ..TrackingParams::default()
-        },
-        target: Target {
-            url: "https://shop.example/p/1".to_owned(),
-            element: None,
-        },
-        context: PageContext::default(),
-        purchase: purchase.map(|(_, amount_minor)| Purchase {
-            order_id: format!("order-{}", uuid::Uuid::new_v4().simple()),
-            amount: Money::new(amount_minor, "EUR"),
-        }),
+        self.running.insert(service, running);
     }
 }

@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
-use crate::common::namespace;
+use alpes_testkit::namespace;
 
 /// The variable that makes this binary a service process.
 pub const CHILD: &str = "ALPES_E2E_SERVICE_CHILD";

@@ -16,7 +16,7 @@ use alpes_eventstore::EventStore;
 use alpes_sagalog::{LogError, SagaEvent};
 
 use crate::app::{AppError, Marketing};
-use crate::sagas::Sagas;
+use crate::coordinator::SagaCoordinator;
 
 /// The default subscription name every marketing replica shares.
 pub const SUBSCRIPTION: &str = "marketing";
@@ -67,7 +67,7 @@ impl Failure for AppError {
 /// being unreachable is retried (the event waits on the retry topic); an event the log refuses
 /// for what it holds can never be recorded, so it goes to the dead-letter topic at once, with
 /// Postgres's reason.
-impl<E: SagaEvent> Handler<E> for Sagas {
+impl<E: SagaEvent> Handler<E> for SagaCoordinator {
     type Error = NotLogged;
 
     async fn handle(&self, event: &E, _: Attempt) -> Result<(), NotLogged> {

@@ -5,5 +5,5 @@
 pub mod consumer;
 pub mod http;
 pub mod openapi;
-pub mod sagas;
+pub mod saga_api;
 pub mod view;

@@ -66,13 +66,13 @@ pub struct FraudReport {
 
 /// The coordinator over the log and the bus.
 #[derive(Clone)]
-pub struct Sagas {
+pub struct SagaCoordinator {
     log: SagaLog,
     recorder: Recorder,
     publisher: Publisher,
 }
 
-impl Sagas {
+impl SagaCoordinator {
     /// The coordinator writing to `log` through `recorder` and publishing with `publisher`.
     pub fn new(log: SagaLog, recorder: Recorder, publisher: Publisher) -> Self {
         Self {

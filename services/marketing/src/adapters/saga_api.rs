@@ -25,7 +25,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::adapters::view;
-use crate::sagas::{FraudReport, SagaError, Sagas};
+use crate::coordinator::{FraudReport, SagaCoordinator, SagaError};
 
 /// The most sagas one page holds, and how many when the client does not say.
 const MAX_LIMIT: u32 = 500;
@@ -33,7 +33,7 @@ const DEFAULT_LIMIT: u32 = 50;
 
 /// The routes over `sagas`: reading needs scope `read` from `access` (the HTML view also takes
 /// the token in its query, for a browser opening a link), reporting fraud `ingest`.
-pub fn routes(sagas: Sagas, access: &Access) -> Router {
+pub fn routes(sagas: SagaCoordinator, access: &Access) -> Router {
     let read = access.need(Scope::Read);
     Router::new()
         .route("/sagas", get(list).route_layer(read.clone()))
@@ -50,7 +50,10 @@ pub fn routes(sagas: Sagas, access: &Access) -> Router {
         .with_state(sagas)
 }
 
-async fn one(State(sagas): State<Sagas>, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn one(
+    State(sagas): State<SagaCoordinator>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     limits::ID.check("id", &id)?;
     match sagas.log().saga(&id).await.map_err(unavailable)? {
         Some(saga) => Ok(Json(saga).into_response()),
@@ -80,7 +83,10 @@ const PAGE_HEADERS: [(header::HeaderName, HeaderValue); 5] = [
     (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
 ];
 
-async fn page(State(sagas): State<Sagas>, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn page(
+    State(sagas): State<SagaCoordinator>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     limits::ID.check("id", &id)?;
     match sagas.log().saga(&id).await.map_err(unavailable)? {
         Some(saga) => Ok((PAGE_HEADERS, Html(view::render(&saga))).into_response()),
@@ -89,7 +95,7 @@ async fn page(State(sagas): State<Sagas>, Path(id): Path<String>) -> Result<Resp
 }
 
 async fn list(
-    State(sagas): State<Sagas>,
+    State(sagas): State<SagaCoordinator>,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
     let query = list_query(&params)?;
@@ -175,7 +181,7 @@ struct StatsQuery {
 }
 
 async fn stats(
-    State(sagas): State<Sagas>,
+    State(sagas): State<SagaCoordinator>,
     query: Result<Query<StatsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::invalid("query", e.body_text()))?;
@@ -201,7 +207,7 @@ struct FraudReportBody {
 }
 
 async fn report(
-    State(sagas): State<Sagas>,
+    State(sagas): State<SagaCoordinator>,
     trace: TraceContext,
     JsonBody(body): JsonBody<FraudReportBody>,
 ) -> Result<Response, ApiError> {
