@@ -7,22 +7,58 @@
 //! with the same state, as a crash and restart would.
 //!
 //! One platform per test binary: every service instance consumes the shared topics, so two
-//! platforms in one process would answer each other's sagas. The topics are the test suites'
+//! platforms in one process would answer each other's sagas. Tests that do not stop services
+//! share it ([`shared`]), each with campaigns and sagas of its own, so none depends on which
+//! ran before it; a binary whose tests stop and restart services starts its own
+//! ([`InProcess::start`]). The topics are the test suites'
 //! own ([`NAMESPACE`]), so a platform left running (`scripts/demo.sh`, in `alpes/events`) and
 //! the tests never see each other's events; databases are the run's own too.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use alpes_bus::Bus;
-use alpes_e2e::PlatformClient;
+use alpes_contracts::EventMetadata;
+use alpes_contracts::events::marketing::FraudDetected;
+use alpes_e2e::{PlatformClient, timeline};
 use alpes_runtime::config::CommonArgs;
 use alpes_testkit::{Service, bus, postgres};
+use serde_json::Value;
 use tokio::net::TcpListener;
 
 /// The API token of the services a test starts ([`CommonArgs::for_tests`]).
 pub const TOKEN: &str = alpes_runtime::config::TEST_API_TOKEN;
+
+/// The platform the tests of this binary share, started by the first that asks, on a runtime
+/// of its own that lasts as long as the process (each `#[tokio::test]` has a runtime that ends
+/// with it). Each caller gets a client of its own, whose connections live in its runtime.
+pub fn shared(deadline: Duration) -> PlatformClient {
+    static SHARED: OnceLock<PlatformClient> = OnceLock::new();
+    let platform = SHARED.get_or_init(|| {
+        let (started, platform) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime for the shared platform");
+            runtime.block_on(async move {
+                let services = InProcess::start(deadline).await;
+                started
+                    .send(services.platform.clone())
+                    .expect("the first test waits");
+                // The services run until the process ends.
+                std::future::pending::<()>().await;
+            });
+        });
+        platform.recv().expect("the shared platform started")
+    });
+    PlatformClient {
+        http: reqwest::Client::new(),
+        ..platform.clone()
+    }
+}
 
 /// The four services of one test run.
 pub struct InProcess {
@@ -140,4 +176,68 @@ impl InProcess {
         };
         self.running.insert(service, running);
     }
+}
+
+/// The steps of a saga compensated after it completed, in the order they happen.
+pub const COMPENSATED_TIMELINE: [&str; 7] = [
+    "InteractionTracked",
+    "ConversionAttributed",
+    "CommissionReserved",
+    "FraudDetected",
+    "CommissionReverted",
+    "AttributionReverted",
+    "InteractionsDiscarded",
+];
+
+pub fn count(saga: &Value, event_type: &str) -> usize {
+    timeline(saga).iter().filter(|t| *t == event_type).count()
+}
+
+/// Checks through each service's own API that nothing of `saga` is live any more.
+pub async fn assert_undone(platform: &PlatformClient, saga: &str, purchase: &str) {
+    let commission = platform.commission_status(saga).await.unwrap();
+    assert!(
+        !matches!(commission.as_deref(), Some("RESERVED") | Some("CONFIRMED")),
+        "saga {saga} still holds a commission: {commission:?}"
+    );
+    let (_, attribution) = platform
+        .get(format!("{}/attributions/{saga}", platform.attribution))
+        .await
+        .unwrap();
+    assert_eq!(attribution["reverted"], true, "{attribution}");
+    let journey = attribution["journey_id"].as_str().unwrap();
+    let (_, journey) = platform
+        .get(format!("{}/journeys/{journey}", platform.attribution))
+        .await
+        .unwrap();
+    assert_eq!(journey["status"], "REVERTED", "{journey}");
+    for interaction in journey["interaction_ids"].as_array().unwrap() {
+        let id = interaction.as_str().unwrap();
+        let (_, tracked) = platform
+            .get(format!("{}/interactions/{id}", platform.tracking))
+            .await
+            .unwrap();
+        assert_eq!(tracked["status"], "DISCARDED", "{tracked}");
+    }
+    let (_, tracked) = platform
+        .get(format!("{}/interactions/{purchase}", platform.tracking))
+        .await
+        .unwrap();
+    assert_eq!(
+        tracked["status"], "DISCARDED",
+        "the purchase itself: {tracked}"
+    );
+}
+
+/// A `FraudDetected` for `saga`, published straight to its topic (as a fraud system would).
+pub async fn publish_fraud(bus: &Bus, saga: &str) {
+    let fraud = FraudDetected {
+        metadata: EventMetadata::new::<FraudDetected>()
+            .in_saga(saga)
+            .produced_by("e2e"),
+        reason: "chargeback".into(),
+        reporter: "e2e".into(),
+        score: Some(90),
+    };
+    bus.publisher().publish(&fraud).await.unwrap();
 }
