@@ -3,21 +3,18 @@
 //! is stored and what the outbox would publish.
 
 use alpes_contracts::events::attribution::{
-    AttributionModel, AttributionReverted, ConversionAttributed, ConversionRejected,
-    ConversionRejectionReason,
+    AttributionReverted, ConversionAttributed, ConversionRejected, ConversionRejectionReason,
 };
-use alpes_contracts::events::commission::{CommissionKind, CommissionReverted, CommissionTerms};
-use alpes_contracts::events::marketing::{CampaignActivated, CampaignCreated, CampaignPaused};
-use alpes_contracts::events::tracking::{
-    InteractionKind, InteractionTracked, PageContext, Purchase as Order, Target, TrackingParams,
-    Visitor,
-};
+use alpes_contracts::events::commission::CommissionReverted;
+use alpes_contracts::events::marketing::{CampaignActivated, CampaignPaused};
+use alpes_contracts::events::tracking::{InteractionKind, InteractionTracked, Purchase as Order};
 use std::sync::{Arc, Mutex};
 
 use alpes_bus::Attempt;
 use alpes_contracts::{Event, EventMetadata, Money, codec};
 use alpes_eventstore::{Commit, EventStore, MemoryStore, NewCommit, StoredEvent};
-use chrono::{TimeDelta, Utc};
+use alpes_testkit::fixtures;
+use chrono::Utc;
 use tokio::sync::Notify;
 
 use super::index::{SagaLinkEvent, VisitorEvent, visitor_stream};
@@ -44,27 +41,9 @@ async fn published<E: Event>(store: &MemoryStore) -> Vec<E> {
 }
 
 async fn spring<S: EventStore>(app: &Attribution<S>) {
-    let created = CampaignCreated {
-        metadata: EventMetadata::new::<CampaignCreated>(),
-        campaign_id: "spring".into(),
-        name: "Spring".into(),
-        budget: Money::new(1_000_000, "EUR"),
-        terms: CommissionTerms {
-            kind: CommissionKind::Percentage,
-            percentage_bps: Some(1_000),
-            fixed_minor: None,
-            minimum_minor: 0,
-            maximum_minor: None,
-        },
-        attribution_model: AttributionModel::LastTouch,
-        attribution_window_days: 30,
-        fraud_threshold: 70,
-    };
-    let activated = CampaignActivated {
-        metadata: EventMetadata::new::<CampaignActivated>(),
-        campaign_id: "spring".into(),
-        reason: None,
-    };
+    let created =
+        fixtures::campaign_created("spring", 1_000_000, fixtures::percentage(1_000, 0, None));
+    let activated = fixtures::campaign_activated("spring");
     for (metadata, command) in [
         (&created.metadata, CampaignCommand::from(&created)),
         (&activated.metadata, CampaignCommand::from(&activated)),
@@ -77,31 +56,9 @@ async fn spring<S: EventStore>(app: &Attribution<S>) {
     }
 }
 
+/// A `kind` interaction of `visitor` through the spring campaign's link (of `partner`).
 fn interaction(visitor: &str, kind: InteractionKind, partner: Option<&str>) -> InteractionTracked {
-    InteractionTracked {
-        metadata: EventMetadata::new::<InteractionTracked>(),
-        interaction_id: uuid::Uuid::now_v7().to_string(),
-        kind,
-        interacted_at: Utc::now() - TimeDelta::minutes(10),
-        visitor: Visitor {
-            user_id: None,
-            anonymous_id: visitor.into(),
-            ip: None,
-            user_agent: Some("Firefox".into()),
-        },
-        tracking: TrackingParams {
-            campaign_id: Some("spring".into()),
-            partner_id: partner.map(Into::into),
-            medium: Some("affiliate".into()),
-            ..TrackingParams::default()
-        },
-        target: Target {
-            url: "https://shop.example/".into(),
-            element: None,
-        },
-        context: PageContext::default(),
-        purchase: None,
-    }
+    fixtures::interaction(visitor, kind, "spring", partner)
 }
 
 fn click(visitor: &str) -> InteractionTracked {

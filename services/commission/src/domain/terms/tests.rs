@@ -1,18 +1,9 @@
 //! The rules of computing a commission, and the property that it always lands in its bounds.
 
+use alpes_testkit::fixtures::percentage;
 use proptest::prelude::*;
 
 use super::*;
-
-fn percentage(bps: i32, minimum_minor: i64, maximum_minor: Option<i64>) -> CommissionTerms {
-    CommissionTerms {
-        kind: CommissionKind::Percentage,
-        percentage_bps: Some(bps),
-        fixed_minor: None,
-        minimum_minor,
-        maximum_minor,
-    }
-}
 
 fn fixed(amount_minor: i64, minimum_minor: i64, maximum_minor: Option<i64>) -> CommissionTerms {
     CommissionTerms {
