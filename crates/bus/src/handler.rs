@@ -46,15 +46,27 @@ pub async fn settle<E: Event, H: Handler<E>>(handler: &H, delivery: Delivery<E>)
         Err(error) => error,
     };
     let metadata = delivery.event.metadata();
-    tracing::warn!(
-        event = E::event_type().name,
-        event_id = %metadata.event_id,
-        saga = ?metadata.saga_id,
-        attempt = delivery.attempt,
-        retryable = error.is_retryable(),
-        %error,
-        "message not handled"
-    );
+    // A failure that may pass (a fact still on its way, an outage) is part of normal operation;
+    // one that dead-letters the message is not.
+    if error.is_retryable() {
+        tracing::info!(
+            event = E::event_type().name,
+            event_id = %metadata.event_id,
+            saga = ?metadata.saga_id,
+            attempt = delivery.attempt,
+            %error,
+            "message not handled yet"
+        );
+    } else {
+        tracing::warn!(
+            event = E::event_type().name,
+            event_id = %metadata.event_id,
+            saga = ?metadata.saga_id,
+            attempt = delivery.attempt,
+            %error,
+            "message cannot be handled"
+        );
+    }
     if error.is_retryable() {
         Outcome::Retry(error.to_string())
     } else {

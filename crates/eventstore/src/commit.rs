@@ -43,7 +43,7 @@ impl StoredEvent {
     /// The domain event, brought up to its current version first (see
     /// [`alpes_aggregate::read`]).
     pub fn read<E: DomainEvent>(&self) -> Result<E, serde_json::Error> {
-        alpes_aggregate::read(&self.kind, self.version, self.data.clone())
+        alpes_aggregate::read(&self.kind, self.version, &self.data)
             .map_err(serde::de::Error::custom)
     }
 

@@ -472,8 +472,7 @@ mod tests {
                 "fraud_threshold": 80
             }
         });
-        let event =
-            alpes_aggregate::read::<CampaignEvent>("CampaignCreated", 1, stored.clone()).unwrap();
+        let event = alpes_aggregate::read::<CampaignEvent>("CampaignCreated", 1, &stored).unwrap();
         let CampaignEvent::Created { definition } = &event else {
             panic!("{event:?}");
         };

@@ -318,8 +318,7 @@ mod tests {
                 "saga_id": "saga-1"
             }
         });
-        let event =
-            alpes_aggregate::read::<InteractionEvent>("Registered", 1, stored.clone()).unwrap();
+        let event = alpes_aggregate::read::<InteractionEvent>("Registered", 1, &stored).unwrap();
         let InteractionEvent::Registered { interaction } = &event else {
             panic!("{event:?}");
         };

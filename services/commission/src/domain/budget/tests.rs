@@ -425,11 +425,11 @@ fn a_budget_opened_by_version_1_replays_as_the_same_budget() {
         "minimum_minor": 5_00,
         "maximum_minor": 10_00,
     }));
-    let read = alpes_aggregate::read::<BudgetEvent>("BudgetOpened", 1, v1).unwrap();
+    let read = alpes_aggregate::read::<BudgetEvent>("BudgetOpened", 1, &v1).unwrap();
     assert_eq!(read, opened(1_000_00));
     // The events version 1 stored around it read unchanged, and the budget folds the same.
     let v1_reserved = serde_json::to_value(reserved("saga-1", 120_00, 10_00, 990_00)).unwrap();
-    let reserved_read = alpes_aggregate::read::<BudgetEvent>("BudgetReserved", 1, v1_reserved);
+    let reserved_read = alpes_aggregate::read::<BudgetEvent>("BudgetReserved", 1, &v1_reserved);
     let replayed = CampaignBudget::from_events(&[read, reserved_read.unwrap()]);
     let today =
         CampaignBudget::from_events(&[opened(1_000_00), reserved("saga-1", 120_00, 10_00, 990_00)]);
@@ -452,7 +452,7 @@ fn fixed_terms_of_version_1_read_too_and_broken_ones_are_an_error() {
         "minimum_minor": 0, "maximum_minor": null,
     }));
     let BudgetEvent::Opened { terms, .. } =
-        alpes_aggregate::read::<BudgetEvent>("BudgetOpened", 1, fixed).unwrap()
+        alpes_aggregate::read::<BudgetEvent>("BudgetOpened", 1, &fixed).unwrap()
     else {
         panic!("not an opening");
     };
@@ -465,7 +465,7 @@ fn fixed_terms_of_version_1_read_too_and_broken_ones_are_an_error() {
         "kind": "FIXED", "percentage_bps": null, "fixed_minor": null,
         "minimum_minor": 0, "maximum_minor": null,
     }));
-    assert!(alpes_aggregate::read::<BudgetEvent>("BudgetOpened", 1, without_rate).is_err());
+    assert!(alpes_aggregate::read::<BudgetEvent>("BudgetOpened", 1, &without_rate).is_err());
     let from_the_future = serde_json::to_value(opened(1_000_00)).unwrap();
-    assert!(alpes_aggregate::read::<BudgetEvent>("BudgetOpened", 3, from_the_future).is_err());
+    assert!(alpes_aggregate::read::<BudgetEvent>("BudgetOpened", 3, &from_the_future).is_err());
 }
