@@ -647,6 +647,10 @@ cmd_env() {
   echo "export ALPES_PULSAR_ADMIN_URL=http://$HOST:$PULSAR_ADMIN_PORT"
   echo "export ALPES_MONGO_URL=mongodb://$HOST:$MONGO_PORT"
   echo "export ALPES_POSTGRES_URL=postgres://alpes@$HOST:$PG_PORT/alpes"
+  # Where this stack is, and FerretDB's metrics: what `alpes bench` reads CPU and store
+  # operations from.
+  echo "export ALPES_STACK_DIR=$STACK"
+  echo "export ALPES_FERRETDB_METRICS_URL=http://$HOST:$FERRETDB_DEBUG_PORT/debug/metrics"
   if [[ "$PULSAR_AUTH" == token ]]; then
     [[ -s "$PULSAR_AUTH_DIR/$PULSAR_ADMIN_ROLE.token" ]] \
       || die "pulsar: no tokens in $PULSAR_AUTH_DIR (run '$0 up' with ALPES_PULSAR_AUTH=token)"

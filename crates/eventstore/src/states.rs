@@ -44,7 +44,9 @@ impl States {
             })
             .unwrap_or_default();
         let from = folded;
-        for commit in stream.commits.iter().filter(|c| c.version > from) {
+        // Commits are in version order: find the first one not folded yet, not walk the stream.
+        let first = stream.commits.partition_point(|c| c.version <= from);
+        for commit in &stream.commits[first..] {
             let state = Arc::make_mut(&mut state);
             for event in &commit.events {
                 apply(state, event)?;

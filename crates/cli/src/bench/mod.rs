@@ -93,11 +93,16 @@ pub struct BenchArgs {
     /// Also write the result, as one JSON object, to this file.
     #[arg(long, value_name = "PATH")]
     pub json: Option<PathBuf>,
-    /// Where the local stack keeps its pid files (scripts/stack.sh, scripts/services.sh).
-    #[arg(long, default_value = ".stack")]
+    /// Where the local stack keeps its pid files (scripts/stack.sh, scripts/services.sh;
+    /// `scripts/stack.sh env` exports it).
+    #[arg(long, env = "ALPES_STACK_DIR", default_value = ".stack")]
     pub stack_dir: PathBuf,
-    /// FerretDB's Prometheus metrics (its --debug-addr).
-    #[arg(long, default_value = "http://127.0.0.1:8088/debug/metrics")]
+    /// FerretDB's Prometheus metrics (its --debug-addr; `scripts/stack.sh env` exports it).
+    #[arg(
+        long,
+        env = "ALPES_FERRETDB_METRICS_URL",
+        default_value = "http://127.0.0.1:8088/debug/metrics"
+    )]
     pub ferretdb_metrics: String,
     #[command(flatten)]
     pub services: ServiceArgs,

@@ -7,8 +7,13 @@
 //! - a ledger entry, `_id` `outbox:<instance>#<seq>`: the commits with an outbox that one write
 //!   of one process carried (see `outbox`).
 //!
+//! A commit's events are one JSON text, not an array of documents: FerretDB stores the type of
+//! every field beside it and re-encodes the whole tree on each insert, which made the nested form
+//! cost ~1.7× the server CPU per commit (0.39 against 0.23 ms for an interaction's commit, in
+//! batches of 8). Nothing queries inside events: stores read commits by `_id` only.
 //! Outgoing payloads are BSON binary: as a `Vec<u8>` they became arrays of integers, 13 times
-//! their size; their properties are one string. Older documents still read.
+//! their size; their properties are one string. Older documents (events as an array, payloads
+//! as integers, properties as a document) still read.
 
 use std::collections::BTreeMap;
 
@@ -38,6 +43,7 @@ pub(crate) struct CommitDocument {
     pub(crate) id: String,
     stream: String,
     version: i64,
+    #[serde(with = "events_text")]
     events: Vec<StoredEvent>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     outbox: Vec<OutboxMessage>,
@@ -145,6 +151,39 @@ impl From<OutboxMessage> for Outgoing {
     }
 }
 
+/// A commit's events as one JSON text; read back from that or from the array of documents
+/// earlier versions stored.
+mod events_text {
+    use serde::de::Error as _;
+    use serde::ser::Error as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::StoredEvent;
+
+    pub(super) fn serialize<S: Serializer>(
+        events: &[StoredEvent],
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        let text = serde_json::to_string(events).map_err(S::Error::custom)?;
+        serializer.serialize_str(&text)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<StoredEvent>, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Stored {
+            Text(String),
+            Documents(Vec<StoredEvent>),
+        }
+        match Stored::deserialize(deserializer)? {
+            Stored::Text(text) => serde_json::from_str(&text).map_err(D::Error::custom),
+            Stored::Documents(events) => Ok(events),
+        }
+    }
+}
+
 /// `value` as a BSON document.
 pub(crate) fn to_document(value: &impl Serialize) -> Result<Document, StoreError> {
     bson::to_document(value).map_err(|e| StoreError::Corrupt(format!("encoding a document: {e}")))
@@ -202,17 +241,18 @@ mod tests {
             .get("payload")
             .unwrap();
         assert!(matches!(payload, bson::Bson::Binary(b) if b.bytes.len() == 256));
-        let events = document.get_array("events").unwrap();
-        let version = |i: usize| events[i].as_document().unwrap().get("version").cloned();
-        assert_eq!(version(0), None, "version 1 is left out");
-        assert!(version(1).is_some());
+        let events: serde_json::Value =
+            serde_json::from_str(document.get_str("events").unwrap()).unwrap();
+        assert_eq!(events[0].get("version"), None, "version 1 is left out");
+        assert_eq!(events[1]["version"], 2);
+        assert_eq!(events[1]["data"], serde_json::json!({"cents": 500}));
         let back: CommitDocument = from_document(document).unwrap();
         assert_eq!(back.ledger.as_deref(), Some("outbox:i#1"));
         assert_eq!(Commit::from(back), commit());
     }
 
     #[test]
-    fn a_message_as_earlier_versions_stored_it_still_reads() {
+    fn a_commit_as_earlier_versions_stored_it_still_reads() {
         let mut document = to_document(&CommitDocument::new(&commit(), None, "i#1")).unwrap();
         let integers: Vec<bson::Bson> = (0..=255).map(bson::Bson::Int32).collect();
         let message = document.get_array_mut("outbox").unwrap()[0]
@@ -221,6 +261,9 @@ mod tests {
         message.insert("payload", integers);
         message.remove("headers");
         message.insert("properties", bson::doc! { "a": "b" });
+        let events = bson::to_bson(&commit().events).unwrap();
+        assert!(matches!(events, bson::Bson::Array(_)));
+        document.insert("events", events);
         let back: CommitDocument = from_document(document).unwrap();
         assert_eq!(Commit::from(back), commit());
     }
