@@ -1,93 +1,10 @@
-//! Helpers shared by the end-to-end tests and the latency bench: speaking to the services over
-//! HTTP the way a user does (watching the bus is `alpes_testkit::Observer`'s).
+//! Helpers shared by the end-to-end tests: speaking to the services over HTTP the way a user
+//! does (watching the bus is `alpes_testkit::Observer`'s). What a saga costs and how long it
+//! takes under load is `alpes bench`'s (README, Performance).
 
 use std::time::Duration;
 
-use alpes_bus::Bus;
 use serde_json::{Value, json};
-
-/// Where the running platform is, as flags or the environment variables the services use.
-#[derive(clap::Args, Debug, Clone)]
-pub struct Endpoints {
-    #[arg(
-        long,
-        env = "ALPES_TRACKING_URL",
-        default_value = "http://127.0.0.1:8081"
-    )]
-    pub tracking: String,
-    #[arg(
-        long,
-        env = "ALPES_ATTRIBUTION_URL",
-        default_value = "http://127.0.0.1:8082"
-    )]
-    pub attribution: String,
-    #[arg(
-        long,
-        env = "ALPES_COMMISSION_URL",
-        default_value = "http://127.0.0.1:8083"
-    )]
-    pub commission: String,
-    #[arg(
-        long,
-        env = "ALPES_MARKETING_URL",
-        default_value = "http://127.0.0.1:8084"
-    )]
-    pub marketing: String,
-    /// The bearer token of marketing's saga endpoints.
-    #[arg(
-        long,
-        env = "ALPES_API_TOKEN",
-        default_value = "",
-        hide_env_values = true
-    )]
-    pub token: String,
-    #[arg(
-        long,
-        env = "ALPES_PULSAR_URL",
-        default_value = "pulsar://127.0.0.1:6650"
-    )]
-    pub pulsar_url: String,
-    #[arg(
-        long,
-        env = "ALPES_PULSAR_ADMIN_URL",
-        default_value = "http://127.0.0.1:8080"
-    )]
-    pub pulsar_admin_url: String,
-    /// The Pulsar tenant/namespace the platform runs in.
-    #[arg(
-        long,
-        env = "ALPES_PULSAR_NAMESPACE",
-        default_value = alpes_contracts::DEFAULT_NAMESPACE
-    )]
-    pub pulsar_namespace: alpes_contracts::Namespace,
-}
-
-impl Endpoints {
-    /// The services' HTTP APIs.
-    pub fn platform(&self) -> PlatformClient {
-        PlatformClient {
-            tracking: self.tracking.clone(),
-            attribution: self.attribution.clone(),
-            commission: self.commission.clone(),
-            marketing: self.marketing.clone(),
-            token: self.token.clone(),
-            http: reqwest::Client::new(),
-        }
-    }
-
-    /// A connection to the broker, as `name`, in the platform's namespace (which becomes this
-    /// process's).
-    pub async fn bus(&self, name: &str) -> anyhow::Result<Bus> {
-        self.pulsar_namespace.clone().install()?;
-        Ok(Bus::connect_with(
-            &self.pulsar_url,
-            &self.pulsar_admin_url,
-            name,
-            alpes_bus::PulsarToken::from_env().unwrap(),
-        )
-        .await?)
-    }
-}
 
 /// An HTTP client of the four services: their base URLs, the token, one connection pool.
 #[derive(Debug, Clone)]
@@ -277,17 +194,4 @@ pub fn timeline(saga: &Value) -> Vec<String> {
         .flatten()
         .filter_map(|s| s["event_type"].as_str().map(str::to_owned))
         .collect()
-}
-
-/// Prints `what: p50 … p90 … p99 … worst …` of `latencies` (sorted in place; not empty).
-pub fn print_percentiles(what: &str, latencies: &mut [Duration]) {
-    latencies.sort();
-    let at = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize];
-    println!(
-        "{what}: p50 {:?}  p90 {:?}  p99 {:?}  worst {:?}",
-        at(0.5),
-        at(0.9),
-        at(0.99),
-        latencies[latencies.len() - 1]
-    );
 }

@@ -40,8 +40,8 @@ pub struct Script {
 pub enum Driven {
     /// Tracking answered the purchase with its saga at `purchased`.
     Started { saga_id: String, purchased: Instant },
-    /// The saga's fraud report was accepted.
-    FraudReported,
+    /// The saga's fraud report was accepted, answered at `reported`.
+    FraudReported { saga_id: String, reported: Instant },
     /// The visitor failed before a saga started.
     Failed(String),
     /// Something failed after the saga started (its fraud report).
@@ -116,7 +116,10 @@ async fn play(
         let reason = format!("benchmark fraud (run {})", script.run_id);
         let reported = platform.report_fraud(&saga_id, &reason).await;
         let _ = driven.send(match reported {
-            Ok(()) => Driven::FraudReported,
+            Ok(()) => Driven::FraudReported {
+                saga_id,
+                reported: Instant::now(),
+            },
             Err(e) => Driven::Error(format!("reporting fraud on saga {saga_id}: {e}")),
         });
     }

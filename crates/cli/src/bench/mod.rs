@@ -235,7 +235,7 @@ async fn measure(
     }
     let sagas = &results.sagas;
     Ok(
-        if sagas.stuck > 0 || sagas.failed > 0 || sagas.completed == 0 {
+        if sagas.stuck > 0 || sagas.uncompensated > 0 || sagas.failed > 0 || sagas.completed == 0 {
             ExitCode::FAILURE
         } else {
             ExitCode::SUCCESS
@@ -268,7 +268,9 @@ async fn watch(
                         bars.sagas.inc(1);
                     }
                 }
-                Some(Driven::FraudReported) => tally.fraud_reported += 1,
+                Some(Driven::FraudReported { saga_id, reported }) => {
+                    tally.fraud_reported(saga_id, reported)
+                }
                 Some(Driven::Failed(error)) => {
                     bars.visitors.inc(1);
                     tally.failed(error);

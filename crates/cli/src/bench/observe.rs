@@ -15,7 +15,8 @@
 //!
 //! A saga reported as fraud at once may be compensated before the commission reserves
 //! anything; then `CommissionReverted` is its outcome, so that topic is heard too when the run
-//! reports fraud.
+//! reports fraud. So is `InteractionsDiscarded`, the compensation's last step: the time from a
+//! fraud report's answer to it is how long undoing a saga takes.
 
 use std::time::Instant;
 
@@ -24,19 +25,23 @@ use alpes_contracts::Event;
 use alpes_contracts::events::commission::{
     CommissionRejected, CommissionReserved, CommissionReverted,
 };
+use alpes_contracts::events::tracking::InteractionsDiscarded;
 use anyhow::Context;
 use tokio::sync::mpsc;
 
 use super::probe::pulsar::{BENCH_PREFIX, PulsarAdmin};
 use crate::PulsarArgs;
 
-/// How a saga's forward path ended, as the commission announced it.
+/// How a saga's forward path ended, as the commission announced it, or that its compensation
+/// did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ending {
     Reserved,
     Rejected,
     /// Compensated (fraud) before anything was reserved.
     Reverted,
+    /// Its interactions discarded: the last step of a compensation.
+    Discarded,
 }
 
 /// An outcome heard: which saga, how it ended, when the bench received it.
@@ -52,7 +57,11 @@ pub struct Observer {
     _bus: Bus,
     reserved: Subscription<CommissionReserved>,
     rejected: Subscription<CommissionRejected>,
-    reverted: Option<Subscription<CommissionReverted>>,
+    /// `CommissionReverted` and `InteractionsDiscarded`, when the run reports fraud.
+    compensation: Option<(
+        Subscription<CommissionReverted>,
+        Subscription<InteractionsDiscarded>,
+    )>,
     trail: Trail,
 }
 
@@ -75,8 +84,8 @@ const CONCURRENCY: usize = 256;
 
 impl Observer {
     /// Connects to Pulsar and subscribes, from now on, to the outcome topics (and to
-    /// `CommissionReverted` when `reverts`).
-    pub async fn subscribe(pulsar: &PulsarArgs, reverts: bool) -> anyhow::Result<Self> {
+    /// `CommissionReverted` and `InteractionsDiscarded` when `compensations`).
+    pub async fn subscribe(pulsar: &PulsarArgs, compensations: bool) -> anyhow::Result<Self> {
         let name = format!("{BENCH_PREFIX}{}", uuid::Uuid::new_v4().simple());
         let bus = pulsar.connect("alpes-bench").await?;
         let mut trail = Trail {
@@ -87,20 +96,23 @@ impl Observer {
         let opened = async {
             let reserved = open::<CommissionReserved>(&bus, &mut trail).await?;
             let rejected = open::<CommissionRejected>(&bus, &mut trail).await?;
-            let reverted = if reverts {
-                Some(open::<CommissionReverted>(&bus, &mut trail).await?)
+            let compensation = if compensations {
+                Some((
+                    open::<CommissionReverted>(&bus, &mut trail).await?,
+                    open::<InteractionsDiscarded>(&bus, &mut trail).await?,
+                ))
             } else {
                 None
             };
-            anyhow::Ok((reserved, rejected, reverted))
+            anyhow::Ok((reserved, rejected, compensation))
         }
         .await;
         match opened {
-            Ok((reserved, rejected, reverted)) => Ok(Self {
+            Ok((reserved, rejected, compensation)) => Ok(Self {
                 _bus: bus,
                 reserved,
                 rejected,
-                reverted,
+                compensation,
                 trail,
             }),
             Err(error) => {
@@ -130,13 +142,18 @@ impl Observer {
     ) -> anyhow::Result<()> {
         let reserved = hear(self.reserved, Ending::Reserved, &heard, &shutdown);
         let rejected = hear(self.rejected, Ending::Rejected, &heard, &shutdown);
-        let reverted = async {
-            match self.reverted {
-                Some(subscription) => hear(subscription, Ending::Reverted, &heard, &shutdown).await,
+        let compensation = async {
+            match self.compensation {
+                Some((reverted, discarded)) => {
+                    let reverted = hear(reverted, Ending::Reverted, &heard, &shutdown);
+                    let discarded = hear(discarded, Ending::Discarded, &heard, &shutdown);
+                    let (reverted, discarded) = tokio::join!(reverted, discarded);
+                    reverted.and(discarded)
+                }
                 None => Ok(()),
             }
         };
-        let results = tokio::join!(reserved, rejected, reverted);
+        let results = tokio::join!(reserved, rejected, compensation);
         [results.0, results.1, results.2]
             .into_iter()
             .collect::<Result<Vec<()>, _>>()

@@ -37,6 +37,9 @@ pub struct Results {
     pub sagas: Sagas,
     /// Purchase answered → outcome heard, in milliseconds.
     pub latency_ms: Latency,
+    /// Fraud report answered → `InteractionsDiscarded` heard (the compensation's last step), in
+    /// milliseconds; absent when the run reports no fraud.
+    pub compensation_ms: Option<Latency>,
     pub cpu: Cpu,
     /// FerretDB commands; absent when its metrics could not be read.
     pub store: Option<Store>,
@@ -61,11 +64,15 @@ pub struct Sagas {
     /// Visitors whose requests failed before a saga started.
     pub failed: usize,
     pub fraud_reported: usize,
+    /// Reported as fraud, and heard to end their compensation.
+    pub compensated: usize,
+    /// Reported as fraud, compensation not heard to end by the end of the settle time.
+    pub uncompensated: usize,
     /// From the first arrival to the last outcome heard.
     pub window_s: f64,
     /// Completed sagas per second over the window.
     pub completed_per_s: f64,
-    /// Up to 20 of the stuck sagas.
+    /// Up to 20 of the stuck sagas (forward path or compensation unfinished).
     pub stuck_sample: Vec<String>,
     pub errors: usize,
     /// Up to 10 of the errors.
@@ -188,7 +195,8 @@ pub fn results(settings: Settings, tally: &Tally, window: Duration, costs: Costs
     };
     let ending = |e: Ending| tally.finished.iter().filter(|f| f.ending == e).count();
     let latencies: Vec<Duration> = tally.finished.iter().map(|f| f.latency).collect();
-    let mut stuck_sample: Vec<String> = tally.open().cloned().collect();
+    let mut stuck_sample: Vec<String> =
+        tally.open().chain(tally.uncompensated()).cloned().collect();
     stuck_sample.sort();
     stuck_sample.truncate(STUCK_SHOWN);
 
@@ -256,9 +264,11 @@ pub fn results(settings: Settings, tally: &Tally, window: Duration, costs: Costs
             reserved: ending(Ending::Reserved),
             rejected: ending(Ending::Rejected),
             reverted: ending(Ending::Reverted),
-            stuck: tally.open_count(),
+            stuck: tally.open().count(),
             failed: tally.failed,
             fraud_reported: tally.fraud_reported,
+            compensated: tally.compensations.len(),
+            uncompensated: tally.uncompensated().count(),
             window_s: window.as_secs_f64(),
             completed_per_s: if window.is_zero() {
                 0.0
@@ -270,6 +280,7 @@ pub fn results(settings: Settings, tally: &Tally, window: Duration, costs: Costs
             error_sample: tally.errors.iter().take(ERRORS_SHOWN).cloned().collect(),
         },
         latency_ms: Latency::of(&latencies),
+        compensation_ms: (settings.fraud_rate > 0.0).then(|| Latency::of(&tally.compensations)),
         cpu: Cpu {
             ticks_per_second: settings.ticks_per_second,
             processes,
@@ -320,12 +331,26 @@ pub fn render(r: &Results) -> String {
     ));
     let l = &r.latency_ms;
     out.push_str(&format!(
-        "latency     purchase → commission outcome: p50 {}  p90 {}  p99 {}  max {}\n\n",
+        "latency     purchase → commission outcome: p50 {}  p90 {}  p99 {}  max {}\n",
         millis(l.p50),
         millis(l.p90),
         millis(l.p99),
         millis(l.max)
     ));
+    if let Some(c) = &r.compensation_ms {
+        out.push_str(&format!(
+            "compensation fraud report → interactions discarded: p50 {}  p90 {}  p99 {}  max {} \
+             ({} of {} reported compensated, {} not heard to end)\n",
+            millis(c.p50),
+            millis(c.p90),
+            millis(c.p99),
+            millis(c.max),
+            s.compensated,
+            s.fraud_reported,
+            s.uncompensated
+        ));
+    }
+    out.push('\n');
 
     let mut cpu = Table::new(&["PROCESS", "PID", "CPU", "MS/SAGA"]).right_align(&[1, 2, 3]);
     for p in &r.cpu.processes {

@@ -29,6 +29,12 @@ pub struct Tally {
     /// Outcomes of sagas not started (yet).
     early: HashMap<String, (Ending, Instant)>,
     pub finished: Vec<Finished>,
+    /// Reported as fraud, compensation's end not heard yet: when the report was answered.
+    reported: HashMap<String, Instant>,
+    /// Compensations' ends heard before their fraud report's answer was read.
+    discarded_early: HashMap<String, Instant>,
+    /// Fraud report answered → interactions discarded, per compensated saga.
+    pub compensations: Vec<Duration>,
     pub started: usize,
     /// Visitors who failed before their saga started.
     pub failed: usize,
@@ -53,8 +59,33 @@ impl Tally {
         }
     }
 
-    /// An outcome arrived; whether it finished one of the run's sagas.
+    /// Marketing accepted the fraud report on `saga_id` at `reported`.
+    pub fn fraud_reported(&mut self, saga_id: String, reported: Instant) {
+        self.fraud_reported += 1;
+        match self.discarded_early.remove(&saga_id) {
+            Some(at) => self
+                .compensations
+                .push(at.saturating_duration_since(reported)),
+            None => {
+                self.reported.insert(saga_id, reported);
+            }
+        }
+    }
+
+    /// An outcome arrived; whether it finished one of the run's sagas (the end of a
+    /// compensation finishes no saga: it was counted when its forward path ended).
     pub fn heard(&mut self, heard: Heard) -> bool {
+        if heard.ending == Ending::Discarded {
+            match self.reported.remove(&heard.saga_id) {
+                Some(reported) => self
+                    .compensations
+                    .push(heard.at.saturating_duration_since(reported)),
+                None => {
+                    self.discarded_early.insert(heard.saga_id, heard.at);
+                }
+            }
+            return false;
+        }
         match self.open.remove(&heard.saga_id) {
             Some(purchased) => {
                 self.finish(heard.ending, purchased, heard.at);
@@ -80,9 +111,14 @@ impl Tally {
         self.open.keys()
     }
 
-    /// How many sagas are still open.
+    /// Sagas reported as fraud whose compensation has not been heard to end.
+    pub fn uncompensated(&self) -> impl Iterator<Item = &String> {
+        self.reported.keys()
+    }
+
+    /// How many sagas are still open, forward or compensating.
     pub fn open_count(&self) -> usize {
-        self.open.len()
+        self.open.len() + self.reported.len()
     }
 
     /// When the last outcome arrived.
@@ -137,6 +173,36 @@ mod tests {
             ]
         );
         assert_eq!(tally.last_finished(), Some(t + ms(50)));
+    }
+
+    #[test]
+    fn a_compensation_is_timed_from_its_report_whichever_is_read_first() {
+        let t = Instant::now();
+        let ms = Duration::from_millis;
+        let mut tally = Tally::default();
+        assert!(!tally.started("a".into(), t));
+        assert!(tally.heard(heard("a", Ending::Reserved, t + ms(30))));
+        tally.fraud_reported("a".into(), t + ms(40));
+        assert_eq!(
+            tally.open_count(),
+            1,
+            "a compensation under way keeps the run going"
+        );
+        assert!(!tally.heard(heard("a", Ending::Discarded, t + ms(100))));
+        // b's compensation ends before the answer to its fraud report is read.
+        assert!(!tally.started("b".into(), t));
+        assert!(tally.heard(heard("b", Ending::Reverted, t + ms(10))));
+        assert!(!tally.heard(heard("b", Ending::Discarded, t + ms(50))));
+        tally.fraud_reported("b".into(), t + ms(60));
+        tally.fraud_reported("c".into(), t + ms(70));
+        assert_eq!(tally.compensations, [ms(60), Duration::ZERO]);
+        assert_eq!(tally.uncompensated().collect::<Vec<_>>(), ["c"]);
+        assert_eq!((tally.fraud_reported, tally.open_count()), (3, 1));
+        assert_eq!(
+            tally.finished.len(),
+            2,
+            "compensations finish no saga twice"
+        );
     }
 
     #[test]
