@@ -22,10 +22,7 @@ const WAIT: Duration = Duration::from_secs(45);
 /// The shared platform, and a campaign of the test's own paying 10 % of each sale (min 5.00,
 /// max 50.00) from a 1,000.00 EUR budget.
 async fn platform_and_campaign() -> (PlatformClient, String) {
-    let platform = common::shared(DEADLINE);
-    let campaign = platform.active_campaign(100_000, 1_000).await.unwrap();
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    (platform, campaign)
+    common::shared_with_campaign(DEADLINE).await
 }
 
 /// A sale that completed, then was reported as fraud and compensated: saga and purchase ids,

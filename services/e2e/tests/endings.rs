@@ -3,7 +3,8 @@
 //! refusal is a rejection (never a dead letter), and a timeout announced after the saga
 //! completed in time is void.
 //!
-//! One test function runs every scenario on one platform (see `common`).
+//! One test per ending, each with a campaign of its own, on the platform the tests of this
+//! binary share (`common::shared`).
 
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use alpes_contracts::events::marketing::SagaTimedOut;
 use alpes_contracts::events::tracking::InteractionKind;
 use alpes_contracts::{EventMetadata, Timestamp};
 use alpes_e2e::timeline;
+use alpes_testkit::bus;
 use alpes_testkit::fixtures::{interaction, purchase};
 use serde_json::{Value, json};
 
@@ -30,7 +32,7 @@ fn step<'a>(saga: &'a Value, event_type: &str) -> &'a Value {
 }
 
 /// A `SagaTimedOut` for `saga` with `deadline`, published by hand (a fresh event id).
-async fn publish_timeout(services: &common::InProcess, saga: &str, deadline: Timestamp) {
+async fn publish_timeout(bus: &alpes_bus::Bus, saga: &str, deadline: Timestamp) {
     let timeout = SagaTimedOut {
         metadata: EventMetadata::new::<SagaTimedOut>()
             .in_saga(saga)
@@ -38,26 +40,35 @@ async fn publish_timeout(services: &common::InProcess, saga: &str, deadline: Tim
         deadline,
         last_status: "ATTRIBUTED".into(),
     };
-    services.bus.publisher().publish(&timeout).await.unwrap();
+    bus.publisher().publish(&timeout).await.unwrap();
 }
 
 fn time_of(step: &Value) -> Timestamp {
     step["occurred_at"].as_str().unwrap().parse().unwrap()
 }
 
-#[tokio::test]
-async fn every_saga_ends_whatever_each_hop_has_to_undo() {
-    let services = common::InProcess::start(DEADLINE).await;
-    let platform = services.platform.clone();
-    // 10 % of each sale, min 5.00, max 50.00, from a 1,000.00 EUR budget.
-    let campaign = platform.active_campaign(100_000, 1_000).await.unwrap();
-    tokio::time::sleep(Duration::from_secs(1)).await;
+/// A sale that completed, and when its commission was reserved.
+async fn completed_sale(
+    platform: &alpes_e2e::PlatformClient,
+    campaign: &str,
+    amount_minor: i64,
+) -> (String, Timestamp) {
+    let saga = platform.sale(campaign, amount_minor).await.unwrap().0;
+    let completed = platform
+        .saga_reaching(&saga, "COMPLETED", WAIT)
+        .await
+        .unwrap();
+    (saga, time_of(step(&completed, "CommissionReserved")))
+}
 
-    // 1. A saga published straight to the topic completes, then fraud compensates it to the
-    //    end although tracking never saw its interactions.
+#[tokio::test]
+async fn a_saga_tracking_never_saw_is_compensated_to_the_end() {
+    let bus = bus("e2e-endings").await;
+    let (platform, campaign) = common::shared_with_campaign(DEADLINE).await;
+    // Published straight to the topic: tracking never stored these interactions.
     let saga = format!("published-{}", uuid::Uuid::new_v4().simple());
     let visitor = format!("visitor-{}", uuid::Uuid::new_v4().simple());
-    let publisher = services.bus.publisher();
+    let publisher = bus.publisher();
     publisher
         .publish(&interaction(
             &visitor,
@@ -75,6 +86,7 @@ async fn every_saga_ends_whatever_each_hop_has_to_undo() {
         .saga_reaching(&saga, "COMPLETED", WAIT)
         .await
         .unwrap();
+    assert_eq!(platform.reserved_minor(&campaign).await.unwrap(), 1_200);
     platform.report_fraud(&saga, "chargeback").await.unwrap();
     let compensated = platform
         .saga_reaching(&saga, "COMPENSATED", WAIT)
@@ -91,8 +103,11 @@ async fn every_saga_ends_whatever_each_hop_has_to_undo() {
         Some("REVERTED")
     );
     assert_eq!(platform.reserved_minor(&campaign).await.unwrap(), 0);
+}
 
-    // 2. A purchase in USD on an EUR campaign is rejected with the reason, not dead-lettered.
+#[tokio::test]
+async fn a_purchase_in_another_currency_is_rejected_with_the_reason() {
+    let (platform, campaign) = common::shared_with_campaign(DEADLINE).await;
     let visitor = format!("visitor-{}", uuid::Uuid::new_v4().simple());
     platform
         .track("CLICK", &visitor, &campaign, Some("partner-1"), None)
@@ -133,20 +148,20 @@ async fn every_saga_ends_whatever_each_hop_has_to_undo() {
         Value::Null,
         "a rejected saga is final"
     );
+    assert_eq!(platform.reserved_minor(&campaign).await.unwrap(), 0);
+}
 
-    // 3. A timeout announced after the saga completed, with a deadline at or after the
-    //    reservation (the sweeper raced the completion, or a hand published it): void. The
-    //    sale stays paid and the saga COMPLETED.
-    let paid = platform.sale(&campaign, 20_000).await.unwrap().0;
-    let completed = platform
-        .saga_reaching(&paid, "COMPLETED", WAIT)
-        .await
-        .unwrap();
-    let reserved_at = time_of(step(&completed, "CommissionReserved"));
-    let before = platform.reserved_minor(&campaign).await.unwrap();
-    assert_eq!(before, 2_000);
-    publish_timeout(&services, &paid, reserved_at).await;
-    publish_timeout(&services, &paid, chrono::Utc::now()).await;
+/// A timeout announced after the saga completed, with a deadline at or after the reservation
+/// (the sweeper raced the completion, or a hand published it): void. The sale stays paid and
+/// the saga COMPLETED.
+#[tokio::test]
+async fn a_timeout_with_a_deadline_after_the_reservation_is_void() {
+    let bus = bus("e2e-endings").await;
+    let (platform, campaign) = common::shared_with_campaign(DEADLINE).await;
+    let (paid, reserved_at) = completed_sale(&platform, &campaign, 20_000).await;
+    assert_eq!(platform.reserved_minor(&campaign).await.unwrap(), 2_000);
+    publish_timeout(&bus, &paid, reserved_at).await;
+    publish_timeout(&bus, &paid, chrono::Utc::now()).await;
     // Both timeouts reach the log, and change nothing.
     let deadline = tokio::time::Instant::now() + WAIT;
     let logged = loop {
@@ -176,22 +191,18 @@ async fn every_saga_ends_whatever_each_hop_has_to_undo() {
         platform.commission_status(&paid).await.unwrap().as_deref(),
         Some("RESERVED")
     );
-    assert_eq!(platform.reserved_minor(&campaign).await.unwrap(), before);
+    assert_eq!(platform.reserved_minor(&campaign).await.unwrap(), 2_000);
+}
 
-    //    A timeout whose deadline came before the reservation stands: the saga is
-    //    compensated to the end and the budget released.
-    let late = platform.sale(&campaign, 30_000).await.unwrap().0;
-    let completed = platform
-        .saga_reaching(&late, "COMPLETED", WAIT)
-        .await
-        .unwrap();
-    let reserved_at = time_of(step(&completed, "CommissionReserved"));
-    publish_timeout(
-        &services,
-        &late,
-        reserved_at - chrono::Duration::milliseconds(1),
-    )
-    .await;
+/// A timeout whose deadline came before the reservation stands: the saga is compensated to the
+/// end and the budget released.
+#[tokio::test]
+async fn a_timeout_with_a_deadline_before_the_reservation_compensates_the_saga() {
+    let bus = bus("e2e-endings").await;
+    let (platform, campaign) = common::shared_with_campaign(DEADLINE).await;
+    let (late, reserved_at) = completed_sale(&platform, &campaign, 30_000).await;
+    assert_eq!(platform.reserved_minor(&campaign).await.unwrap(), 3_000);
+    publish_timeout(&bus, &late, reserved_at - chrono::Duration::milliseconds(1)).await;
     platform
         .saga_reaching(&late, "COMPENSATED", WAIT)
         .await
@@ -200,7 +211,5 @@ async fn every_saga_ends_whatever_each_hop_has_to_undo() {
         platform.commission_status(&late).await.unwrap().as_deref(),
         Some("REVERTED")
     );
-    assert_eq!(platform.reserved_minor(&campaign).await.unwrap(), before);
-
-    services.shutdown().await;
+    assert_eq!(platform.reserved_minor(&campaign).await.unwrap(), 0);
 }

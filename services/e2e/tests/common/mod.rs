@@ -60,6 +60,15 @@ pub fn shared(deadline: Duration) -> PlatformClient {
     }
 }
 
+/// The shared platform (see [`shared`]) and a campaign of the caller's own, active in every
+/// service: 10 % of each sale, min 5.00, max 50.00, from a 1,000.00 EUR budget.
+pub async fn shared_with_campaign(deadline: Duration) -> (PlatformClient, String) {
+    let platform = shared(deadline);
+    let campaign = platform.active_campaign(100_000, 1_000).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    (platform, campaign)
+}
+
 /// The four services of one test run.
 pub struct InProcess {
     pub platform: PlatformClient,
