@@ -100,10 +100,11 @@ up() {
       fi
       # One tokio worker thread per process (TOKIO_WORKER_THREADS overrides it): the stack shares
       # the machine's cores with the broker and the databases, and a service waits on I/O; with a
-      # worker per core its threads wake each other for every message (`alpes bench` at 100
-      # sagas/s, two runs each: 4.22–4.29 ms of the four services' CPU per saga with one worker,
-      # 4.71–4.85 ms with two). The allocator keeps the pages it freed (MIMALLOC_PURGE_DELAY=-1)
-      # rather than handing them back and faulting them in again (≈ 0.35 ms per saga).
+      # worker per core its threads wake each other for every message (`scripts/bench.sh --rate
+      # 100`, two runs each: 4.22–4.29 ms of the four services' CPU per saga with one worker,
+      # 4.71–4.85 ms with TOKIO_WORKER_THREADS=2). The allocator keeps the pages it freed
+      # (MIMALLOC_PURGE_DELAY=-1) rather than handing them back and faulting them in again (in
+      # one run, ≈ 0.35 ms per saga less than mimalloc's default; perf had shown the page faults).
       TOKIO_WORKER_THREADS="${TOKIO_WORKER_THREADS:-1}" \
         MIMALLOC_PURGE_DELAY="${MIMALLOC_PURGE_DELAY:--1}" \
         ALPES_HTTP_ADDR="127.0.0.1:$port" ALPES_LOG_FORMAT=json ALPES_PULSAR_TOKEN="$pulsar_token" \

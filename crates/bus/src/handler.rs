@@ -47,7 +47,7 @@ pub async fn settle<E: Event, H: Handler<E>>(handler: &H, delivery: Delivery<E>)
     };
     let metadata = delivery.event.metadata();
     // A failure that may pass (a fact still on its way, an outage) is part of normal operation;
-    // one that dead-letters the message is not.
+    // one that dead-letters the message is not. (A tracing level is fixed where it is written.)
     if error.is_retryable() {
         tracing::info!(
             event = E::event_type().name,
@@ -57,6 +57,7 @@ pub async fn settle<E: Event, H: Handler<E>>(handler: &H, delivery: Delivery<E>)
             %error,
             "message not handled yet"
         );
+        Outcome::Retry(error.to_string())
     } else {
         tracing::warn!(
             event = E::event_type().name,
@@ -66,10 +67,6 @@ pub async fn settle<E: Event, H: Handler<E>>(handler: &H, delivery: Delivery<E>)
             %error,
             "message cannot be handled"
         );
-    }
-    if error.is_retryable() {
-        Outcome::Retry(error.to_string())
-    } else {
         Outcome::Reject(error.to_string())
     }
 }

@@ -8,9 +8,10 @@
 //!   of one process carried (see `outbox`).
 //!
 //! A commit's events are one JSON text, not an array of documents: FerretDB stores the type of
-//! every field beside it and re-encodes the whole tree on each insert, which made the nested form
-//! cost ~1.7× the server CPU per commit (0.39 against 0.23 ms for an interaction's commit, in
-//! batches of 8). Nothing queries inside events: stores read commits by `_id` only.
+//! every field beside it and re-encodes the whole tree on each insert (a fifth of its CPU in its
+//! own profile). As text, FerretDB's CPU per saga fell by a fifth (4.9 → 3.9 ms at 100 sagas/s,
+//! `scripts/bench.sh`, README Performance). Nothing queries inside events: stores read commits
+//! by `_id` only.
 //! Outgoing payloads are BSON binary: as a `Vec<u8>` they became arrays of integers, 13 times
 //! their size; their properties are one string. Older documents (events as an array, payloads
 //! as integers, properties as a document) still read.
