@@ -7,23 +7,25 @@ mod run;
 use run::{Ran, alpes};
 use serde_json::Value;
 
+/// A run of 40 visitors, half buying, a quarter of the sales reported as fraud, with `extra`.
 async fn simulate(platform: fake::FakePlatform, extra: &[&str]) -> (Ran, fake::Shared) {
-    let (url, state) = fake::serve(platform).await;
     let mut args = vec![
-        "simulate",
         "--visitors",
         "40",
         "--purchase-rate",
         "0.5",
         "--fraud-rate",
         "0.25",
-        "--seed",
-        "11",
-        "--concurrency",
-        "4",
         "--json",
     ];
     args.extend(extra);
+    simulate_with(platform, &args).await
+}
+
+/// `alpes simulate` with `args` (and a seed, a concurrency) against `platform`.
+async fn simulate_with(platform: fake::FakePlatform, args: &[&str]) -> (Ran, fake::Shared) {
+    let (url, state) = fake::serve(platform).await;
+    let args = [&["simulate", "--seed", "11", "--concurrency", "4"], args].concat();
     let env = [
         ("ALPES_MARKETING_URL", url.as_str()),
         ("ALPES_TRACKING_URL", url.as_str()),
@@ -126,6 +128,48 @@ async fn a_budget_that_does_not_add_up_fails_the_run() {
         problems[0].contains("while its live commissions add up to"),
         "{problems:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_exact_number_of_frauds_each_with_its_timeline() {
+    let exact = [
+        "--visitors",
+        "5",
+        "--purchase-rate",
+        "1",
+        "--frauds",
+        "2",
+        "--timelines",
+    ];
+    let (ran, state) = simulate_with(fake::FakePlatform::default(), &exact).await;
+    assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
+    assert_eq!(state.lock().unwrap().fraud.len(), 2);
+    let headings: Vec<&str> = ran
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("--- saga "))
+        .collect();
+    assert_eq!(headings.len(), 5, "{}", ran.stdout);
+    let reported = headings
+        .iter()
+        .filter(|h| h.ends_with("(reported as fraud)"));
+    assert_eq!(reported.count(), 2, "{headings:?}");
+    // Each heading is followed by the saga as `alpes saga show` prints it.
+    assert_eq!(ran.stdout.matches("\nstatus").count(), 5, "{}", ran.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn more_frauds_than_sales_are_refused_before_anything_is_done() {
+    let greedy = ["--visitors", "3", "--purchase-rate", "1", "--frauds", "4"];
+    let (ran, state) = simulate_with(fake::FakePlatform::default(), &greedy).await;
+    assert_eq!(ran.code, 2, "{}\n{}", ran.stdout, ran.stderr);
+    assert!(
+        ran.stderr.contains("--frauds 4, but seed 11 plans 3 sales"),
+        "{}",
+        ran.stderr
+    );
+    let platform = state.lock().unwrap();
+    assert_eq!((platform.campaigns, platform.interactions.len()), (0, 0));
 }
 
 #[tokio::test(flavor = "multi_thread")]

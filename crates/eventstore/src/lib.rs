@@ -37,7 +37,7 @@ mod streams;
 
 pub use commit::{Commit, NewCommit, StoredEvent, Stream};
 pub use locks::StreamLocks;
-pub use memory::MemoryStore;
+pub use memory::{MemoryStore, Probe};
 pub use mongo::MongoStore;
 pub use projection::{Projection, rebuild, scan};
 pub use relay::{Relay, RelayError};

@@ -12,6 +12,8 @@
 //!   event store, outbox relay, consumers, readiness, HTTP, and the order they stop in.
 //! - [`shutdown::on_signals`]: a [`Shutdown`](alpes_bus::Shutdown) token cancelled by SIGTERM
 //!   or SIGINT. Readiness turns false at once; consumers drain; the relay flushes.
+//! - [`service::main`]: a service binary's whole `main` (configuration, logs, the listener,
+//!   signals) around its `run`.
 //!
 //! Every binary that links this crate allocates with mimalloc: under `alpes bench`, glibc's
 //! malloc and free were about a fifth of a service's CPU (perf), mostly small short-lived

@@ -28,6 +28,32 @@ use crate::health::Readiness;
 use crate::http;
 use crate::metrics::Metrics;
 
+/// A service's configuration: its clap flags, with the [`CommonArgs`] every service reads
+/// flattened in.
+pub trait ServiceConfig: clap::Parser {
+    /// The settings every service shares.
+    fn common(&self) -> &CommonArgs;
+}
+
+/// A service binary's whole `main`: reads the configuration from flags and `ALPES_*`
+/// variables, starts the logs, binds the HTTP address and runs `run` until SIGTERM or SIGINT
+/// (the tests call `run` with a listener and a token of their own).
+pub async fn main<C, Fut, E>(run: impl FnOnce(C, TcpListener, Shutdown) -> Fut) -> Result<(), E>
+where
+    C: ServiceConfig,
+    Fut: Future<Output = Result<(), E>>,
+    E: From<std::io::Error>,
+{
+    let config = C::parse();
+    crate::telemetry::init(config.common().log_format);
+    let shutdown = crate::shutdown::on_signals();
+    let addr = config.common().http_addr;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("binding {addr}: {e}")))?;
+    run(config, listener, shutdown).await
+}
+
 /// Why a service could not start, or stopped badly.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {

@@ -10,7 +10,7 @@ use alpes_contracts::events::marketing::{
 use alpes_contracts::events::tracking::InteractionTracked;
 use alpes_runtime::config::CommonArgs;
 use alpes_runtime::http;
-use alpes_runtime::service::ServiceRuntime;
+use alpes_runtime::service::{ServiceConfig, ServiceRuntime};
 use tokio::net::TcpListener;
 
 use crate::adapters;
@@ -39,6 +39,12 @@ pub struct Config {
     /// needs its own).
     #[arg(long, env = "ALPES_ATTRIBUTION_SUBSCRIPTION", default_value = SUBSCRIPTION)]
     pub subscription: String,
+}
+
+impl ServiceConfig for Config {
+    fn common(&self) -> &CommonArgs {
+        &self.common
+    }
 }
 
 /// Runs the service on `listener` until `shutdown`; then stops taking requests and messages,

@@ -20,7 +20,7 @@ use alpes_contracts::events::tracking::{InteractionTracked, InteractionsDiscarde
 use alpes_eventstore::MongoStore;
 use alpes_runtime::config::{CommonArgs, parse_duration};
 use alpes_runtime::http;
-use alpes_runtime::service::{RuntimeError, ServiceRuntime};
+use alpes_runtime::service::{RuntimeError, ServiceConfig, ServiceRuntime};
 use alpes_sagalog::{Recorder, SagaEvent, SagaLog};
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -56,6 +56,12 @@ pub struct Config {
     pub subscription: String,
     #[command(flatten)]
     pub saga_log: SagaLogArgs,
+}
+
+impl ServiceConfig for Config {
+    fn common(&self) -> &CommonArgs {
+        &self.common
+    }
 }
 
 /// The saga log's configuration.

@@ -5,7 +5,7 @@ use alpes_bus::Shutdown;
 use alpes_contracts::events::attribution::AttributionReverted;
 use alpes_runtime::config::CommonArgs;
 use alpes_runtime::http;
-use alpes_runtime::service::ServiceRuntime;
+use alpes_runtime::service::{ServiceConfig, ServiceRuntime};
 use tokio::net::TcpListener;
 
 use crate::adapters::{self, consumer::SUBSCRIPTION};
@@ -31,6 +31,12 @@ pub struct Config {
     /// Pulsar subscription the replicas share (a second deployment needs its own).
     #[arg(long, env = "ALPES_TRACKING_SUBSCRIPTION", default_value = SUBSCRIPTION)]
     pub subscription: String,
+}
+
+impl ServiceConfig for Config {
+    fn common(&self) -> &CommonArgs {
+        &self.common
+    }
 }
 
 /// Runs the service on `listener` until `shutdown`; then stops taking requests and messages,

@@ -169,7 +169,7 @@ async fn measure(
     let visitors = plan::plan(&PlanConfig {
         visitors: planned,
         purchase_rate: 1.0,
-        fraud_rate: args.fraud_rate,
+        frauds: plan::FraudShare::Rate(args.fraud_rate),
         partners: PARTNERS,
         seed: SEED,
     });

@@ -2,7 +2,7 @@
 //! scripts (`--json`, the server's JSON as it came).
 
 pub mod model;
-mod render;
+pub(crate) mod render;
 
 use std::process::ExitCode;
 

@@ -1,7 +1,8 @@
 //! After the sagas settled: what the money and the saga log say, beyond each saga's status.
 //!
 //! - each saga's commission is live (RESERVED or CONFIRMED) exactly when its saga COMPLETED: a
-//!   compensated or rejected saga keeps no reservation;
+//!   compensated or rejected saga keeps no reservation, and one compensated after it COMPLETED
+//!   (fraud reported once the sale went through) has its commission REVERTED;
 //! - the campaign's budget has reserved exactly the sum of the live commissions (only for a
 //!   campaign the run created: another's may carry other traffic);
 //! - no step is in a saga's log twice (two events of one type: a hop applied twice, e.g. by two
@@ -41,6 +42,9 @@ fn commission_problem(outcome: &Outcome, commission: Option<&Commission>) -> Opt
     let held = commission.is_some_and(|c| live(&c.status));
     let shown = commission.map_or("none", |c| c.status.as_str());
     match outcome.status.as_deref() {
+        Some("COMPENSATED") if outcome.reported_completed && shown != "REVERTED" => Some(format!(
+            "COMPENSATED after it COMPLETED, but its commission is {shown}, not REVERTED"
+        )),
         Some("COMPLETED") if !held => Some(format!("COMPLETED, but its commission is {shown}")),
         Some("COMPENSATED" | "REJECTED") if held => Some(format!(
             "{}, but its commission is still {shown}",
@@ -142,6 +146,7 @@ mod tests {
         Outcome {
             saga_id: "s".into(),
             fraud: status == "COMPENSATED",
+            reported_completed: false,
             status: Some(status.into()),
             settled: true,
             log_ms: None,
@@ -175,6 +180,22 @@ mod tests {
             assert_eq!(commission_problem(&ended, None), None);
             let problem = commission_problem(&ended, Some(&commission("RESERVED"))).unwrap();
             assert!(problem.contains("still RESERVED"), "{problem}");
+        }
+    }
+
+    #[test]
+    fn a_sale_compensated_after_it_completed_leaves_its_commission_reverted() {
+        let compensated = Outcome {
+            reported_completed: true,
+            ..outcome("COMPENSATED")
+        };
+        assert_eq!(
+            commission_problem(&compensated, Some(&commission("REVERTED"))),
+            None
+        );
+        for wrong in [Some(commission("REJECTED")), None] {
+            let problem = commission_problem(&compensated, wrong.as_ref()).unwrap();
+            assert!(problem.contains("not REVERTED"), "{problem}");
         }
     }
 

@@ -84,6 +84,7 @@ async fn drive(context: &Simulation, visitor: VisitorPlan) -> Result<Option<Star
         saga_id,
         fraud: purchase.fraud,
         reported: false,
+        reported_completed: false,
         purchased,
     };
     if started.fraud && context.fraud_when == FraudWhen::AtOnce {

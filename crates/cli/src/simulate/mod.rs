@@ -6,7 +6,8 @@
 //! time) and the watcher, which polls `GET /sagas/{id}` for every saga started, reports fraud
 //! once a fraud saga has COMPLETED (unless `--fraud-when at-once`), and notes when each saga
 //! reaches its final status. When the drivers are done the watcher gets `--timeout` more to see
-//! every saga settle; then [`report`] judges the outcomes.
+//! every saga settle; then [`audit`] reads the money and the log, [`report`] judges the
+//! outcomes, and `--timelines` prints every saga as `alpes saga show` does.
 
 pub(crate) mod audit;
 mod drive;
@@ -30,7 +31,7 @@ use tokio::sync::{Mutex, mpsc};
 
 use crate::PulsarArgs;
 use drive::drive_all;
-use plan::PlanConfig;
+use plan::{FraudShare, PlanConfig};
 use platform::{PlatformApi, ServiceArgs};
 pub(crate) use progress::Bars;
 use report::Run;
@@ -50,9 +51,11 @@ pub const EXAMPLES: &str = "Examples:
   alpes simulate --visitors 1000 --purchase-rate 0.5 --fraud-rate 0.1 --concurrency 16 --json
   alpes simulate --visitors 50 --purchase-rate 1 --fraud-rate 0 --budget 20000   (runs out of budget)
   alpes simulate --campaign c-spring --fraud-via topic --fraud-when at-once
+  alpes simulate --visitors 6 --purchase-rate 1 --frauds 3 --fraud-via topic --timelines
 
 Each visitor views and clicks a partner's link, then buys with probability --purchase-rate.
-round(--fraud-rate × sales) of the sales, chosen by the seed, are reported as fraud: by default
+round(--fraud-rate × sales) of the sales (or exactly --frauds), chosen by the seed, are reported
+as fraud: by default
 once their saga is COMPLETED, with --fraud-when at-once right after the purchase.
 Verdict: a fraud sale must end COMPENSATED, any other sale COMPLETED; REJECTED is accepted
 only when --budget was set (running out of budget is then the point). Then the money and the
@@ -91,6 +94,10 @@ pub struct SimulateArgs {
     /// Fraction of the sales reported as fraud (0 to 1).
     #[arg(long, default_value_t = 0.1, value_parser = rate)]
     pub fraud_rate: f64,
+    /// Exactly this many sales reported as fraud, instead of --fraud-rate (refused when the
+    /// plan has fewer sales).
+    #[arg(long, conflicts_with = "fraud_rate")]
+    pub frauds: Option<u32>,
     /// An existing ACTIVE campaign; by default the run creates and activates one.
     #[arg(long)]
     pub campaign: Option<String>,
@@ -128,6 +135,9 @@ pub struct SimulateArgs {
     /// Print the summary and every saga's outcome as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Before the summary, print every saga's timeline as `alpes saga show` does.
+    #[arg(long, conflicts_with = "json")]
+    pub timelines: bool,
     #[command(flatten)]
     pub services: ServiceArgs,
     #[command(flatten)]
@@ -159,6 +169,8 @@ struct Started {
     /// Whether its script reports it as fraud (and, at once, whether that report went out).
     fraud: bool,
     reported: bool,
+    /// Whether the report went out once the saga log showed it COMPLETED.
+    reported_completed: bool,
     purchased: Instant,
 }
 
@@ -221,7 +233,9 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     let plan = plan::plan(&PlanConfig {
         visitors: args.visitors,
         purchase_rate: args.purchase_rate,
-        fraud_rate: args.fraud_rate,
+        frauds: args
+            .frauds
+            .map_or(FraudShare::Rate(args.fraud_rate), FraudShare::Count),
         partners: args.partners,
         seed,
     });
@@ -230,6 +244,14 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .filter(|v| v.purchase.is_some_and(|p| p.fraud))
         .count();
+    if let Some(wanted) = args.frauds.filter(|&wanted| wanted as usize > sales) {
+        return Err(crate::Refused(format!(
+            "--frauds {wanted}, but seed {seed} plans {sales} sales: raise --visitors or \
+             --purchase-rate"
+        ))
+        .into());
+    }
+    platform.ensure_ready().await?;
     let sink = match args.fraud_via {
         FraudVia::Topic if frauds > 0 => FraudSink::Topic(Box::new(
             args.pulsar.connect(crate::publish::PRODUCER).await?,
@@ -312,6 +334,9 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         let body = json!({"summary": summary, "sagas": watched.outcomes});
         println!("{}", serde_json::to_string_pretty(&body)?);
     } else {
+        if args.timelines {
+            print_timelines(&context.platform, &watched.outcomes).await;
+        }
         print!("{}", report::render(&summary));
     }
     Ok(if summary.ok {
@@ -319,6 +344,23 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Every saga's timeline as the saga log now shows it, in the order the sagas settled.
+async fn print_timelines(platform: &PlatformApi, outcomes: &[report::Outcome]) {
+    for outcome in outcomes {
+        let what = if outcome.fraud {
+            "reported as fraud"
+        } else {
+            "a sale"
+        };
+        println!("--- saga {} ({what})", outcome.saga_id);
+        match platform.saga(&outcome.saga_id).await {
+            Ok(Some(saga)) => println!("{}", crate::saga::render::saga(&saga)),
+            Ok(None) => println!("(the saga log does not know it)\n"),
+            Err(e) => println!("(the saga log did not answer: {e})\n"),
+        }
+    }
 }
 
 fn random_seed() -> u64 {

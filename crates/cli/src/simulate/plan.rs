@@ -39,11 +39,31 @@ pub struct PlanConfig {
     pub visitors: u32,
     /// Probability that a visitor buys, 0..=1.
     pub purchase_rate: f64,
-    /// Fraction of the sales reported as fraud, 0..=1 (rounded to whole sales).
-    pub fraud_rate: f64,
+    /// How many of the sales are reported as fraud.
+    pub frauds: FraudShare,
     /// How many partners the traffic comes through.
     pub partners: u32,
     pub seed: u64,
+}
+
+/// How many sales a plan reports as fraud.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FraudShare {
+    /// A fraction of the sales, 0..=1, rounded to whole sales.
+    Rate(f64),
+    /// Exactly this many sales (all of them when there are fewer).
+    Count(u32),
+}
+
+impl FraudShare {
+    /// How many of `sales` sales this share is.
+    pub fn of(self, sales: usize) -> usize {
+        match self {
+            Self::Rate(rate) => (rate * sales as f64).round() as usize,
+            Self::Count(count) => count as usize,
+        }
+        .min(sales)
+    }
 }
 
 /// One visitor's script.
@@ -70,7 +90,7 @@ pub struct PlannedPurchase {
 const AMOUNTS: (i64, i64) = (1_000, 50_000);
 
 /// Every visitor's script. Each visitor buys with probability `purchase_rate`; exactly
-/// `round(fraud_rate × sales)` of the sales, chosen uniformly, are reported as fraud.
+/// `frauds.of(sales)` of the sales, chosen uniformly, are reported as fraud.
 pub fn plan(config: &PlanConfig) -> Vec<VisitorPlan> {
     let mut rng = Rng::new(config.seed);
     let partners = u64::from(config.partners.max(1));
@@ -95,9 +115,9 @@ pub fn plan(config: &PlanConfig) -> Vec<VisitorPlan> {
         .filter(|(_, v)| v.purchase.is_some())
         .map(|(i, _)| i)
         .collect();
-    let frauds = (config.fraud_rate * buyers.len() as f64).round() as usize;
+    let frauds = config.frauds.of(buyers.len());
     // A partial Fisher–Yates shuffle: the first `frauds` buyers are a uniform sample.
-    for i in 0..frauds.min(buyers.len()) {
+    for i in 0..frauds {
         let j = i + rng.below((buyers.len() - i) as u64) as usize;
         buyers.swap(i, j);
         if let Some(purchase) = visitors[buyers[i]].purchase.as_mut() {
@@ -115,7 +135,7 @@ mod tests {
         PlanConfig {
             visitors,
             purchase_rate,
-            fraud_rate,
+            frauds: FraudShare::Rate(fraud_rate),
             partners: 5,
             seed,
         }
@@ -167,5 +187,19 @@ mod tests {
         assert_eq!(counts(&plan(&config(50, 1.0, 1.0, 1))), (50, 50));
         let half = plan(&config(6, 1.0, 0.5, 9));
         assert_eq!(counts(&half), (6, 3));
+    }
+
+    #[test]
+    fn a_fraud_count_is_exact_and_capped_at_the_sales() {
+        let exact = PlanConfig {
+            frauds: FraudShare::Count(4),
+            ..config(10, 1.0, 0.0, 3)
+        };
+        assert_eq!(counts(&plan(&exact)), (10, 4));
+        let more = PlanConfig {
+            frauds: FraudShare::Count(40),
+            ..config(10, 1.0, 0.0, 3)
+        };
+        assert_eq!(counts(&plan(&more)), (10, 10));
     }
 }

@@ -99,6 +99,25 @@ struct KnownCampaign {
 }
 
 impl PlatformApi {
+    /// Before a run changes anything: every service answers `GET /readyz` and marketing's saga
+    /// log takes the token, so that a platform not up (or a wrong token) is one clear error,
+    /// not a run of failed requests.
+    pub async fn ensure_ready(&self) -> anyhow::Result<()> {
+        for api in [
+            &self.marketing,
+            &self.tracking,
+            &self.attribution,
+            &self.commission,
+        ] {
+            let _: Json = api.get(api.url(&["readyz"], &[])).await?;
+        }
+        let _: Json = self
+            .marketing
+            .get(self.marketing.url(&["sagas", "stats"], &[]))
+            .await?;
+        Ok(())
+    }
+
     /// Creates a campaign (`POST /campaigns`) and activates it; its id.
     pub async fn open_campaign(&self, name: &str, budget: &Money) -> Result<String, RequestError> {
         let (percentage_bps, minimum_minor, maximum_minor) = TERMS;

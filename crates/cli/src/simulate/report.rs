@@ -24,6 +24,9 @@ pub struct Outcome {
     pub saga_id: String,
     /// Whether its script reported it as fraud.
     pub fraud: bool,
+    /// Whether that report went out once the saga log showed the sale COMPLETED: its
+    /// commission was reserved, so compensation must leave it REVERTED.
+    pub reported_completed: bool,
     /// The last status seen; `None` when the saga log never showed the saga.
     pub status: Option<String>,
     /// Whether `status` is final for this saga's script.
@@ -356,6 +359,7 @@ mod tests {
         Outcome {
             saga_id: saga.into(),
             fraud,
+            reported_completed: false,
             status: Some(status.into()),
             settled,
             log_ms: Some(ms),

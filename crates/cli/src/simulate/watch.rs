@@ -157,6 +157,7 @@ impl<'a> Watch<'a> {
                     self.outcomes.push(Outcome {
                         saga_id: w.started.saga_id.clone(),
                         fraud: w.started.fraud,
+                        reported_completed: w.started.reported_completed,
                         status: Some(saga.status.clone()),
                         settled: true,
                         log_ms: saga.duration_ms,
@@ -193,6 +194,7 @@ impl<'a> Watch<'a> {
             match result {
                 Ok(()) => {
                     w.started.reported = true;
+                    w.started.reported_completed = true;
                     self.reported += 1;
                     self.bars
                         .sagas
@@ -213,6 +215,7 @@ impl<'a> Watch<'a> {
             self.outcomes.push(Outcome {
                 saga_id: w.started.saga_id,
                 fraud: w.started.fraud,
+                reported_completed: w.started.reported_completed,
                 status: w.last_status,
                 settled: false,
                 log_ms: w.log_ms,

@@ -45,6 +45,10 @@ pub type Shared = Arc<Mutex<FakePlatform>>;
 pub async fn serve(platform: FakePlatform) -> (String, Shared) {
     let state: Shared = Arc::new(Mutex::new(platform));
     let app = Router::new()
+        .route(
+            "/readyz",
+            get(|| async { Json(json!({"status": "ready"})) }),
+        )
         .route("/campaigns", post(create_campaign))
         .route("/campaigns/{id}/activate", post(activate))
         .route("/campaigns/{id}", get(known_campaign))

@@ -8,14 +8,12 @@ use alpes_contracts::events::attribution::{
 use alpes_contracts::events::commission::CommissionReverted;
 use alpes_contracts::events::marketing::{CampaignActivated, CampaignPaused};
 use alpes_contracts::events::tracking::{InteractionKind, InteractionTracked, Purchase as Order};
-use std::sync::{Arc, Mutex};
 
 use alpes_bus::Attempt;
 use alpes_contracts::{Event, EventMetadata, Money, codec};
-use alpes_eventstore::{Commit, EventStore, MemoryStore, NewCommit, StoredEvent};
+use alpes_eventstore::{Commit, EventStore, MemoryStore, NewCommit, Probe, StoredEvent};
 use alpes_testkit::fixtures;
 use chrono::Utc;
-use tokio::sync::Notify;
 
 use super::index::{SagaLinkEvent, VisitorEvent, visitor_stream};
 use super::journeys::{announcements, journey_id};
@@ -494,91 +492,11 @@ fn derived_journey_ids_are_stable_and_distinct() {
     assert!(uuid::Uuid::parse_str(&journey_id("v", 1)).is_ok());
 }
 
-/// The in-memory store, with a hand on appends: the next append to a stream whose name starts
-/// with a prefix fails as if the process crashed before it (`crash_before`), or waits until
-/// told to go on (`pause_before`). It also notes the streams loaded and the pages replayed.
-#[derive(Clone, Default)]
-struct Probe {
-    store: MemoryStore,
-    crash: Arc<Mutex<Option<String>>>,
-    pause: Arc<Mutex<Option<Pause>>>,
-    loads: Arc<Mutex<Vec<String>>>,
-    replays: Arc<Mutex<usize>>,
-}
-
-struct Pause {
-    prefix: String,
-    reached: Arc<Notify>,
-    resume: Arc<Notify>,
-}
-
-impl Probe {
-    fn crash_before(&self, prefix: &str) {
-        *self.crash.lock().unwrap() = Some(prefix.into());
-    }
-
-    /// Returns (notified when an append reaches the pause, notify to let it go on).
-    fn pause_before(&self, prefix: &str) -> (Arc<Notify>, Arc<Notify>) {
-        let (reached, resume) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
-        *self.pause.lock().unwrap() = Some(Pause {
-            prefix: prefix.into(),
-            reached: reached.clone(),
-            resume: resume.clone(),
-        });
-        (reached, resume)
-    }
-}
-
-/// Takes what `slot` holds if `matches` says it applies to this append.
-fn take_if<T>(slot: &Mutex<Option<T>>, matches: impl Fn(&T) -> bool) -> Option<T> {
-    let mut slot = slot.lock().unwrap();
-    slot.as_ref().is_some_and(matches).then(|| slot.take())?
-}
-
-impl EventStore for Probe {
-    async fn load(&self, stream: &str) -> Result<alpes_eventstore::Stream, StoreError> {
-        self.loads.lock().unwrap().push(stream.to_owned());
-        self.store.load(stream).await
-    }
-
-    async fn append(&self, commit: NewCommit) -> Result<Commit, StoreError> {
-        if take_if(&self.crash, |p| commit.stream.starts_with(p.as_str())).is_some() {
-            return Err(StoreError::Write("crashed before the write".into()));
-        }
-        if let Some(pause) = take_if(&self.pause, |p| commit.stream.starts_with(&p.prefix)) {
-            pause.reached.notify_one();
-            pause.resume.notified().await;
-        }
-        self.store.append(commit).await
-    }
-
-    async fn unpublished(&self, limit: usize) -> Result<Vec<Commit>, StoreError> {
-        self.store.unpublished(limit).await
-    }
-
-    async fn mark_published(&self, commits: &[Commit]) -> Result<(), StoreError> {
-        self.store.mark_published(commits).await
-    }
-
-    async fn replay(
-        &self,
-        after: Option<&Commit>,
-        limit: usize,
-    ) -> Result<Vec<Commit>, StoreError> {
-        *self.replays.lock().unwrap() += 1;
-        self.store.replay(after, limit).await
-    }
-
-    fn appended(&self) -> &Notify {
-        self.store.appended()
-    }
-}
-
 #[tokio::test]
 async fn a_crash_between_the_conversion_and_the_saga_link_is_resumed_by_the_redelivery() {
     let probe = Probe::default();
     let app = Attribution::new(probe.clone());
-    let store = probe.store.clone();
+    let store = probe.store().clone();
     spring(&app).await;
     app.track(&click("v"), Attempt::Last).await.unwrap();
     let bought = purchase("v", "saga-1");
@@ -741,7 +659,7 @@ impl<S: EventStore> Legacy<'_, S> {
 async fn once_swept_only_the_visitors_named_by_the_sweep_have_their_old_index_looked_up() {
     let probe = Probe::default();
     let app = Attribution::new(probe.clone());
-    let store = probe.store.clone();
+    let store = probe.store().clone();
     spring(&app).await;
     let legacy = Legacy {
         app: &app,
@@ -751,12 +669,12 @@ async fn once_swept_only_the_visitors_named_by_the_sweep_have_their_old_index_lo
     let old = legacy.open().await;
     let before = app.track(&click("new"), Attempt::Last).await.unwrap();
     assert!(
-        probe.loads.lock().unwrap().contains(&visitor_stream("new")),
+        probe.loads().contains(&visitor_stream("new")),
         "before the sweep, every visitor is looked up"
     );
 
     app.sweep_legacy_visitors().await.unwrap();
-    probe.loads.lock().unwrap().clear();
+    probe.forget_loads();
     let new_click = app.track(&click("newer"), Attempt::Last).await.unwrap();
     let old_click = app.track(&click("old"), Attempt::Last).await.unwrap();
 
@@ -767,25 +685,25 @@ async fn once_swept_only_the_visitors_named_by_the_sweep_have_their_old_index_lo
         old,
         "a named visitor's old journey goes on"
     );
-    let loads = probe.loads.lock().unwrap().clone();
+    let loads = probe.loads();
     assert!(!loads.contains(&visitor_stream("newer")), "{loads:?}");
     assert!(loads.contains(&visitor_stream("old")), "{loads:?}");
 
-    let replays = *probe.replays.lock().unwrap();
+    let replays = probe.replays();
     let restarted = Attribution::new(probe.clone());
     restarted.sweep_legacy_visitors().await.unwrap();
     assert_eq!(
-        *probe.replays.lock().unwrap(),
+        probe.replays(),
         replays,
         "the next process reads the answer instead of sweeping again"
     );
-    probe.loads.lock().unwrap().clear();
+    probe.forget_loads();
     restarted
         .track(&click("newest"), Attempt::Last)
         .await
         .unwrap();
     restarted.track(&click("old"), Attempt::Last).await.unwrap();
-    let loads = probe.loads.lock().unwrap().clone();
+    let loads = probe.loads();
     assert!(!loads.contains(&visitor_stream("newest")), "{loads:?}");
     assert!(loads.contains(&visitor_stream("old")), "{loads:?}");
 }

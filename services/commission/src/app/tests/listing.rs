@@ -3,62 +3,14 @@
 //! served from the budgets and the registry — never from a replay of the store, but for the
 //! one legacy sweep per database.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-use alpes_eventstore::{Commit, Stream};
-use tokio::sync::Notify;
+use alpes_eventstore::Probe;
 
 use super::*;
 
-/// The in-memory store, counting replays: the list must not come from one.
-#[derive(Clone, Default)]
-struct Counting {
-    store: MemoryStore,
-    replays: Arc<AtomicUsize>,
-}
-
-impl Counting {
-    fn replays(&self) -> usize {
-        self.replays.load(Ordering::SeqCst)
-    }
-}
-
-impl EventStore for Counting {
-    async fn load(&self, stream: &str) -> Result<Stream, StoreError> {
-        self.store.load(stream).await
-    }
-
-    async fn append(&self, commit: NewCommit) -> Result<Commit, StoreError> {
-        self.store.append(commit).await
-    }
-
-    async fn unpublished(&self, limit: usize) -> Result<Vec<Commit>, StoreError> {
-        self.store.unpublished(limit).await
-    }
-
-    async fn mark_published(&self, commits: &[Commit]) -> Result<(), StoreError> {
-        self.store.mark_published(commits).await
-    }
-
-    async fn replay(
-        &self,
-        after: Option<&Commit>,
-        limit: usize,
-    ) -> Result<Vec<Commit>, StoreError> {
-        self.replays.fetch_add(1, Ordering::SeqCst);
-        self.store.replay(after, limit).await
-    }
-
-    fn appended(&self) -> &Notify {
-        self.store.appended()
-    }
-}
-
 /// An instance over a new database, its legacy sweep done: what it lists from now on is
 /// what the handlers record, not what a sweep would find.
-async fn counting() -> (Commissions<Counting>, Counting) {
-    let store = Counting::default();
+async fn counting() -> (Commissions<Probe>, Probe) {
+    let store = Probe::default();
     let app = Commissions::new(store.clone());
     app.prepare_listing().await.unwrap();
     (app, store)
@@ -378,7 +330,7 @@ async fn the_list_never_replays_the_store_but_once_per_database() {
     // the list is not a replay. The redelivery reaches the budget, and lists it.
     let sale = attributed("saga-0", CAMPAIGN, 120_00);
     crashed_after(
-        &store.store,
+        store.store(),
         "commission-saga-0",
         &[CommissionEvent::Attributed {
             commission_id: "commission-saga-0".to_owned(),
@@ -439,10 +391,7 @@ async fn commissions_an_earlier_version_wrote_are_listed_after_one_sweep() {
         }],
     )
     .await;
-    let legacy = Counting {
-        store: without_registry(&store).await,
-        replays: Arc::default(),
-    };
+    let legacy = Probe::over(without_registry(&store).await);
 
     let app = Commissions::new(legacy.clone());
     let everything = commission_ids(&["saga-1", "saga-2", "saga-3", "saga-4", "saga-5"]);
