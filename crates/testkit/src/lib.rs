@@ -1,6 +1,7 @@
 //! What every alpes test suite against the real local stack needs, written once: the stack's
 //! settings ([`env`], [`common`]), names of a test's own ([`unique`], [`database`]), the test
-//! suites' Pulsar namespace ([`namespace`]), a service running in process ([`Service`]), an
+//! suites' Pulsar namespace ([`namespace`]), a service running in process ([`Service`]) or
+//! just its routes ([`serve`]), an
 //! observer of a topic ([`Observer`]), and the contract events tests publish ([`fixtures`]).
 //!
 //! Every suite runs in [`NAMESPACE`], so a platform left running (`scripts/demo.sh`, in
@@ -92,6 +93,15 @@ pub async fn postgres(name: &str) -> String {
     alpes_sagalog::ensure_database(&server, name)
         .await
         .expect("Postgres of the local stack (scripts/stack.sh up)")
+}
+
+/// Serves `router` (a service's routes over an in-memory store, say) on a free loopback port
+/// for as long as the test's runtime lasts; its base URL, `http://127.0.0.1:<port>`.
+pub async fn serve(router: axum::Router) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+    let base = format!("http://{}", listener.local_addr().expect("a bound port"));
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    base
 }
 
 /// A service running in process, spoken to over HTTP with the test token.

@@ -93,10 +93,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_path_id_that_breaks_its_limit_is_a_400_naming_it() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
         let router = routes(Attribution::new(MemoryStore::new()), &testing::access());
-        tokio::spawn(async move { axum::serve(listener, router).await });
+        let base = alpes_testkit::serve(router).await;
         let long = "x".repeat(129);
         for (path, field) in [
             ("journeys/a%00b".to_owned(), "id"),

@@ -227,10 +227,8 @@ mod tests {
 
     #[tokio::test]
     async fn ids_in_paths_and_queries_that_break_their_limits_are_a_400_naming_them() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
         let router = routes(Commissions::new(MemoryStore::new()), &testing::access());
-        tokio::spawn(async move { axum::serve(listener, router).await });
+        let base = alpes_testkit::serve(router).await;
         let http = reqwest::Client::new();
         let long = "x".repeat(300);
         let cases = [

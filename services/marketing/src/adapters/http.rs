@@ -284,14 +284,11 @@ mod tests {
 
     /// Serves the API over an in-memory store; returns its base URL.
     async fn serve() -> String {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
         let router = routes(
             Marketing::new(MemoryStore::new(), ReadModels::in_memory()),
             &Access::new(Tokens::all_scopes(TOKEN)),
         );
-        tokio::spawn(async move { axum::serve(listener, router).await });
-        base
+        alpes_testkit::serve(router).await
     }
 
     fn campaign() -> Value {

@@ -155,12 +155,9 @@ mod tests {
 
     /// Serves the API over an in-memory store; returns its base URL.
     async fn serve() -> String {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
         let access = Access::new(Tokens::all_scopes(TOKEN));
         let router = routes(Tracking::new(MemoryStore::new()), &access);
-        tokio::spawn(async move { axum::serve(listener, router).await });
-        base
+        alpes_testkit::serve(router).await
     }
 
     fn purchase() -> Value {
@@ -292,9 +289,7 @@ mod tests {
         let router = routes(Tracking::new(MemoryStore::new()), &testing::access());
         testing::assert_guarded(&router, "GET", "/interactions/i-1", Scope::Read).await;
 
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, router).await });
+        let base = alpes_testkit::serve(router).await;
         let (status, tracked) = post(&base, &purchase()).await;
         assert_eq!(status, 202, "no token needed: {tracked}");
     }
