@@ -55,12 +55,12 @@ pub const EXAMPLES: &str = "Examples:
 
 Each visitor views and clicks a partner's link, then buys with probability --purchase-rate.
 round(--fraud-rate × sales) of the sales (or exactly --frauds), chosen by the seed, are reported
-as fraud: by default
-once their saga is COMPLETED, with --fraud-when at-once right after the purchase.
+as fraud: by default once their saga is COMPLETED, with --fraud-when at-once right after the
+purchase.
 Verdict: a fraud sale must end COMPENSATED, any other sale COMPLETED; REJECTED is accepted
 only when --budget was set (running out of budget is then the point). Then the money and the
-log: a COMPLETED saga's commission is RESERVED or CONFIRMED, any other's holds nothing, the
-campaign's budget reserved exactly their sum (when the run created it), and no event type is
+log: a COMPLETED saga's commission is RESERVED or CONFIRMED, any other's holds nothing (and is
+REVERTED when fraud was reported after the sale COMPLETED), the campaign's budget reserved exactly their sum (when the run created it), and no event type is
 in a saga's log twice. Anything else, or a saga still moving --timeout after the last purchase,
 exits 1.";
 
