@@ -113,6 +113,35 @@ impl PlatformClient {
         Ok(id)
     }
 
+    /// [`PlatformClient::active_campaign`], returned once attribution and commission both know
+    /// it ACTIVE (they learn of it from its events; a purchase before that would wait or be
+    /// refused).
+    pub async fn known_campaign(
+        &self,
+        budget_minor: i64,
+        percentage_bps: i32,
+    ) -> anyhow::Result<String> {
+        let id = self.active_campaign(budget_minor, percentage_bps).await?;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        for url in [
+            format!("{}/campaigns/{id}", self.attribution),
+            format!("{}/budgets/{id}", self.commission),
+        ] {
+            loop {
+                let (status, body) = self.get(url.clone()).await?;
+                if status == 200 && body["status"] == "ACTIVE" {
+                    break;
+                }
+                anyhow::ensure!(
+                    tokio::time::Instant::now() < deadline,
+                    "campaign {id} not ACTIVE at {url} within 30 s; last answer {status}: {body}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        Ok(id)
+    }
+
     /// A partner's click, then the same visitor's purchase of `amount_minor` EUR, through
     /// tracking's API: the saga id and the purchase's interaction id.
     pub async fn sale(

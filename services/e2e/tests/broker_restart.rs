@@ -86,8 +86,7 @@ async fn every_saga_ends_although_the_broker_was_killed_in_their_middle() {
     }
     let services = common::InProcess::start(DEADLINE).await;
     let platform = services.platform.clone();
-    let campaign = platform.active_campaign(10_000_000, 1_000).await.unwrap();
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let campaign = platform.known_campaign(10_000_000, 1_000).await.unwrap();
 
     // Sagas in flight when the broker dies.
     let mut sagas = Vec::new();

@@ -320,18 +320,11 @@ async fn killed_between_publishing_and_acknowledging() {
 /// An active campaign paying 10 % (min 5.00, max 50.00) of a 60.00 EUR budget, once attribution
 /// and the commission service at `commission` both know it is active.
 async fn known_campaign(platform: &PlatformClient, commission: &str) -> String {
-    let campaign = platform.active_campaign(6_000, 1_000).await.unwrap();
-    for url in [
-        format!("{}/campaigns/{campaign}", platform.attribution),
-        format!("{commission}/budgets/{campaign}"),
-    ] {
-        poll(WAIT, &format!("{url} ACTIVE"), || async {
-            let (status, body) = platform.get(url.clone()).await.unwrap();
-            status == 200 && body["status"] == "ACTIVE"
-        })
-        .await;
-    }
-    campaign
+    let platform = PlatformClient {
+        commission: commission.to_owned(),
+        ..platform.clone()
+    };
+    platform.known_campaign(6_000, 1_000).await.unwrap()
 }
 
 /// `visitor`'s interactions seen on `rx` (event id → saga), until `count` different ones came

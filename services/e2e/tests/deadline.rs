@@ -16,8 +16,7 @@ const WAIT: Duration = Duration::from_secs(45);
 async fn a_saga_stuck_while_commission_is_down_times_out_and_compensates_once_it_is_back() {
     let mut services = common::InProcess::start(DEADLINE).await;
     let platform = services.platform.clone();
-    let campaign = platform.active_campaign(100_000, 1_000).await.unwrap();
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let campaign = platform.known_campaign(100_000, 1_000).await.unwrap();
 
     services.stop("commission").await;
     let (stuck, stuck_purchase) = platform.sale(&campaign, 30_000).await.unwrap();

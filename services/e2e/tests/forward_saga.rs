@@ -22,9 +22,7 @@ const WAIT: Duration = Duration::from_secs(30);
 /// 5.00, at most 50.00) from a 60.00 EUR budget.
 async fn platform_and_campaign() -> (PlatformClient, String) {
     let platform = common::shared(Duration::from_secs(60));
-    let campaign = platform.active_campaign(6_000, 1_000).await.unwrap();
-    // Attribution and commission learn of the campaign from its events.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let campaign = platform.known_campaign(6_000, 1_000).await.unwrap();
     (platform, campaign)
 }
 

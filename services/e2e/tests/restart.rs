@@ -16,8 +16,7 @@ const WAIT: Duration = Duration::from_secs(45);
 async fn marketing_restarting_mid_saga_and_mid_compensation_logs_every_step_once() {
     let mut services = common::InProcess::start(DEADLINE).await;
     let platform = services.platform.clone();
-    let campaign = platform.active_campaign(100_000, 1_000).await.unwrap();
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let campaign = platform.known_campaign(100_000, 1_000).await.unwrap();
 
     let (restarted, _) = platform.sale(&campaign, 15_000).await.unwrap();
     services.stop("marketing").await;

@@ -64,8 +64,7 @@ pub fn shared(deadline: Duration) -> PlatformClient {
 /// service: 10 % of each sale, min 5.00, max 50.00, from a 1,000.00 EUR budget.
 pub async fn shared_with_campaign(deadline: Duration) -> (PlatformClient, String) {
     let platform = shared(deadline);
-    let campaign = platform.active_campaign(100_000, 1_000).await.unwrap();
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let campaign = platform.known_campaign(100_000, 1_000).await.unwrap();
     (platform, campaign)
 }
 
